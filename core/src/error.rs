@@ -1,0 +1,102 @@
+//! The crate's one error type.
+//!
+//! Variants are grouped by whose fault they are: the project's definitions (fix a file), the
+//! outside world (a database or object store that fails; often worth retrying), and a step's own
+//! computation. Every message is one line and names what is wrong.
+
+use crate::graph::GraphError;
+use crate::planner::PlanError;
+use crate::sql::SqlError;
+
+/// Errors from loading, planning and running a project.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `freshet.toml` is missing, malformed or inconsistent.
+    #[error("{path}: {message}")]
+    Config {
+        /// The file, as the user would write it.
+        path: String,
+        /// What is wrong, with line and column where known.
+        message: String,
+    },
+    /// A `.sql` asset file is malformed.
+    #[error("{path}: {source}")]
+    Sql {
+        /// The file, relative to the project folder.
+        path: String,
+        /// What is wrong with it.
+        source: SqlError,
+    },
+    /// A definition is invalid on its own (a bad key or setting).
+    #[error("{origin}: {message}")]
+    Definition {
+        /// Where it was defined.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The definitions do not form a valid graph.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A requested materialization cannot be planned.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// An asset named on the command line does not exist.
+    #[error("unknown asset {0}")]
+    UnknownAsset(String),
+    /// The metadata database failed.
+    #[error("{message}")]
+    Store {
+        /// What failed (never includes a password).
+        message: String,
+    },
+    /// Object storage or a source's files failed.
+    #[error("{message}")]
+    Storage {
+        /// What failed.
+        message: String,
+        /// Whether trying again may succeed (network and IO errors), or not (nothing matches).
+        retryable: bool,
+    },
+    /// An asset's computation failed.
+    #[error("{asset}: {message}")]
+    Execution {
+        /// The asset being materialized.
+        asset: String,
+        /// What failed.
+        message: String,
+        /// Whether trying again may succeed (IO), or not (the query or function is wrong).
+        retryable: bool,
+    },
+    /// A file of the project could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Whether the failure is in the project's definitions (as opposed to the outside world).
+    pub fn is_definition_error(&self) -> bool {
+        matches!(
+            self,
+            Error::Config { .. } | Error::Sql { .. } | Error::Definition { .. } | Error::Graph(_)
+        )
+    }
+
+    /// Whether trying again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Storage { retryable, .. } | Error::Execution { retryable, .. } => *retryable,
+            Error::Store { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Result with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,476 @@
+//! Projects: a folder with a `freshet.toml`, its `.sql` assets, its sources, and the compiled Rust
+//! catalogues it opts into. Loading reads and validates everything before anything is written.
+//!
+//! # `freshet.toml`
+//!
+//! ```toml
+//! [project]
+//! name = "shop"
+//! sql_dir = "sql"               # default "sql"; every .sql file below it is an asset
+//! catalogues = ["demo"]         # compiled Rust asset catalogues this project uses (default none)
+//! storage = ".freshet/data"     # default; a folder or an object-store URL (file://...)
+//! database = ".freshet/freshet.db"  # default; a SQLite file or a database URL
+//!
+//! [sources.raw_orders]
+//! path = "data/orders.csv"      # a file, a glob (data/orders_*.csv) or a URL
+//! format = "csv"                # csv, parquet or json (JSON lines); default from the extension
+//! description = "Orders as exported by the shop."
+//! group = "raw"
+//! tags = ["shop"]
+//! owners = ["data@shop.example"]
+//! freshness = { max_age = "1d" }
+//! ```
+//!
+//! `storage` and `database` can also be set with `--storage`/`FRESHET_STORAGE` and
+//! `--database`/`FRESHET_DATABASE`, which win over the file.
+//!
+//! **Invariant:** a loaded [`Project`] has a valid graph and a computation for every asset;
+//! loading fails on the first invalid file, before any output or metadata is written.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::graph::AssetGraph;
+use crate::model::{AssetDef, AssetKey, AssetKind, FreshnessPolicy, Origin, DEFAULT_GROUP};
+use crate::rust_asset::{Catalogues, Compute};
+use crate::sql::{is_identifier, parse_sql_asset};
+use crate::{Error, Result};
+
+/// The name of a project's configuration file.
+pub const CONFIG_FILE: &str = "freshet.toml";
+
+/// Settings given on the command line or in the environment, which win over `freshet.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// Where outputs are written: a folder or an object-store URL.
+    pub storage: Option<String>,
+    /// The metadata database: a SQLite file or a database URL.
+    pub database: Option<String>,
+}
+
+/// A loaded, validated project. Cheap to clone.
+#[derive(Clone)]
+pub struct Project(Arc<Inner>);
+
+struct Inner {
+    dir: PathBuf,
+    name: String,
+    graph: AssetGraph,
+    computations: HashMap<AssetKey, Computation>,
+    storage_url: Url,
+    database_url: String,
+}
+
+impl fmt::Debug for Project {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Project").field("dir", &self.0.dir).field("assets", &self.0.graph.len()).finish()
+    }
+}
+
+/// How an asset is computed.
+#[derive(Clone)]
+pub enum Computation {
+    /// Read from external files; never written.
+    Source(SourceSpec),
+    /// A query over its dependencies.
+    Sql {
+        /// The file's text (DataFusion ignores the header comments).
+        query: String,
+    },
+    /// A compiled function.
+    Rust(Compute),
+}
+
+impl fmt::Debug for Computation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Computation::Source(s) => f.debug_tuple("Source").field(s).finish(),
+            Computation::Sql { .. } => f.write_str("Sql"),
+            Computation::Rust(_) => f.write_str("Rust"),
+        }
+    }
+}
+
+/// Where a source's data lives and how to read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpec {
+    /// An absolute path (possibly a glob) or a URL.
+    pub location: String,
+    /// The file format.
+    pub format: SourceFormat,
+}
+
+/// File formats a source can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// Apache Parquet.
+    Parquet,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Project {
+    /// Loads the project in `dir` with the Rust catalogues this binary carries.
+    pub fn load(dir: &Path, catalogues: &Catalogues, overrides: &Overrides) -> Result<Self> {
+        let config_path = dir.join(CONFIG_FILE);
+        let shown = config_path.display().to_string();
+        let config_error = |message: String| Error::Config { path: shown.clone(), message };
+        let text = std::fs::read_to_string(&config_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                config_error(format!(
+                    "not found: a project is a folder with a {CONFIG_FILE} (create one with `freshet init {}`)",
+                    dir.display()
+                ))
+            } else {
+                config_error(e.to_string())
+            }
+        })?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| config_error(toml_error(&text, &e)))?;
+        let dir = dir.canonicalize().map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
+
+        let mut defs = Vec::new();
+        let mut computations = HashMap::new();
+
+        for (name, source) in &raw.sources {
+            let (def, spec) = source_def(&dir, name, source).map_err(config_error)?;
+            computations.insert(def.key.clone(), Computation::Source(spec));
+            defs.push(def);
+        }
+
+        let sql_dir = raw.project.sql_dir.as_deref().unwrap_or("sql");
+        let sql_root = dir.join(sql_dir);
+        if sql_root.is_dir() {
+            for path in sql_files(&sql_root)? {
+                let (def, query) = sql_def(&dir, &sql_root, &path)?;
+                computations.insert(def.key.clone(), Computation::Sql { query });
+                defs.push(def);
+            }
+        } else if raw.project.sql_dir.is_some() {
+            return Err(config_error(format!("sql_dir {sql_dir:?} is not a folder")));
+        }
+
+        for name in &raw.project.catalogues {
+            let catalogue = catalogues.get(name).ok_or_else(|| {
+                let known: Vec<_> = catalogues.names().collect();
+                config_error(format!(
+                    "unknown catalogue {name:?} (this binary has: {})",
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                ))
+            })?;
+            for asset in catalogue.iter() {
+                let (def, compute) = asset.build()?;
+                computations.insert(def.key.clone(), Computation::Rust(compute));
+                defs.push(def);
+            }
+        }
+
+        let graph = AssetGraph::new(defs)?;
+        let storage_url = resolve_storage(&dir, overrides.storage.as_deref().or(raw.project.storage.as_deref()))
+            .map_err(config_error)?;
+        let database_url = resolve_database(&dir, overrides.database.as_deref().or(raw.project.database.as_deref()));
+        Ok(Self(Arc::new(Inner { dir, name: raw.project.name, graph, computations, storage_url, database_url })))
+    }
+
+    /// The project's folder (absolute).
+    pub fn dir(&self) -> &Path {
+        &self.0.dir
+    }
+
+    /// The project's name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The validated asset graph.
+    pub fn graph(&self) -> &AssetGraph {
+        &self.0.graph
+    }
+
+    /// How `key` is computed.
+    pub fn computation(&self, key: &AssetKey) -> Option<&Computation> {
+        self.0.computations.get(key)
+    }
+
+    /// The folder or object-store URL outputs are written under.
+    pub fn storage_url(&self) -> &Url {
+        &self.0.storage_url
+    }
+
+    /// The metadata database URL (may hold a password: never print it unredacted).
+    pub fn database_url(&self) -> &str {
+        &self.0.database_url
+    }
+
+    /// Parses asset keys named by a user, checking each exists.
+    pub fn resolve_keys<S: AsRef<str>>(&self, names: &[S]) -> Result<Vec<AssetKey>> {
+        names
+            .iter()
+            .map(|n| {
+                let n = n.as_ref();
+                AssetKey::parse(n)
+                    .ok()
+                    .filter(|k| self.0.graph.contains(k))
+                    .ok_or_else(|| Error::UnknownAsset(n.to_owned()))
+            })
+            .collect()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    project: RawProject,
+    #[serde(default)]
+    sources: BTreeMap<String, RawSource>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProject {
+    name: String,
+    sql_dir: Option<String>,
+    #[serde(default)]
+    catalogues: Vec<String>,
+    storage: Option<String>,
+    database: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    path: String,
+    format: Option<String>,
+    description: Option<String>,
+    group: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    owners: Vec<String>,
+    freshness: Option<RawFreshness>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFreshness {
+    max_age: Option<String>,
+    warn_after: Option<String>,
+    cron: Option<String>,
+    timezone: Option<String>,
+}
+
+impl RawFreshness {
+    fn parse(&self) -> Result<FreshnessPolicy, String> {
+        let mut policy = FreshnessPolicy::default();
+        for (name, value) in [
+            ("max_age", &self.max_age),
+            ("warn_after", &self.warn_after),
+            ("cron", &self.cron),
+            ("timezone", &self.timezone),
+        ] {
+            if let Some(value) = value {
+                policy.set(name, value)?;
+            }
+        }
+        policy.validate()?;
+        Ok(policy)
+    }
+}
+
+/// A TOML error as one line with its position.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+fn source_def(dir: &Path, name: &str, raw: &RawSource) -> Result<(AssetDef, SourceSpec), String> {
+    let key = AssetKey::parse(name).map_err(|e| format!("source {e}"))?;
+    let location = if raw.path.contains("://") {
+        raw.path.clone()
+    } else {
+        dir.join(&raw.path).display().to_string()
+    };
+    let format = match raw.format.as_deref() {
+        Some("csv") => SourceFormat::Csv,
+        Some("parquet") => SourceFormat::Parquet,
+        Some("json") => SourceFormat::Json,
+        Some(other) => {
+            return Err(format!("source {key}: unknown format {other:?} (expected csv, parquet or json)"));
+        }
+        None => {
+            let file = raw.path.rsplit('/').next().unwrap_or(&raw.path);
+            match file.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).as_deref() {
+                Some("csv") => SourceFormat::Csv,
+                Some("parquet") => SourceFormat::Parquet,
+                Some("json" | "jsonl" | "ndjson") => SourceFormat::Json,
+                _ => {
+                    return Err(format!(
+                        "source {key}: cannot tell the format of {:?}; set format = \"csv\", \"parquet\" or \"json\"",
+                        raw.path
+                    ));
+                }
+            }
+        }
+    };
+    let mut def = AssetDef::new(key.clone(), AssetKind::Source, Origin::File { path: CONFIG_FILE.to_owned() });
+    def.description = raw.description.clone();
+    if let Some(group) = &raw.group {
+        if !is_identifier(group) {
+            return Err(format!("source {key}: invalid group {group:?}: use letters, digits and underscores"));
+        }
+        def.group = group.clone();
+    }
+    def.tags = raw.tags.iter().cloned().collect();
+    def.owners = raw.owners.clone();
+    if let Some(f) = &raw.freshness {
+        def.freshness = Some(f.parse().map_err(|e| format!("source {key}: invalid freshness: {e}"))?);
+    }
+    Ok((def, SourceSpec { location, format }))
+}
+
+/// Every `.sql` file below `root`, sorted, skipping hidden folders.
+fn sql_files(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let io = |e| Error::Io { path: dir.display().to_string(), source: e };
+        for entry in std::fs::read_dir(&dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "sql") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<(AssetDef, String)> {
+    let relative = path.strip_prefix(dir).unwrap_or(path).display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: relative.clone(), source: e })?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let key = AssetKey::parse(stem).map_err(|e| Error::Definition {
+        origin: relative.clone(),
+        message: format!("{e} (the file name is the asset key)"),
+    })?;
+    let asset = parse_sql_asset(&text).map_err(|source| Error::Sql { path: relative.clone(), source })?;
+    // A file in a sub-folder of the SQL folder belongs to the group named after that folder.
+    let folder_group = path
+        .strip_prefix(sql_root)
+        .ok()
+        .and_then(|p| p.parent())
+        .and_then(|p| p.components().next())
+        .and_then(|c| c.as_os_str().to_str())
+        .filter(|g| is_identifier(g));
+    let mut def = AssetDef::new(key, AssetKind::Sql, Origin::File { path: relative }).with_deps(asset.deps);
+    def.code_version = Some(asset.code_version);
+    def.description = asset.header.description;
+    def.group = asset.header.group.or(folder_group.map(str::to_owned)).unwrap_or_else(|| DEFAULT_GROUP.to_owned());
+    def.tags = asset.header.tags;
+    def.owners = asset.header.owners;
+    def.freshness = asset.header.freshness;
+    Ok((def, asset.query))
+}
+
+fn resolve_storage(dir: &Path, configured: Option<&str>) -> Result<Url, String> {
+    let url = match configured {
+        Some(s) if s.contains("://") => Url::parse(s).map_err(|e| format!("invalid storage URL {s:?}: {e}"))?,
+        Some(s) => dir_url(&dir.join(s))?,
+        None => dir_url(&dir.join(".freshet").join("data"))?,
+    };
+    if url.scheme() != "file" {
+        return Err(format!(
+            "storage {}://: this build writes to local folders (file://) only",
+            url.scheme()
+        ));
+    }
+    Ok(url)
+}
+
+fn dir_url(path: &Path) -> Result<Url, String> {
+    let absolute = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Url::from_directory_path(&absolute).map_err(|()| format!("{} is not a valid folder path", absolute.display()))
+}
+
+fn resolve_database(dir: &Path, configured: Option<&str>) -> String {
+    match configured {
+        Some(s) if s.contains("://") || s.starts_with("sqlite:") => s.to_owned(),
+        Some(s) => format!("sqlite://{}", dir.join(s).display()),
+        None => format!("sqlite://{}", dir.join(".freshet").join("freshet.db").display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(files: &[(&str, &str)]) -> Result<Project, String> {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let result = Project::load(dir.path(), &Catalogues::new(), &Overrides::default());
+        assert!(!dir.path().join(".freshet").exists(), "loading must not write");
+        result.map_err(|e| e.to_string().replace(&dir.path().display().to_string(), "DIR"))
+    }
+
+    const TOML: &str = "[project]\nname = \"t\"\n[sources.raw]\npath = \"raw.csv\"\n";
+
+    #[test]
+    fn loads_sources_and_sql_with_groups_from_folders() {
+        let p = load(&[
+            ("freshet.toml", TOML),
+            ("sql/clean.sql", "select * from raw"),
+            ("sql/marts/total.sql", "-- @tags: x\nselect count(*) as n from clean"),
+        ])
+        .unwrap();
+        let keys: Vec<_> = p.graph().iter().map(|d| format!("{}:{}:{}", d.key, d.kind, d.group)).collect();
+        assert_eq!(keys, ["raw:source:default", "clean:sql:default", "total:sql:marts"]);
+        assert!(p.storage_url().as_str().ends_with("/.freshet/data/"));
+    }
+
+    #[test]
+    fn invalid_projects_fail_with_one_line_naming_the_file() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "DIR/freshet.toml: not found: a project is a folder with a freshet.toml (create one with `freshet init DIR`)"),
+            (&[("freshet.toml", "[project\nname = 1")], "DIR/freshet.toml: line 1, column 9: invalid table header expected `.`, `]`"),
+            (&[("freshet.toml", "[project]\nname = \"t\"\ncolour = 1\n")], "DIR/freshet.toml: line 3, column 1: unknown field `colour`, expected one of `name`, `sql_dir`, `catalogues`, `storage`, `database`"),
+            (&[("freshet.toml", "[project]\nname = \"t\"\ncatalogues = [\"demo\"]\n")], "DIR/freshet.toml: unknown catalogue \"demo\" (this binary has: none)"),
+            (&[("freshet.toml", "[project]\nname = \"t\"\n[sources.raw]\npath = \"raw.txt\"\n")], "DIR/freshet.toml: source raw: cannot tell the format of \"raw.txt\"; set format = \"csv\", \"parquet\" or \"json\""),
+            (&[("freshet.toml", "[project]\nname = \"t\"\n[sources.\"raw-x\"]\npath = \"raw.csv\"\n")], "DIR/freshet.toml: source invalid asset key \"raw-x\": segments may contain only ASCII letters, digits and underscores"),
+            (&[("freshet.toml", TOML), ("sql/bad-name.sql", "select 1")], "sql/bad-name.sql: invalid asset key \"bad-name\": segments may contain only ASCII letters, digits and underscores (the file name is the asset key)"),
+            (&[("freshet.toml", TOML), ("sql/a.sql", "select * from nowhere")], "asset a (sql/a.sql) depends on unknown asset nowhere"),
+            (&[("freshet.toml", TOML), ("sql/raw.sql", "select 1")], "duplicate asset key raw: defined in freshet.toml and in sql/raw.sql"),
+            (&[("freshet.toml", TOML), ("sql/a.sql", "select * from b"), ("sql/b.sql", "select * from a")], "dependency cycle: a -> b -> a (each asset depends on the next)"),
+            (&[("freshet.toml", "[project]\nname = \"t\"\nstorage = \"s3://bucket/x\"\n")], "DIR/freshet.toml: storage s3://: this build writes to local folders (file://) only"),
+        ];
+        for (files, expect) in cases {
+            let got = load(files).unwrap_err();
+            assert_eq!(&got, expect);
+        }
+        let got = load(&[("freshet.toml", TOML), ("sql/a.sql", "select * frm raw")]).unwrap_err();
+        assert!(got.starts_with("sql/a.sql: invalid SQL: "), "{got}");
+    }
+}

@@ -1,0 +1,303 @@
+//! Rust assets: async functions compiled into the binary, declared with a builder and grouped in
+//! named catalogues that a project opts into from its `freshet.toml`.
+//!
+//! # Example
+//! ```
+//! use freshet_core::{AssetContext, Catalogue, RustAsset};
+//!
+//! let catalogue = Catalogue::new("shop").asset(
+//!     RustAsset::new("big_orders")
+//!         .deps(["orders"])
+//!         .code_version("1")
+//!         .description("Orders over 100.")
+//!         .compute(|ctx: AssetContext| async move {
+//!             Ok(ctx.sql("SELECT * FROM orders WHERE amount > 100").await?)
+//!         }),
+//! );
+//! assert_eq!(catalogue.name(), "shop");
+//! ```
+//!
+//! # Code versions
+//!
+//! A Rust asset's code version is the string given to [`RustAsset::code_version`]. Bump it whenever
+//! a change to the function can change its output (logic, constants, a dependency's behaviour);
+//! leave it for refactors that cannot. Freshet cannot see inside compiled code, so an unbumped
+//! change is invisible to staleness.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::dataframe::DataFrame;
+use datafusion::prelude::SessionContext;
+use futures::future::BoxFuture;
+
+use crate::model::{AssetDef, AssetKey, AssetKind, CodeVersion, FreshnessPolicy, Origin};
+use crate::{Error, Result};
+
+/// Any error a Rust asset's function returns.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a Rust asset produces: a DataFrame to execute, or batches already computed.
+#[derive(Debug)]
+pub enum AssetOutput {
+    /// A lazy DataFrame; the executor streams it to Parquet.
+    DataFrame(DataFrame),
+    /// Batches in memory, all of `schema`.
+    Batches {
+        /// The schema of every batch (needed when there are none).
+        schema: SchemaRef,
+        /// The rows.
+        batches: Vec<RecordBatch>,
+    },
+}
+
+impl From<DataFrame> for AssetOutput {
+    fn from(df: DataFrame) -> Self {
+        AssetOutput::DataFrame(df)
+    }
+}
+
+impl From<RecordBatch> for AssetOutput {
+    fn from(batch: RecordBatch) -> Self {
+        AssetOutput::Batches { schema: batch.schema(), batches: vec![batch] }
+    }
+}
+
+/// What a Rust asset's function receives: its inputs, registered as tables in a DataFusion session.
+#[derive(Clone)]
+pub struct AssetContext {
+    key: AssetKey,
+    deps: Vec<AssetKey>,
+    session: SessionContext,
+}
+
+impl fmt::Debug for AssetContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AssetContext").field("key", &self.key).field("deps", &self.deps).finish()
+    }
+}
+
+impl AssetContext {
+    pub(crate) fn new(key: AssetKey, deps: Vec<AssetKey>, session: SessionContext) -> Self {
+        Self { key, deps, session }
+    }
+
+    /// The asset being materialized.
+    pub fn key(&self) -> &AssetKey {
+        &self.key
+    }
+
+    /// A declared input as a DataFrame.
+    pub async fn table(&self, key: &str) -> Result<DataFrame, BoxError> {
+        let key = AssetKey::parse(key)?;
+        if !self.deps.contains(&key) {
+            return Err(format!("{key} is not a declared dependency of {}", self.key).into());
+        }
+        Ok(self.session.table(crate::executor::table_reference(&key)?).await?)
+    }
+
+    /// Runs a query over the declared inputs.
+    pub async fn sql(&self, query: &str) -> Result<DataFrame, BoxError> {
+        Ok(self.session.sql(query).await?)
+    }
+
+    /// The DataFusion session, for anything else (UDFs, the DataFrame API).
+    pub fn session(&self) -> &SessionContext {
+        &self.session
+    }
+}
+
+/// The function behind a Rust asset.
+pub(crate) type Compute = Arc<dyn Fn(AssetContext) -> BoxFuture<'static, Result<AssetOutput, BoxError>> + Send + Sync>;
+
+/// A Rust asset under construction. Validated when a project that uses its catalogue loads.
+#[derive(Clone)]
+pub struct RustAsset {
+    key: String,
+    deps: Vec<String>,
+    code_version: Option<String>,
+    description: Option<String>,
+    group: Option<String>,
+    tags: BTreeSet<String>,
+    owners: Vec<String>,
+    freshness: Option<FreshnessPolicy>,
+    location: String,
+    compute: Option<Compute>,
+}
+
+impl fmt::Debug for RustAsset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RustAsset").field("key", &self.key).field("deps", &self.deps).finish_non_exhaustive()
+    }
+}
+
+impl RustAsset {
+    /// Starts a definition of the asset `key` (`name` or `group/name`).
+    #[track_caller]
+    pub fn new(key: &str) -> Self {
+        let caller = std::panic::Location::caller();
+        Self {
+            key: key.to_owned(),
+            deps: Vec::new(),
+            code_version: None,
+            description: None,
+            group: None,
+            tags: BTreeSet::new(),
+            owners: Vec::new(),
+            freshness: None,
+            location: format!("{}:{}", caller.file(), caller.line()),
+            compute: None,
+        }
+    }
+
+    /// The assets it reads; they are registered as tables under their keys.
+    pub fn deps<S: Into<String>>(mut self, deps: impl IntoIterator<Item = S>) -> Self {
+        self.deps.extend(deps.into_iter().map(Into::into));
+        self
+    }
+
+    /// The version of its logic: bump it when a change can change the output.
+    pub fn code_version(mut self, version: &str) -> Self {
+        self.code_version = Some(version.to_owned());
+        self
+    }
+
+    /// A description for people.
+    pub fn description(mut self, text: &str) -> Self {
+        self.description = Some(text.to_owned());
+        self
+    }
+
+    /// The group it is shown and selected in.
+    pub fn group(mut self, group: &str) -> Self {
+        self.group = Some(group.to_owned());
+        self
+    }
+
+    /// Free-form labels.
+    pub fn tags<S: Into<String>>(mut self, tags: impl IntoIterator<Item = S>) -> Self {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+
+    /// People or teams responsible.
+    pub fn owners<S: Into<String>>(mut self, owners: impl IntoIterator<Item = S>) -> Self {
+        self.owners.extend(owners.into_iter().map(Into::into));
+        self
+    }
+
+    /// A freshness policy.
+    pub fn freshness(mut self, policy: FreshnessPolicy) -> Self {
+        self.freshness = Some(policy);
+        self
+    }
+
+    /// The async function that computes it.
+    pub fn compute<F, Fut, O>(mut self, f: F) -> Self
+    where
+        F: Fn(AssetContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, BoxError>> + Send + 'static,
+        O: Into<AssetOutput>,
+    {
+        self.compute = Some(Arc::new(move |ctx| {
+            let fut = f(ctx);
+            Box::pin(async move { fut.await.map(Into::into) })
+        }));
+        self
+    }
+
+    /// Validates the declaration into a definition and its function.
+    pub(crate) fn build(&self) -> Result<(AssetDef, Compute)> {
+        let origin = Origin::Rust { location: self.location.clone() };
+        let invalid = |message: String| Error::Definition { origin: origin.to_string(), message };
+        let key = AssetKey::parse(&self.key).map_err(|e| invalid(e.to_string()))?;
+        let deps = self
+            .deps
+            .iter()
+            .map(|d| AssetKey::parse(d).map_err(|e| invalid(format!("asset {key}: dependency {e}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let code_version = self
+            .code_version
+            .clone()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| invalid(format!("asset {key} has no code_version")))?;
+        let compute = self.compute.clone().ok_or_else(|| invalid(format!("asset {key} has no compute function")))?;
+        let mut def = AssetDef::new(key, AssetKind::Rust, origin.clone()).with_deps(deps);
+        def.code_version = Some(CodeVersion::new(format!("rust:{code_version}")));
+        def.description = self.description.clone();
+        if let Some(group) = &self.group {
+            def.group = group.clone();
+        }
+        def.tags = self.tags.clone();
+        def.owners = self.owners.clone();
+        def.freshness = self.freshness.clone();
+        Ok((def, compute))
+    }
+}
+
+/// A named set of Rust assets that a project includes with `catalogues = ["name"]`.
+#[derive(Debug, Clone)]
+pub struct Catalogue {
+    name: String,
+    assets: Vec<RustAsset>,
+}
+
+impl Catalogue {
+    /// An empty catalogue.
+    pub fn new(name: &str) -> Self {
+        Self { name: name.to_owned(), assets: Vec::new() }
+    }
+
+    /// Adds an asset.
+    pub fn asset(mut self, asset: RustAsset) -> Self {
+        self.assets.push(asset);
+        self
+    }
+
+    /// Adds several assets.
+    pub fn assets(mut self, assets: impl IntoIterator<Item = RustAsset>) -> Self {
+        self.assets.extend(assets);
+        self
+    }
+
+    /// The name projects refer to it by.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its assets.
+    pub fn iter(&self) -> impl Iterator<Item = &RustAsset> {
+        self.assets.iter()
+    }
+}
+
+/// The catalogues compiled into a binary, by name.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogues(BTreeMap<String, Catalogue>);
+
+impl Catalogues {
+    /// No catalogues: projects may use SQL and sources only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a catalogue.
+    pub fn with(mut self, catalogue: Catalogue) -> Self {
+        self.0.insert(catalogue.name.clone(), catalogue);
+        self
+    }
+
+    /// The catalogue called `name`.
+    pub fn get(&self, name: &str) -> Option<&Catalogue> {
+        self.0.get(name)
+    }
+
+    /// The names of all catalogues.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+}

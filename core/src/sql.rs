@@ -1,0 +1,289 @@
+//! SQL assets: one `.sql` file, one asset. Parses the settings header and the query, infers
+//! dependencies from the tables the query reads, and fingerprints the parsed query.
+//!
+//! # File format
+//!
+//! ```sql
+//! -- @description: Revenue per day from completed orders.
+//! -- @group: marts
+//! -- @tags: finance, daily
+//! -- @owners: analytics@shop.example
+//! -- @freshness: max_age=1d warn_after=12h
+//! -- Any other comment is just a comment.
+//! SELECT order_date, sum(amount) AS revenue FROM stg_orders GROUP BY order_date
+//! ```
+//!
+//! The header is the run of `--` comment lines (and blank lines) before the query; settings are the
+//! lines starting with `@`. `@description` may repeat; its lines are joined with spaces. The file
+//! holds exactly one query (`SELECT`, `WITH` or `VALUES`), in DataFusion's SQL dialect.
+//!
+//! **Invariant:** the code version depends only on the parsed query, never on whitespace, comments,
+//! letter case of keywords or the header, so reformatting a file never makes it stale.
+
+use std::collections::{BTreeSet, HashSet};
+
+use datafusion::common::TableReference;
+use datafusion::error::DataFusionError;
+use datafusion::sql::parser::{DFParser, Statement as DfStatement};
+use datafusion::sql::resolve::resolve_table_references;
+use datafusion::sql::sqlparser::ast::Statement;
+
+use crate::fingerprint::hash_hex;
+use crate::model::{AssetKey, CodeVersion, FreshnessPolicy};
+
+/// A SQL asset file, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlAsset {
+    /// The query text as written (without the header), which DataFusion runs.
+    pub query: String,
+    /// Tables the query reads, as asset keys, sorted.
+    pub deps: Vec<AssetKey>,
+    /// Fingerprint of the parsed query.
+    pub code_version: CodeVersion,
+    /// Settings from the header.
+    pub header: SqlHeader,
+}
+
+/// Settings from a SQL file's header; all optional.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SqlHeader {
+    /// `@description`.
+    pub description: Option<String>,
+    /// `@group`.
+    pub group: Option<String>,
+    /// `@tags`, comma-separated.
+    pub tags: BTreeSet<String>,
+    /// `@owners`, comma-separated.
+    pub owners: Vec<String>,
+    /// `@freshness`, e.g. `max_age=1h warn_after=30m`.
+    pub freshness: Option<FreshnessPolicy>,
+}
+
+/// What is wrong with a SQL file; the caller adds the file's path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SqlError {
+    /// A header setting is malformed or unknown.
+    #[error("line {line}: {message}")]
+    Header {
+        /// 1-based line number in the file.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The query does not parse, or is not a single query.
+    #[error("{0}")]
+    Query(String),
+}
+
+/// Parses a SQL asset file.
+pub fn parse_sql_asset(text: &str) -> Result<SqlAsset, SqlError> {
+    let header = parse_header(text)?;
+    let statement = parse_single_query(text)?;
+    let deps = dependencies(&statement)?;
+    let canonical = statement.to_string();
+    let code_version = CodeVersion::new(format!("sql:{}", hash_hex(canonical.as_bytes())));
+    Ok(SqlAsset { query: text.to_owned(), deps, code_version, header })
+}
+
+fn parse_header(text: &str) -> Result<SqlHeader, SqlError> {
+    let mut header = SqlHeader::default();
+    let mut description: Vec<&str> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line_no = n + 1;
+        let trimmed = line.trim();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let Some(comment) = trimmed.strip_prefix("--") else { break };
+        let Some(setting) = comment.trim().strip_prefix('@') else { continue };
+        let err = |message: String| SqlError::Header { line: line_no, message };
+        let (name, value) = setting
+            .split_once(':')
+            .ok_or_else(|| err(format!("expected `@name: value`, found `@{setting}`")))?;
+        let (name, value) = (name.trim(), value.trim());
+        let list = || value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        match name {
+            "description" => description.push(value),
+            "group" => {
+                if !is_identifier(value) {
+                    return Err(err(format!(
+                        "invalid group {value:?}: use letters, digits and underscores"
+                    )));
+                }
+                header.group = Some(value.to_owned());
+            }
+            "tags" => header.tags.extend(list()),
+            "owners" => header.owners.extend(list()),
+            "freshness" => {
+                let policy = FreshnessPolicy::parse_compact(value)
+                    .map_err(|e| err(format!("invalid @freshness: {e}")))?;
+                header.freshness = Some(policy);
+            }
+            other => {
+                return Err(err(format!(
+                    "unknown setting @{other} (expected @description, @group, @tags, @owners or @freshness)"
+                )));
+            }
+        }
+    }
+    if !description.is_empty() {
+        header.description = Some(description.join(" "));
+    }
+    Ok(header)
+}
+
+pub(crate) fn is_identifier(s: &str) -> bool {
+    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn parse_single_query(text: &str) -> Result<DfStatement, SqlError> {
+    let mut statements = DFParser::parse_sql(text).map_err(|e| SqlError::Query(one_line(&e)))?;
+    let statement = match (statements.pop_front(), statements.is_empty()) {
+        (None, _) => return Err(SqlError::Query("the file has no query".to_owned())),
+        (Some(s), true) => s,
+        (Some(_), false) => {
+            return Err(SqlError::Query(
+                "the file holds more than one statement; an asset is exactly one query".to_owned(),
+            ));
+        }
+    };
+    match &statement {
+        DfStatement::Statement(s) if matches!(**s, Statement::Query(_)) => Ok(statement),
+        _ => Err(SqlError::Query(
+            "an asset is a query (SELECT, WITH or VALUES); this is another kind of statement".to_owned(),
+        )),
+    }
+}
+
+/// The asset keys of the tables a query reads, excluding CTEs and table functions.
+fn dependencies(statement: &DfStatement) -> Result<Vec<AssetKey>, SqlError> {
+    let (tables, _ctes) =
+        resolve_table_references(statement, true).map_err(|e| SqlError::Query(one_line(&e)))?;
+    let table_functions: HashSet<String> = datafusion::functions_table::all_default_table_functions()
+        .iter()
+        .map(|f| f.name().to_owned())
+        .collect();
+    let mut deps = BTreeSet::new();
+    for table in tables {
+        if let TableReference::Bare { table: name } = &table
+            && table_functions.contains(name.as_ref())
+        {
+            continue;
+        }
+        let segments: Vec<&str> = match &table {
+            TableReference::Bare { table } => vec![table],
+            TableReference::Partial { schema, table } => vec![schema, table],
+            TableReference::Full { catalog, schema, table } => vec![catalog, schema, table],
+        };
+        let key = AssetKey::from_segments(&segments).map_err(|_| {
+            SqlError::Query(format!(
+                "the query reads table {table}, which is not a valid asset key \
+                 (segments of letters, digits and underscores)"
+            ))
+        })?;
+        deps.insert(key);
+    }
+    Ok(deps.into_iter().collect())
+}
+
+/// DataFusion's parser errors, cut to one line without the enum wrapping.
+fn one_line(e: &DataFusionError) -> String {
+    let message = match e {
+        DataFusionError::SQL(inner, _) => match inner.as_ref() {
+            datafusion::sql::sqlparser::parser::ParserError::ParserError(m)
+            | datafusion::sql::sqlparser::parser::ParserError::TokenizerError(m) => m.clone(),
+            other => other.to_string(),
+        },
+        other => other.to_string(),
+    };
+    format!("invalid SQL: {}", message.split_whitespace().collect::<Vec<_>>().join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deps(sql: &str) -> String {
+        match parse_sql_asset(sql) {
+            Ok(a) => a.deps.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" "),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn infers_dependencies_from_the_parsed_query() {
+        assert_eq!(deps("select * from orders"), "orders");
+        assert_eq!(deps("select * from b join a using (id)"), "a b");
+        assert_eq!(deps("select * from Orders"), "orders", "unquoted names are lower-cased");
+        assert_eq!(deps(r#"select * from "Orders""#), "Orders");
+        assert_eq!(deps("select * from marts.daily"), "marts/daily");
+        assert_eq!(
+            deps("with recent as (select * from orders where id > 5) select * from recent"),
+            "orders",
+            "CTEs are not dependencies"
+        );
+        assert_eq!(deps("select * from a where id in (select id from b)"), "a b");
+        assert_eq!(deps("select * from generate_series(1, 3)"), "", "table functions are not dependencies");
+        assert_eq!(deps("select 1 as x"), "");
+        assert_eq!(deps("-- from comments_are_not_tables\nselect 'from x' as s"), "");
+    }
+
+    #[test]
+    fn rejects_what_is_not_one_query() {
+        assert_eq!(deps(""), "the file has no query");
+        assert_eq!(
+            deps("select 1; select 2"),
+            "the file holds more than one statement; an asset is exactly one query"
+        );
+        assert_eq!(
+            deps("create table t (x int)"),
+            "an asset is a query (SELECT, WITH or VALUES); this is another kind of statement"
+        );
+        let err = deps("select * fromm orders where");
+        assert!(err.starts_with("invalid SQL: "), "{err}");
+        assert!(!err.contains('\n'));
+        assert_eq!(
+            deps(r#"select * from "bad-name""#),
+            "the query reads table bad-name, which is not a valid asset key (segments of letters, digits and underscores)"
+        );
+    }
+
+    #[test]
+    fn code_version_ignores_whitespace_comments_and_keyword_case() {
+        let version = |sql: &str| parse_sql_asset(sql).unwrap().code_version;
+        let base = version("select a, sum(b) as total from t group by a");
+        assert_eq!(base, version("SELECT a,\n   SUM(b) AS total -- the sum\nFROM t\n/* grouped */ GROUP BY a\n"));
+        assert_eq!(base, version("-- @description: changes nothing\nselect a, sum(b) as total from t group by a"));
+        assert_ne!(base, version("select a, sum(b) as total from t group by a having sum(b) > 0"));
+        assert_ne!(base, version("select a, max(b) as total from t group by a"));
+        assert_ne!(base, version("select a, sum(b) as total from t2 group by a"));
+    }
+
+    #[test]
+    fn header_settings() {
+        let a = parse_sql_asset(
+            "-- @description: Revenue per day\n-- @description: from orders.\n-- plain comment\n\
+             -- @group: marts\n-- @tags: finance, daily\n-- @owners: a@x.io, team_b\n\
+             -- @freshness: max_age=1d\nselect 1 as x\n-- @group: ignored_after_the_query",
+        )
+        .unwrap();
+        assert_eq!(a.header.description.as_deref(), Some("Revenue per day from orders."));
+        assert_eq!(a.header.group.as_deref(), Some("marts"));
+        assert_eq!(a.header.tags.iter().collect::<Vec<_>>(), ["daily", "finance"]);
+        assert_eq!(a.header.owners, ["a@x.io", "team_b"]);
+        assert!(a.header.freshness.is_some());
+
+        let err = |sql: &str| parse_sql_asset(sql).unwrap_err().to_string();
+        assert_eq!(
+            err("\n-- @colour: red\nselect 1"),
+            "line 2: unknown setting @colour (expected @description, @group, @tags, @owners or @freshness)"
+        );
+        assert_eq!(err("-- @group\nselect 1"), "line 1: expected `@name: value`, found `@group`");
+        assert_eq!(err("-- @group: a b\nselect 1"), r#"line 1: invalid group "a b": use letters, digits and underscores"#);
+        assert_eq!(
+            err("-- @freshness: max_age=soon\nselect 1"),
+            r#"line 1: invalid @freshness: invalid duration "soon" (expected e.g. 30m, 1h30m, 2d)"#
+        );
+    }
+}

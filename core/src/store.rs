@@ -1,0 +1,399 @@
+//! The metadata store: runs, materializations with their input versions, source observations, and
+//! the current version of each asset. SQLite by default; the SQL is kept portable to PostgreSQL.
+//!
+//! **Invariant:** an asset's current version (its row in `asset_heads`) changes only in the same
+//! transaction that records the event it points to, after the output was fully written. Every query
+//! is parameterised; no value is ever spliced into SQL text.
+//!
+//! **Boundary:** knows SQL and the record types of [`crate::model`]; nothing of DataFusion,
+//! object storage or the planner's rules.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::model::{
+    AssetKey, CodeVersion, DataVersion, InputVersion, Materialization, MaterializationId, Observation, RunId,
+};
+use crate::planner::Lineage;
+use crate::{Error, Result};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// How a run ended (or that it has not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Started and not yet finished.
+    Running,
+    /// Every step succeeded or was skipped as unneeded.
+    Succeeded,
+    /// At least one step failed.
+    Failed,
+}
+
+impl RunStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A handle on the metadata database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and applies pending migrations.
+    ///
+    /// `sqlite://PATH` creates the file and its folder. Errors never include the URL's password.
+    pub async fn open(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let shown = redact_url(url);
+        let fail = |e: &dyn std::fmt::Display| Error::Store {
+            message: format!("cannot open metadata database {shown}: {}", one_line(e)),
+        };
+        let mut connect_url = url.to_owned();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or(path);
+            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+            }
+            if !url.contains('?') {
+                connect_url.push_str("?mode=rwc");
+            }
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(&connect_url)
+            .await
+            .map_err(|e| fail(&e))?;
+        if url.starts_with("sqlite:") {
+            // WAL lets readers (status, the web view) proceed while a run writes.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await.map_err(|e| fail(&e))?;
+        }
+        MIGRATOR.run(&pool).await.map_err(|e| fail(&e))?;
+        Ok(Self { pool })
+    }
+
+    /// Records the start of a run.
+    pub async fn begin_run(&self, id: &RunId, selection: &str, started_at: DateTime<Utc>) -> Result<()> {
+        sqlx::query("INSERT INTO runs (id, status, selection, started_at) VALUES ($1, $2, $3, $4)")
+            .bind(id.as_str())
+            .bind(RunStatus::Running.as_str())
+            .bind(selection)
+            .bind(micros(started_at))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Records how a run ended.
+    pub async fn finish_run(
+        &self,
+        id: &RunId,
+        status: RunStatus,
+        finished_at: DateTime<Utc>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE runs SET status = $1, finished_at = $2, error = $3 WHERE id = $4")
+            .bind(status.as_str())
+            .bind(micros(finished_at))
+            .bind(error)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Records a materialization and makes it its asset's current version, atomically.
+    pub async fn record_materialization(&self, m: &Materialization) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        sqlx::query(
+            "INSERT INTO materializations (id, asset, run_id, code_version, data_version, location, \
+             row_count, byte_size, duration_us, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(m.id.as_str())
+        .bind(m.asset.as_str())
+        .bind(m.run_id.as_str())
+        .bind(m.code_version.as_str())
+        .bind(m.data_version.as_str())
+        .bind(m.location.as_str())
+        .bind(to_i64(m.row_count))
+        .bind(to_i64(m.byte_size))
+        .bind(to_i64(m.duration_us))
+        .bind(micros(m.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        for input in &m.inputs {
+            sqlx::query(
+                "INSERT INTO materialization_inputs (materialization_id, input_asset, data_version) \
+                 VALUES ($1, $2, $3)",
+            )
+            .bind(m.id.as_str())
+            .bind(input.asset.as_str())
+            .bind(input.data_version.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        sqlx::query(
+            "INSERT INTO asset_heads (asset, partition_key, materialization_id, updated_at) VALUES ($1, '', $2, $3) \
+             ON CONFLICT (asset, partition_key) DO UPDATE SET \
+             materialization_id = excluded.materialization_id, updated_at = excluded.updated_at",
+        )
+        .bind(m.asset.as_str())
+        .bind(m.id.as_str())
+        .bind(micros(m.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Records an observation of a source and makes it current, atomically.
+    pub async fn record_observation(&self, o: &Observation) -> Result<()> {
+        let id = MaterializationId::generate();
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        sqlx::query(
+            "INSERT INTO observations (id, asset, data_version, file_count, byte_size, observed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.as_str())
+        .bind(o.asset.as_str())
+        .bind(o.data_version.as_str())
+        .bind(to_i64(o.file_count))
+        .bind(to_i64(o.byte_size))
+        .bind(micros(o.observed_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        sqlx::query(
+            "INSERT INTO asset_heads (asset, partition_key, observation_id, updated_at) VALUES ($1, '', $2, $3) \
+             ON CONFLICT (asset, partition_key) DO UPDATE SET \
+             observation_id = excluded.observation_id, updated_at = excluded.updated_at",
+        )
+        .bind(o.asset.as_str())
+        .bind(id.as_str())
+        .bind(micros(o.observed_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Loads the current materialization and observation of every asset.
+    ///
+    /// Keys the store holds that are no longer valid asset keys are skipped: they can only come
+    /// from another tool writing to the database.
+    pub async fn load_lineage(&self) -> Result<Lineage> {
+        let mut lineage = Lineage::new();
+
+        let inputs = sqlx::query(
+            "SELECT i.materialization_id, i.input_asset, i.data_version FROM asset_heads h \
+             JOIN materialization_inputs i ON i.materialization_id = h.materialization_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut inputs_by_id: std::collections::HashMap<String, Vec<InputVersion>> = Default::default();
+        for row in inputs {
+            let Ok(asset) = AssetKey::parse(&get::<String>(&row, 1)?) else { continue };
+            inputs_by_id.entry(get(&row, 0)?).or_default().push(InputVersion {
+                asset,
+                data_version: DataVersion::new(get::<String>(&row, 2)?),
+            });
+        }
+
+        let rows = sqlx::query(
+            "SELECT m.id, m.asset, m.run_id, m.code_version, m.data_version, m.location, m.row_count, \
+             m.byte_size, m.duration_us, m.created_at FROM asset_heads h \
+             JOIN materializations m ON m.id = h.materialization_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        for row in rows {
+            let id: String = get(&row, 0)?;
+            let Ok(asset) = AssetKey::parse(&get::<String>(&row, 1)?) else { continue };
+            let mut inputs = inputs_by_id.remove(&id).unwrap_or_default();
+            inputs.sort_by(|a, b| a.asset.cmp(&b.asset));
+            lineage.set_materialization(Materialization {
+                id: MaterializationId::new(id),
+                asset,
+                run_id: RunId::new(get::<String>(&row, 2)?),
+                code_version: CodeVersion::new(get::<String>(&row, 3)?),
+                data_version: DataVersion::new(get::<String>(&row, 4)?),
+                inputs,
+                location: get(&row, 5)?,
+                row_count: from_i64(get(&row, 6)?),
+                byte_size: from_i64(get(&row, 7)?),
+                duration_us: from_i64(get(&row, 8)?),
+                created_at: from_micros(get(&row, 9)?),
+            });
+        }
+
+        let rows = sqlx::query(
+            "SELECT o.asset, o.data_version, o.file_count, o.byte_size, o.observed_at FROM asset_heads h \
+             JOIN observations o ON o.id = h.observation_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        for row in rows {
+            let Ok(asset) = AssetKey::parse(&get::<String>(&row, 0)?) else { continue };
+            lineage.set_observation(Observation {
+                asset,
+                data_version: DataVersion::new(get::<String>(&row, 1)?),
+                file_count: from_i64(get(&row, 2)?),
+                byte_size: from_i64(get(&row, 3)?),
+                observed_at: from_micros(get(&row, 4)?),
+            });
+        }
+        Ok(lineage)
+    }
+
+    /// The status and error of a run, if it exists.
+    pub async fn run_status(&self, id: &RunId) -> Result<Option<(RunStatus, Option<String>)>> {
+        let row = sqlx::query("SELECT status, error FROM runs WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let Some(row) = row else { return Ok(None) };
+        let status = match get::<String>(&row, 0)?.as_str() {
+            "running" => RunStatus::Running,
+            "succeeded" => RunStatus::Succeeded,
+            _ => RunStatus::Failed,
+        };
+        Ok(Some((status, get(&row, 1)?)))
+    }
+
+    /// Closes the connections, waiting for them to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn get<'r, T>(row: &'r AnyRow, index: usize) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(index).map_err(store_error)
+}
+
+fn store_error(e: sqlx::Error) -> Error {
+    Error::Store { message: format!("metadata database: {}", one_line(&e)) }
+}
+
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn from_i64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        // Not a URL we can read: show only the scheme, in case the rest holds a secret.
+        Err(_) => format!("{}://…", url.split("://").next().unwrap_or("?")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::InputVersion;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://freshet:s3cret@db.internal:5432/meta"),
+            "postgres://freshet:***@db.internal:5432/meta"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[tokio::test]
+    async fn round_trips_lineage_in_a_sqlite_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/meta/freshet.db", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        let run = RunId::generate();
+        store.begin_run(&run, "", Utc::now()).await.unwrap();
+        let obs = Observation {
+            asset: "raw".parse().unwrap(),
+            data_version: DataVersion::new("v1"),
+            file_count: 2,
+            byte_size: 10,
+            observed_at: from_micros(1_700_000_000_000_000),
+        };
+        store.record_observation(&obs).await.unwrap();
+        let mut m = Materialization {
+            id: MaterializationId::generate(),
+            asset: "clean".parse().unwrap(),
+            run_id: run.clone(),
+            code_version: CodeVersion::new("c1"),
+            data_version: DataVersion::new("d1"),
+            inputs: vec![InputVersion { asset: "raw".parse().unwrap(), data_version: DataVersion::new("v1") }],
+            location: "file:///x/1.parquet".into(),
+            row_count: 3,
+            byte_size: 100,
+            duration_us: 5,
+            created_at: from_micros(1_700_000_001_000_000),
+        };
+        store.record_materialization(&m).await.unwrap();
+        m.id = MaterializationId::generate();
+        m.data_version = DataVersion::new("d2");
+        store.record_materialization(&m).await.unwrap();
+        store.finish_run(&run, RunStatus::Succeeded, Utc::now(), None).await.unwrap();
+        store.close().await;
+
+        // Reopening applies no migration twice and sees the latest versions.
+        let store = Store::open(&url).await.unwrap();
+        let lineage = store.load_lineage().await.unwrap();
+        assert_eq!(lineage.materialization(&m.asset), Some(&m));
+        assert_eq!(lineage.observation(&obs.asset), Some(&obs));
+        assert_eq!(store.run_status(&run).await.unwrap(), Some((RunStatus::Succeeded, None)));
+    }
+
+    #[tokio::test]
+    async fn unreachable_database_is_one_clear_line() {
+        let err = Store::open("postgres://u:hunter2@127.0.0.1:1/db").await.unwrap_err().to_string();
+        assert!(err.starts_with("cannot open metadata database postgres://u:***@127.0.0.1:1/db"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+}
