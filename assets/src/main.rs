@@ -1,1 +1,17 @@
-fn main(){}
+//! The `freshet` command.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = freshet_server::Cli::parse();
+    freshet_server::init_tracing();
+    match freshet_server::run(cli, freshet_assets::catalogues()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
