@@ -21,12 +21,12 @@ pub enum Error {
         message: String,
     },
     /// A `.sql` asset file is malformed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Sql {
         /// The file, relative to the project folder.
         path: String,
         /// What is wrong with it.
-        source: SqlError,
+        error: SqlError,
     },
     /// A definition is invalid on its own (a bad key or setting).
     #[error("{origin}: {message}")]
@@ -70,12 +70,12 @@ pub enum Error {
         retryable: bool,
     },
     /// A file of the project could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: String,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause (shown in the message, so not also a `source()`).
+        error: std::io::Error,
     },
 }
 

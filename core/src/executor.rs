@@ -28,13 +28,16 @@ use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{
+    CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionConfig, SessionContext,
+};
 use futures::{StreamExt, TryStreamExt};
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{Instrument, info, info_span, warn};
 
 use crate::fingerprint::{Hasher, RowFingerprint};
 use crate::model::{
-    AssetDef, AssetKey, DataVersion, InputVersion, Materialization, MaterializationId, Observation, RunId,
+    AssetDef, AssetKey, DataVersion, InputVersion, Materialization, MaterializationId, Observation,
+    RunId,
 };
 use crate::planner::{self, Lineage, PlannedStep, Status};
 use crate::project::{Computation, Project, SourceFormat, SourceSpec};
@@ -121,12 +124,17 @@ pub struct RunReport {
 impl RunReport {
     /// Whether any step failed.
     pub fn failed(&self) -> bool {
-        self.steps.iter().any(|(_, o)| matches!(o, StepOutcome::Failed { .. }))
+        self.steps
+            .iter()
+            .any(|(_, o)| matches!(o, StepOutcome::Failed { .. }))
     }
 
     /// Number of steps materialized.
     pub fn materialized(&self) -> usize {
-        self.steps.iter().filter(|(_, o)| matches!(o, StepOutcome::Materialized(_))).count()
+        self.steps
+            .iter()
+            .filter(|(_, o)| matches!(o, StepOutcome::Materialized(_)))
+            .count()
     }
 }
 
@@ -140,7 +148,10 @@ pub struct Executor {
 
 impl fmt::Debug for Executor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Executor").field("project", &self.project).field("output", &self.output_base).finish()
+        f.debug_struct("Executor")
+            .field("project", &self.project)
+            .field("output", &self.output_base)
+            .finish()
     }
 }
 
@@ -148,11 +159,17 @@ impl Executor {
     /// An executor writing under the project's storage URL.
     pub fn new(project: Project, store: Store) -> Result<Self> {
         let url = project.storage_url();
-        let (output, output_base) = datafusion::object_store::parse_url(url).map_err(|e| Error::Storage {
-            message: format!("storage {url}: {}", one_line(&e)),
-            retryable: false,
-        })?;
-        Ok(Self { project, store, output: Arc::from(output), output_base })
+        let (output, output_base) =
+            datafusion::object_store::parse_url(url).map_err(|e| Error::Storage {
+                message: format!("storage {url}: {}", one_line(&e)),
+                retryable: false,
+            })?;
+        Ok(Self {
+            project,
+            store,
+            output: Arc::from(output),
+            output_base,
+        })
     }
 
     /// The project.
@@ -166,7 +183,11 @@ impl Executor {
     }
 
     /// Observes sources (all when `keys` is empty) and records the ones whose version moved.
-    pub async fn observe(&self, keys: &[AssetKey], observer: &dyn RunObserver) -> Result<Vec<(Observation, bool)>> {
+    pub async fn observe(
+        &self,
+        keys: &[AssetKey],
+        observer: &dyn RunObserver,
+    ) -> Result<Vec<(Observation, bool)>> {
         for key in keys {
             if !matches!(self.project.computation(key), Some(Computation::Source(_))) {
                 return Err(planner::PlanError::NotSource(key.clone()).into());
@@ -175,16 +196,22 @@ impl Executor {
         let lineage = self.store.load_lineage().await?;
         let mut out = Vec::new();
         for def in self.project.graph().iter() {
-            let Some(Computation::Source(spec)) = self.project.computation(&def.key) else { continue };
+            let Some(Computation::Source(spec)) = self.project.computation(&def.key) else {
+                continue;
+            };
             if !keys.is_empty() && !keys.contains(&def.key) {
                 continue;
             }
             let observation = observe_source(&def.key, spec).await?;
-            let changed = lineage.observation(&def.key).map(|o| &o.data_version) != Some(&observation.data_version);
+            let changed = lineage.observation(&def.key).map(|o| &o.data_version)
+                != Some(&observation.data_version);
             if changed {
                 self.store.record_observation(&observation).await?;
             }
-            observer.event(&RunEvent::Observed { observation: &observation, changed });
+            observer.event(&RunEvent::Observed {
+                observation: &observation,
+                changed,
+            });
             out.push((observation, changed));
         }
         Ok(out)
@@ -195,9 +222,17 @@ impl Executor {
     /// Sources are observed first, so the plan sees current external data. A step that fails
     /// skips its downstream; independent steps still run. Returns an error only when nothing could
     /// start (a bad request, an unreachable store); step failures are in the report.
-    pub async fn materialize(&self, requested: &[AssetKey], observer: &dyn RunObserver) -> Result<RunReport> {
+    pub async fn materialize(
+        &self,
+        requested: &[AssetKey],
+        observer: &dyn RunObserver,
+    ) -> Result<RunReport> {
         // Check the request before observing anything, so a bad request changes nothing.
-        planner::plan_materialize(self.project.graph(), &self.store.load_lineage().await?, requested)?;
+        planner::plan_materialize(
+            self.project.graph(),
+            &self.store.load_lineage().await?,
+            requested,
+        )?;
         self.observe(&[], observer).await?;
         let mut lineage = self.store.load_lineage().await?;
         let steps = planner::plan_materialize(self.project.graph(), &lineage, requested)?;
@@ -206,11 +241,23 @@ impl Executor {
         }
 
         let run_id = RunId::generate();
-        let selection = requested.iter().map(AssetKey::as_str).collect::<Vec<_>>().join(" ");
-        self.store.begin_run(&run_id, &selection, Utc::now()).await?;
-        observer.event(&RunEvent::Planned { run_id: &run_id, steps: &steps });
+        let selection = requested
+            .iter()
+            .map(AssetKey::as_str)
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.store
+            .begin_run(&run_id, &selection, Utc::now())
+            .await?;
+        observer.event(&RunEvent::Planned {
+            run_id: &run_id,
+            steps: &steps,
+        });
         let span = info_span!("run", run_id = %run_id);
-        let report = self.run_steps(&run_id, &steps, &mut lineage, observer).instrument(span).await;
+        let report = self
+            .run_steps(&run_id, &steps, &mut lineage, observer)
+            .instrument(span)
+            .await;
 
         let (status, error) = if report.failed() {
             let failed: Vec<&str> = report
@@ -219,11 +266,16 @@ impl Executor {
                 .filter(|(_, o)| matches!(o, StepOutcome::Failed { .. }))
                 .map(|(k, _)| k.as_str())
                 .collect();
-            (RunStatus::Failed, Some(format!("failed: {}", failed.join(", "))))
+            (
+                RunStatus::Failed,
+                Some(format!("failed: {}", failed.join(", "))),
+            )
         } else {
             (RunStatus::Succeeded, None)
         };
-        self.store.finish_run(&run_id, status, Utc::now(), error.as_deref()).await?;
+        self.store
+            .finish_run(&run_id, status, Utc::now(), error.as_deref())
+            .await?;
         Ok(report)
     }
 
@@ -236,11 +288,16 @@ impl Executor {
     ) -> RunReport {
         let graph = self.project.graph();
         let total = steps.len();
-        let mut report = RunReport { run_id: Some(run_id.clone()), steps: Vec::with_capacity(total) };
+        let mut report = RunReport {
+            run_id: Some(run_id.clone()),
+            steps: Vec::with_capacity(total),
+        };
         let mut broken: Vec<AssetKey> = Vec::new();
         for (i, step) in steps.iter().enumerate() {
             let index = i + 1;
-            let Some(def) = graph.get(&step.key) else { continue };
+            let Some(def) = graph.get(&step.key) else {
+                continue;
+            };
             let outcome = if let Some(dep) = def.deps.iter().find(|d| broken.contains(d)) {
                 broken.push(def.key.clone());
                 StepOutcome::Skipped(format!("upstream {dep} failed"))
@@ -249,9 +306,17 @@ impl Executor {
             {
                 StepOutcome::Skipped("inputs unchanged".to_owned())
             } else {
-                observer.event(&RunEvent::StepStarted { key: &def.key, index, total });
+                observer.event(&RunEvent::StepStarted {
+                    key: &def.key,
+                    index,
+                    total,
+                });
                 let span = info_span!("materialize", asset = %def.key);
-                match self.materialize_one(run_id, def, lineage).instrument(span).await {
+                match self
+                    .materialize_one(run_id, def, lineage)
+                    .instrument(span)
+                    .await
+                {
                     Ok(m) => {
                         lineage.set_materialization(m.clone());
                         StepOutcome::Materialized(m)
@@ -259,17 +324,30 @@ impl Executor {
                     Err(e) => {
                         warn!(asset = %def.key, error = %e, "materialization failed");
                         broken.push(def.key.clone());
-                        StepOutcome::Failed { retryable: e.is_retryable(), error: e.to_string() }
+                        StepOutcome::Failed {
+                            retryable: e.is_retryable(),
+                            error: e.to_string(),
+                        }
                     }
                 }
             };
-            observer.event(&RunEvent::StepFinished { key: &def.key, index, total, outcome: &outcome });
+            observer.event(&RunEvent::StepFinished {
+                key: &def.key,
+                index,
+                total,
+                outcome: &outcome,
+            });
             report.steps.push((def.key.clone(), outcome));
         }
         report
     }
 
-    async fn materialize_one(&self, run_id: &RunId, def: &AssetDef, lineage: &Lineage) -> Result<Materialization> {
+    async fn materialize_one(
+        &self,
+        run_id: &RunId,
+        def: &AssetDef,
+        lineage: &Lineage,
+    ) -> Result<Materialization> {
         let started = Instant::now();
         let key = &def.key;
         let exec_error = |e: DataFusionError| execution_error(key, e);
@@ -277,10 +355,15 @@ impl Executor {
         let mut inputs = Vec::with_capacity(def.deps.len());
         for dep in &def.deps {
             let data_version = self.register_input(&ctx, dep, lineage).await?;
-            inputs.push(InputVersion { asset: dep.clone(), data_version });
+            inputs.push(InputVersion {
+                asset: dep.clone(),
+                data_version,
+            });
         }
         let output = match self.project.computation(key) {
-            Some(Computation::Sql { query }) => AssetOutput::DataFrame(ctx.sql(query).await.map_err(exec_error)?),
+            Some(Computation::Sql { query }) => {
+                AssetOutput::DataFrame(ctx.sql(query).await.map_err(exec_error)?)
+            }
             Some(Computation::Rust(compute)) => {
                 let context = AssetContext::new(key.clone(), def.deps.clone(), ctx.clone());
                 compute(context).await.map_err(|e| Error::Execution {
@@ -320,13 +403,21 @@ impl Executor {
                 return Err(e);
             }
         };
-        let byte_size = self.output.head(&path).await.map_err(|e| storage_error(key, &e))?.size;
+        let byte_size = self
+            .output
+            .head(&path)
+            .await
+            .map_err(|e| storage_error(key, &e))?
+            .size;
         let location = self.location_of(key, &id);
         let m = Materialization {
             id,
             asset: key.clone(),
             run_id: run_id.clone(),
-            code_version: def.code_version.clone().unwrap_or_else(|| crate::CodeVersion::new("")),
+            code_version: def
+                .code_version
+                .clone()
+                .unwrap_or_else(|| crate::CodeVersion::new("")),
             data_version,
             inputs,
             location,
@@ -348,12 +439,17 @@ impl Executor {
     ) -> Result<(DataVersion, u64)> {
         let schema = stream.schema();
         let arrow_error = |e: datafusion::arrow::error::ArrowError| execution_error(key, e.into());
-        let parquet_error = |e: datafusion::parquet::errors::ParquetError| execution_error(key, e.into());
+        let parquet_error =
+            |e: datafusion::parquet::errors::ParquetError| execution_error(key, e.into());
         let mut fingerprint = RowFingerprint::new(schema.clone()).map_err(arrow_error)?;
         let level = ZstdLevel::try_new(3).map_err(parquet_error)?;
-        let props = WriterProperties::builder().set_compression(Compression::ZSTD(level)).build();
-        let writer = datafusion::object_store::buffered::BufWriter::new(self.output.clone(), path.clone());
-        let mut writer = AsyncArrowWriter::try_new(writer, schema, Some(props)).map_err(parquet_error)?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .build();
+        let writer =
+            datafusion::object_store::buffered::BufWriter::new(self.output.clone(), path.clone());
+        let mut writer =
+            AsyncArrowWriter::try_new(writer, schema, Some(props)).map_err(parquet_error)?;
         while let Some(batch) = stream.next().await {
             let batch: RecordBatch = batch.map_err(|e| execution_error(key, e))?;
             fingerprint.update(&batch).map_err(arrow_error)?;
@@ -372,13 +468,21 @@ impl Executor {
     }
 
     /// Registers `key`'s current version as a table in `ctx` and returns its data version.
-    async fn register_input(&self, ctx: &SessionContext, key: &AssetKey, lineage: &Lineage) -> Result<DataVersion> {
+    async fn register_input(
+        &self,
+        ctx: &SessionContext,
+        key: &AssetKey,
+        lineage: &Lineage,
+    ) -> Result<DataVersion> {
         let table = table_reference(key)?;
         ensure_namespace(ctx, &table);
         let register_error = |e: DataFusionError| Error::Execution {
             asset: key.to_string(),
             message: format!("cannot read: {}", one_line(&e)),
-            retryable: matches!(e, DataFusionError::ObjectStore(_) | DataFusionError::IoError(_)),
+            retryable: matches!(
+                e,
+                DataFusionError::ObjectStore(_) | DataFusionError::IoError(_)
+            ),
         };
         if let Some(Computation::Source(spec)) = self.project.computation(key) {
             let version = lineage
@@ -389,14 +493,18 @@ impl Executor {
                     message: "source has not been observed".to_owned(),
                     retryable: false,
                 })?;
-            register_source(ctx, table, spec).await.map_err(register_error)?;
+            register_source(ctx, table, spec)
+                .await
+                .map_err(register_error)?;
             return Ok(version);
         }
-        let m = lineage.materialization(key).ok_or_else(|| Error::Execution {
-            asset: key.to_string(),
-            message: "has never been materialized".to_owned(),
-            retryable: false,
-        })?;
+        let m = lineage
+            .materialization(key)
+            .ok_or_else(|| Error::Execution {
+                asset: key.to_string(),
+                message: "has never been materialized".to_owned(),
+                retryable: false,
+            })?;
         ctx.register_parquet(table, &m.location, ParquetReadOptions::default())
             .await
             .map_err(register_error)?;
@@ -415,14 +523,20 @@ impl Executor {
                 retryable: false,
             });
         }
-        if let (true, Some(Computation::Source(spec))) = (is_source, self.project.computation(key)) {
+        if let (true, Some(Computation::Source(spec))) = (is_source, self.project.computation(key))
+        {
             let table = table_reference(key)?;
             ensure_namespace(&ctx, &table);
-            register_source(&ctx, table, spec).await.map_err(|e| execution_error(key, e))?;
+            register_source(&ctx, table, spec)
+                .await
+                .map_err(|e| execution_error(key, e))?;
         } else {
             self.register_input(&ctx, key, &lineage).await?;
         }
-        let df = ctx.table(table_reference(key)?).await.map_err(|e| execution_error(key, e))?;
+        let df = ctx
+            .table(table_reference(key)?)
+            .await
+            .map_err(|e| execution_error(key, e))?;
         df.limit(0, Some(limit))
             .map_err(|e| execution_error(key, e))?
             .collect()
@@ -452,11 +566,18 @@ pub(crate) fn table_reference(key: &AssetKey) -> Result<TableReference> {
 
 /// Creates the catalog and schema a multi-segment key's table lives in, if missing.
 fn ensure_namespace(ctx: &SessionContext, table: &TableReference) {
-    let default_catalog = ctx.copied_config().options().catalog.default_catalog.clone();
+    let default_catalog = ctx
+        .copied_config()
+        .options()
+        .catalog
+        .default_catalog
+        .clone();
     let (catalog_name, schema_name) = match table {
         TableReference::Bare { .. } => return,
         TableReference::Partial { schema, .. } => (default_catalog, schema.to_string()),
-        TableReference::Full { catalog, schema, .. } => (catalog.to_string(), schema.to_string()),
+        TableReference::Full {
+            catalog, schema, ..
+        } => (catalog.to_string(), schema.to_string()),
     };
     let catalog = ctx.catalog(&catalog_name).unwrap_or_else(|| {
         let catalog: Arc<dyn CatalogProvider> = Arc::new(MemoryCatalogProvider::new());
@@ -468,15 +589,36 @@ fn ensure_namespace(ctx: &SessionContext, table: &TableReference) {
     }
 }
 
-async fn register_source(ctx: &SessionContext, table: TableReference, spec: &SourceSpec) -> datafusion::error::Result<()> {
+async fn register_source(
+    ctx: &SessionContext,
+    table: TableReference,
+    spec: &SourceSpec,
+) -> datafusion::error::Result<()> {
     // An empty extension: the location (a file or a glob) already says which files to read.
     match spec.format {
-        SourceFormat::Csv => ctx.register_csv(table, &spec.location, CsvReadOptions::new().file_extension("")).await,
+        SourceFormat::Csv => {
+            ctx.register_csv(
+                table,
+                &spec.location,
+                CsvReadOptions::new().file_extension(""),
+            )
+            .await
+        }
         SourceFormat::Parquet => {
-            ctx.register_parquet(table, &spec.location, ParquetReadOptions::default().file_extension("")).await
+            ctx.register_parquet(
+                table,
+                &spec.location,
+                ParquetReadOptions::default().file_extension(""),
+            )
+            .await
         }
         SourceFormat::Json => {
-            ctx.register_json(table, &spec.location, JsonReadOptions::default().file_extension("")).await
+            ctx.register_json(
+                table,
+                &spec.location,
+                JsonReadOptions::default().file_extension(""),
+            )
+            .await
         }
     }
 }
@@ -484,10 +626,17 @@ async fn register_source(ctx: &SessionContext, table: TableReference, spec: &Sou
 /// Lists a source's objects and fingerprints their paths, sizes and e-tags (or modification
 /// times). Touching or rewriting a file therefore counts as new data.
 async fn observe_source(key: &AssetKey, spec: &SourceSpec) -> Result<Observation> {
-    let fail = |message: String, retryable| Error::Storage { message: format!("source {key}: {message}"), retryable };
+    let fail = |message: String, retryable| Error::Storage {
+        message: format!("source {key}: {message}"),
+        retryable,
+    };
     let ctx = session();
-    let url = ListingTableUrl::parse(&spec.location)
-        .map_err(|e| fail(format!("invalid location {}: {}", spec.location, one_line(&e)), false))?;
+    let url = ListingTableUrl::parse(&spec.location).map_err(|e| {
+        fail(
+            format!("invalid location {}: {}", spec.location, one_line(&e)),
+            false,
+        )
+    })?;
     let store = ctx
         .runtime_env()
         .object_store(url.object_store())
@@ -499,10 +648,15 @@ async fn observe_source(key: &AssetKey, spec: &SourceSpec) -> Result<Observation
         Err(e) => Err(e),
     }
     .map_err(|e| match e {
-        DataFusionError::ObjectStore(ref inner) if matches!(**inner, datafusion::object_store::Error::NotFound { .. }) => {
+        DataFusionError::ObjectStore(ref inner)
+            if matches!(**inner, datafusion::object_store::Error::NotFound { .. }) =>
+        {
             fail(format!("no files match {}", spec.location), false)
         }
-        e => fail(format!("cannot list {}: {}", spec.location, one_line(&e)), true),
+        e => fail(
+            format!("cannot list {}: {}", spec.location, one_line(&e)),
+            true,
+        ),
     })?;
     if files.is_empty() {
         return Err(fail(format!("no files match {}", spec.location), false));
@@ -510,7 +664,8 @@ async fn observe_source(key: &AssetKey, spec: &SourceSpec) -> Result<Observation
     files.sort_by(|a, b| a.location.cmp(&b.location));
     let mut h = Hasher::default();
     for f in &files {
-        h.field(f.location.as_ref().as_bytes()).field(&f.size.to_le_bytes());
+        h.field(f.location.as_ref().as_bytes())
+            .field(&f.size.to_le_bytes());
         match &f.e_tag {
             Some(tag) => h.field(tag.as_bytes()),
             None => h.field(&f.last_modified.timestamp_micros().to_le_bytes()),
@@ -526,14 +681,27 @@ async fn observe_source(key: &AssetKey, spec: &SourceSpec) -> Result<Observation
 }
 
 fn execution_error(key: &AssetKey, e: DataFusionError) -> Error {
-    let retryable = matches!(e, DataFusionError::ObjectStore(_) | DataFusionError::IoError(_));
-    Error::Execution { asset: key.to_string(), message: one_line(&e), retryable }
+    let retryable = matches!(
+        e,
+        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_)
+    );
+    Error::Execution {
+        asset: key.to_string(),
+        message: one_line(&e),
+        retryable,
+    }
 }
 
 fn storage_error(key: &AssetKey, e: &datafusion::object_store::Error) -> Error {
-    Error::Storage { message: format!("{key}: {}", one_line(e)), retryable: true }
+    Error::Storage {
+        message: format!("{key}: {}", one_line(e)),
+        retryable: true,
+    }
 }
 
 fn one_line(e: &dyn fmt::Display) -> String {
-    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }

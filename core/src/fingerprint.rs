@@ -64,7 +64,9 @@ pub struct RowFingerprint {
 
 impl std::fmt::Debug for RowFingerprint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RowFingerprint").field("rows", &self.rows).finish_non_exhaustive()
+        f.debug_struct("RowFingerprint")
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,9 +74,18 @@ impl RowFingerprint {
     /// Starts a fingerprint for batches of `schema`. Fails for column types Arrow's row format
     /// cannot encode.
     pub fn new(schema: SchemaRef) -> Result<Self, ArrowError> {
-        let fields = schema.fields().iter().map(|f| SortField::new(f.data_type().clone())).collect();
+        let fields = schema
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
         let converter = RowConverter::new(fields)?;
-        Ok(Self { schema, converter, sum: 0, rows: 0 })
+        Ok(Self {
+            schema,
+            converter,
+            sum: 0,
+            rows: 0,
+        })
     }
 
     /// Adds a batch's rows.
@@ -101,7 +112,8 @@ impl RowFingerprint {
                 .field(field.data_type().to_string().as_bytes())
                 .field(&[u8::from(field.is_nullable())]);
         }
-        h.field(&self.rows.to_le_bytes()).field(&self.sum.to_le_bytes());
+        h.field(&self.rows.to_le_bytes())
+            .field(&self.sum.to_le_bytes());
         DataVersion::new(h.finish_hex())
     }
 }
@@ -138,8 +150,12 @@ mod tests {
         fp.finish()
     }
 
-    const ROWS: [(i64, Option<&str>, Option<f64>); 4] =
-        [(1, Some("a"), Some(1.5)), (2, None, Some(2.0)), (3, Some("c"), None), (4, Some(""), Some(0.0))];
+    const ROWS: [(i64, Option<&str>, Option<f64>); 4] = [
+        (1, Some("a"), Some(1.5)),
+        (2, None, Some(2.0)),
+        (3, Some("c"), None),
+        (4, Some(""), Some(0.0)),
+    ];
 
     #[test]
     fn independent_of_row_order_and_batching() {
@@ -147,7 +163,10 @@ mod tests {
         let mut reversed = ROWS;
         reversed.reverse();
         assert_eq!(base, version(&[batch(&reversed)]));
-        assert_eq!(base, version(&[batch(&ROWS[..1]), batch(&[]), batch(&ROWS[1..])]));
+        assert_eq!(
+            base,
+            version(&[batch(&ROWS[..1]), batch(&[]), batch(&ROWS[1..])])
+        );
         assert_eq!(base, version(&[batch(&ROWS[2..]), batch(&ROWS[..2])]));
     }
 
@@ -159,7 +178,10 @@ mod tests {
         assert_ne!(base, version(&[batch(&changed)]));
         // A duplicated row is a different multiset.
         assert_ne!(base, version(&[batch(&ROWS), batch(&ROWS[..1])]));
-        assert_ne!(version(&[batch(&ROWS[..1])]), version(&[batch(&ROWS[..1]), batch(&ROWS[..1])]));
+        assert_ne!(
+            version(&[batch(&ROWS[..1])]),
+            version(&[batch(&ROWS[..1]), batch(&ROWS[..1])])
+        );
         // Null and empty string differ.
         let mut nulled = ROWS;
         nulled[3].1 = None;
@@ -168,7 +190,8 @@ mod tests {
         let renamed = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
         let other = Arc::new(Schema::new(vec![Field::new("m", DataType::Int64, false)]));
         let one = |s: &SchemaRef| {
-            let b = RecordBatch::try_new(s.clone(), vec![Arc::new(Int64Array::from(vec![7]))]).unwrap();
+            let b =
+                RecordBatch::try_new(s.clone(), vec![Arc::new(Int64Array::from(vec![7]))]).unwrap();
             let mut fp = RowFingerprint::new(s.clone()).unwrap();
             fp.update(&b).unwrap();
             fp.finish()

@@ -44,7 +44,10 @@ pub enum GraphError {
 }
 
 fn join_path(path: &[AssetKey]) -> String {
-    path.iter().map(AssetKey::as_str).collect::<Vec<_>>().join(" -> ")
+    path.iter()
+        .map(AssetKey::as_str)
+        .collect::<Vec<_>>()
+        .join(" -> ")
 }
 
 /// A validated graph of asset definitions.
@@ -96,7 +99,12 @@ impl AssetGraph {
         }
 
         let topo = topological_order(&defs, &graph)?;
-        Ok(Self { defs, index, graph, topo })
+        Ok(Self {
+            defs,
+            index,
+            graph,
+            topo,
+        })
     }
 
     /// Number of assets.
@@ -154,9 +162,15 @@ impl AssetGraph {
     }
 
     /// Every asset downstream of any of `keys` (not including them unless downstream of another).
-    pub fn downstream_of<'a>(&self, keys: impl IntoIterator<Item = &'a AssetKey>) -> BTreeSet<AssetKey> {
+    pub fn downstream_of<'a>(
+        &self,
+        keys: impl IntoIterator<Item = &'a AssetKey>,
+    ) -> BTreeSet<AssetKey> {
         let mut seen = BTreeSet::new();
-        let mut queue: VecDeque<usize> = keys.into_iter().filter_map(|k| self.index.get(k).copied()).collect();
+        let mut queue: VecDeque<usize> = keys
+            .into_iter()
+            .filter_map(|k| self.index.get(k).copied())
+            .collect();
         while let Some(i) = queue.pop_front() {
             for n in self.graph.neighbors(NodeIndex::new(i)) {
                 let j = self.graph[n];
@@ -171,7 +185,10 @@ impl AssetGraph {
 
 /// Kahn's algorithm with a sorted ready set, so the order is deterministic; on a cycle, finds one
 /// and reports it as a path.
-fn topological_order(defs: &[AssetDef], graph: &DiGraph<usize, ()>) -> Result<Vec<usize>, GraphError> {
+fn topological_order(
+    defs: &[AssetDef],
+    graph: &DiGraph<usize, ()>,
+) -> Result<Vec<usize>, GraphError> {
     let mut indegree: Vec<usize> = defs.iter().map(|d| d.deps.len()).collect();
     let mut ready: BTreeSet<(&AssetKey, usize)> = defs
         .iter()
@@ -193,7 +210,9 @@ fn topological_order(defs: &[AssetDef], graph: &DiGraph<usize, ()>) -> Result<Ve
     if order.len() == defs.len() {
         return Ok(order);
     }
-    Err(GraphError::Cycle { path: find_cycle(defs, &indegree) })
+    Err(GraphError::Cycle {
+        path: find_cycle(defs, &indegree),
+    })
 }
 
 /// Finds a shortest cycle through the smallest key left with unresolved dependencies.
@@ -201,7 +220,8 @@ fn topological_order(defs: &[AssetDef], graph: &DiGraph<usize, ()>) -> Result<Ve
 /// Every node with a non-zero remaining in-degree lies on or downstream of a cycle; following
 /// dependencies (upstream) from any of them must reach one, so we walk upstream.
 fn find_cycle(defs: &[AssetDef], indegree: &[usize]) -> Vec<AssetKey> {
-    let index: HashMap<&AssetKey, usize> = defs.iter().enumerate().map(|(i, d)| (&d.key, i)).collect();
+    let index: HashMap<&AssetKey, usize> =
+        defs.iter().enumerate().map(|(i, d)| (&d.key, i)).collect();
     let blocked = |i: usize| indegree[i] > 0;
     // Walk upstream through blocked nodes until one repeats: that node is on a cycle.
     let start = (0..defs.len())
@@ -247,7 +267,9 @@ fn find_cycle(defs: &[AssetDef], indegree: &[usize]) -> Vec<AssetKey> {
     }
     cycle.reverse();
     // Start at the smallest key, for stable messages.
-    let min = (0..cycle.len()).min_by_key(|&p| &defs[cycle[p]].key).unwrap_or(0);
+    let min = (0..cycle.len())
+        .min_by_key(|&p| &defs[cycle[p]].key)
+        .unwrap_or(0);
     cycle.rotate_left(min);
     cycle.push(cycle[0]);
     cycle.into_iter().map(|i| defs[i].key.clone()).collect()
@@ -275,7 +297,9 @@ mod tests {
             .filter(|l| !l.is_empty())
             .map(|line| {
                 let (key, deps) = line.split_once(':').unwrap_or((line, ""));
-                let origin = Origin::File { path: format!("sql/{}.sql", key.trim()) };
+                let origin = Origin::File {
+                    path: format!("sql/{}.sql", key.trim()),
+                };
                 AssetDef::new(key.trim().parse().unwrap(), AssetKind::Sql, origin)
                     .with_deps(deps.split_whitespace().map(|d| d.parse().unwrap()))
             })
@@ -284,7 +308,11 @@ mod tests {
 
     fn check(spec: &str, expect: &str) {
         let got = match AssetGraph::new(defs(spec)) {
-            Ok(g) => g.iter().map(|d| d.key.to_string()).collect::<Vec<_>>().join(" "),
+            Ok(g) => g
+                .iter()
+                .map(|d| d.key.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
             Err(e) => e.to_string(),
         };
         assert_eq!(got, expect, "for graph:\n{spec}");
@@ -308,7 +336,10 @@ mod tests {
 
     #[test]
     fn unknown_dependency() {
-        check("a: nope", "asset a (sql/a.sql) depends on unknown asset nope");
+        check(
+            "a: nope",
+            "asset a (sql/a.sql) depends on unknown asset nope",
+        );
         check(
             "Orders:\nb: orders",
             "asset b (sql/b.sql) depends on unknown asset orders (did you mean Orders? unquoted SQL names are lower-cased; quote it)",
@@ -317,22 +348,35 @@ mod tests {
 
     #[test]
     fn cycles_print_their_path() {
-        check("a: b\nb: c\nc: a", "dependency cycle: a -> b -> c -> a (each asset depends on the next)");
-        check("a: a", "dependency cycle: a -> a (each asset depends on the next)");
+        check(
+            "a: b\nb: c\nc: a",
+            "dependency cycle: a -> b -> c -> a (each asset depends on the next)",
+        );
+        check(
+            "a: a",
+            "dependency cycle: a -> a (each asset depends on the next)",
+        );
         // Only the cycle is printed, not the assets hanging off it.
         check(
             "x:\na: x c\nc: b\nb: a\nd: a",
             "dependency cycle: a -> c -> b -> a (each asset depends on the next)",
         );
         // Of two cycles, the one through the smallest blocked key's upstream is reported.
-        check("p: q\nq: p\nm: n\nn: m", "dependency cycle: m -> n -> m (each asset depends on the next)");
+        check(
+            "p: q\nq: p\nm: n\nn: m",
+            "dependency cycle: m -> n -> m (each asset depends on the next)",
+        );
     }
 
     #[test]
     fn downstream_closure() {
         let g = AssetGraph::new(defs("a:\nb: a\nc: b\nd:\ne: d")).unwrap();
         let a: AssetKey = "a".parse().unwrap();
-        let got: Vec<_> = g.downstream_of([&a]).into_iter().map(|k| k.to_string()).collect();
+        let got: Vec<_> = g
+            .downstream_of([&a])
+            .into_iter()
+            .map(|k| k.to_string())
+            .collect();
         assert_eq!(got, ["b", "c"]);
         assert_eq!(g.dependents(&a).len(), 1);
     }

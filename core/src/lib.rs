@@ -18,7 +18,9 @@ pub mod store;
 pub use error::{Error, Result};
 pub use executor::{Executor, RunEvent, RunObserver, RunReport, StepOutcome};
 pub use graph::{AssetGraph, GraphError};
-pub use model::{AssetDef, AssetKey, AssetKind, CodeVersion, DataVersion, Materialization, Observation, RunId};
+pub use model::{
+    AssetDef, AssetKey, AssetKind, CodeVersion, DataVersion, Materialization, Observation, RunId,
+};
 pub use planner::{AssetStatus, CauseCategory, Lineage, StaleCause, Status};
 pub use project::{Overrides, Project};
 pub use rust_asset::{AssetContext, AssetOutput, BoxError, Catalogue, Catalogues, RustAsset};

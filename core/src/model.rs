@@ -39,7 +39,10 @@ pub struct InvalidKey {
 impl AssetKey {
     /// Parses and validates a key written with `/` between segments.
     pub fn parse(s: &str) -> Result<Self, InvalidKey> {
-        let invalid = |reason| InvalidKey { key: s.to_owned(), reason };
+        let invalid = |reason| InvalidKey {
+            key: s.to_owned(),
+            reason,
+        };
         if s.is_empty() {
             return Err(invalid("it is empty"));
         }
@@ -47,7 +50,10 @@ impl AssetKey {
             if segment.is_empty() {
                 return Err(invalid("it has an empty segment"));
             }
-            if !segment.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            if !segment
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
                 return Err(invalid(
                     "segments may contain only ASCII letters, digits and underscores",
                 ));
@@ -58,7 +64,11 @@ impl AssetKey {
 
     /// Builds a key from its segments, validating each.
     pub fn from_segments<S: AsRef<str>>(segments: &[S]) -> Result<Self, InvalidKey> {
-        let joined = segments.iter().map(AsRef::as_ref).collect::<Vec<_>>().join("/");
+        let joined = segments
+            .iter()
+            .map(AsRef::as_ref)
+            .collect::<Vec<_>>()
+            .join("/");
         Self::parse(&joined)
     }
 
@@ -275,9 +285,6 @@ impl FreshnessPolicy {
 
     /// Checks the fields agree with each other.
     pub fn validate(&self) -> Result<(), String> {
-        if self.max_age.is_none() && self.cron.is_none() {
-            return Err("a freshness policy needs max_age or cron".to_owned());
-        }
         if let (Some(warn), Some(max)) = (self.warn_after, self.max_age)
             && warn >= max
         {
@@ -285,6 +292,9 @@ impl FreshnessPolicy {
         }
         if self.warn_after.is_some() && self.max_age.is_none() {
             return Err("warn_after needs max_age".to_owned());
+        }
+        if self.max_age.is_none() && self.cron.is_none() {
+            return Err("a freshness policy needs max_age or cron".to_owned());
         }
         if self.timezone.is_some() && self.cron.is_none() {
             return Err("timezone needs cron".to_owned());
@@ -501,8 +511,14 @@ mod tests {
         check_key("marts/daily_revenue", Ok(&["marts", "daily_revenue"]));
         check_key("Raw_2024", Ok(&["Raw_2024"]));
         check_key("", Err(r#"invalid asset key "": it is empty"#));
-        check_key("a//b", Err(r#"invalid asset key "a//b": it has an empty segment"#));
-        check_key("/a", Err(r#"invalid asset key "/a": it has an empty segment"#));
+        check_key(
+            "a//b",
+            Err(r#"invalid asset key "a//b": it has an empty segment"#),
+        );
+        check_key(
+            "/a",
+            Err(r#"invalid asset key "/a": it has an empty segment"#),
+        );
         check_key(
             "daily-revenue",
             Err(
@@ -526,7 +542,11 @@ mod tests {
     #[test]
     fn durations_round_trip() {
         for (text, secs) in [("90s", 90), ("15m", 900), ("1h30m", 5400), ("2d", 172_800)] {
-            assert_eq!(parse_duration(text), Ok(Duration::from_secs(secs)), "{text}");
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
         }
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
         for bad in ["", "10", "1x", "h", "0m", "99999999999999999999d"] {
@@ -539,17 +559,31 @@ mod tests {
         let p = FreshnessPolicy::parse_compact("max_age=1h warn_after=30m").unwrap();
         assert_eq!(p.max_age, Some(Duration::from_secs(3600)));
         assert_eq!(p.warn_after, Some(Duration::from_secs(1800)));
-        let p = FreshnessPolicy::parse_compact(r#"cron="0 6 * * *" timezone=Europe/Paris"#).unwrap();
+        let p =
+            FreshnessPolicy::parse_compact(r#"cron="0 6 * * *" timezone=Europe/Paris"#).unwrap();
         assert_eq!(p.cron.as_deref(), Some("0 6 * * *"));
         assert_eq!(p.timezone.as_deref(), Some("Europe/Paris"));
         for (bad, message) in [
-            ("max_age=1h warn_after=2h", "warn_after must be shorter than max_age"),
+            (
+                "max_age=1h warn_after=2h",
+                "warn_after must be shorter than max_age",
+            ),
             ("warn_after=2h", "warn_after needs max_age"),
             ("max_age", r#"expected name=value, found "max_age""#),
-            ("cron=\"0 6 * *\"", r#"cron "0 6 * *" must have five fields"#),
-            ("colour=red", r#"unknown freshness setting "colour" (expected max_age, warn_after, cron or timezone)"#),
+            (
+                "cron=\"0 6 * *\"",
+                r#"cron "0 6 * *" must have five fields"#,
+            ),
+            (
+                "colour=red",
+                r#"unknown freshness setting "colour" (expected max_age, warn_after, cron or timezone)"#,
+            ),
         ] {
-            assert_eq!(FreshnessPolicy::parse_compact(bad).unwrap_err(), message, "{bad}");
+            assert_eq!(
+                FreshnessPolicy::parse_compact(bad).unwrap_err(),
+                message,
+                "{bad}"
+            );
         }
     }
 }

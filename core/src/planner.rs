@@ -139,28 +139,55 @@ pub struct AssetStatus {
 pub fn status_of(def: &AssetDef, lineage: &Lineage) -> AssetStatus {
     let key = def.key.clone();
     if def.kind == AssetKind::Source {
-        let status = if lineage.observation(&key).is_some() { Status::Fresh } else { Status::Missing };
-        return AssetStatus { key, status, causes: Vec::new() };
+        let status = if lineage.observation(&key).is_some() {
+            Status::Fresh
+        } else {
+            Status::Missing
+        };
+        return AssetStatus {
+            key,
+            status,
+            causes: Vec::new(),
+        };
     }
     let Some(m) = lineage.materialization(&key) else {
-        return AssetStatus { key, status: Status::Missing, causes: Vec::new() };
+        return AssetStatus {
+            key,
+            status: Status::Missing,
+            causes: Vec::new(),
+        };
     };
     let causes = stale_causes(def, m, lineage);
-    let status = if causes.is_empty() { Status::Fresh } else { Status::Stale };
-    AssetStatus { key, status, causes }
+    let status = if causes.is_empty() {
+        Status::Fresh
+    } else {
+        Status::Stale
+    };
+    AssetStatus {
+        key,
+        status,
+        causes,
+    }
 }
 
 fn stale_causes(def: &AssetDef, m: &Materialization, lineage: &Lineage) -> Vec<StaleCause> {
     let mut causes = Vec::new();
-    if def.code_version.as_ref().is_some_and(|v| *v != m.code_version) {
+    if def
+        .code_version
+        .as_ref()
+        .is_some_and(|v| *v != m.code_version)
+    {
         causes.push(StaleCause {
             category: CauseCategory::Code,
             reason: "has a new code version".to_owned(),
             dependency: None,
         });
     }
-    let consumed: HashMap<&AssetKey, &DataVersion> =
-        m.inputs.iter().map(|i| (&i.asset, &i.data_version)).collect();
+    let consumed: HashMap<&AssetKey, &DataVersion> = m
+        .inputs
+        .iter()
+        .map(|i| (&i.asset, &i.data_version))
+        .collect();
     for dep in &def.deps {
         match consumed.get(dep) {
             None => causes.push(StaleCause {
@@ -168,11 +195,13 @@ fn stale_causes(def: &AssetDef, m: &Materialization, lineage: &Lineage) -> Vec<S
                 reason: format!("has a new dependency on {dep}"),
                 dependency: Some(dep.clone()),
             }),
-            Some(&version) if lineage.data_version(dep) != Some(version) => causes.push(StaleCause {
-                category: CauseCategory::Data,
-                reason: "has a new dependency data version".to_owned(),
-                dependency: Some(dep.clone()),
-            }),
+            Some(&version) if lineage.data_version(dep) != Some(version) => {
+                causes.push(StaleCause {
+                    category: CauseCategory::Data,
+                    reason: "has a new dependency data version".to_owned(),
+                    dependency: Some(dep.clone()),
+                })
+            }
             Some(_) => {}
         }
     }
@@ -269,27 +298,38 @@ pub fn plan_materialize(
             } else {
                 continue;
             };
-            steps.push(PlannedStep { key: def.key.clone(), kind });
+            steps.push(PlannedStep {
+                key: def.key.clone(),
+                kind,
+            });
         }
         return Ok(steps);
     }
 
     let chosen: BTreeSet<&AssetKey> = requested.iter().collect();
     for key in &chosen {
-        let def = graph.get(key).ok_or_else(|| PlanError::UnknownAsset((*key).clone()))?;
+        let def = graph
+            .get(key)
+            .ok_or_else(|| PlanError::UnknownAsset((*key).clone()))?;
         if def.kind == AssetKind::Source {
             return Err(PlanError::Source((*key).clone()));
         }
         for dep in &def.deps {
             let is_source = graph.get(dep).is_some_and(|d| d.kind == AssetKind::Source);
             if !is_source && !chosen.contains(dep) && lineage.data_version(dep).is_none() {
-                return Err(PlanError::MissingInput { asset: (*key).clone(), dependency: dep.clone() });
+                return Err(PlanError::MissingInput {
+                    asset: (*key).clone(),
+                    dependency: dep.clone(),
+                });
             }
         }
     }
     let mut keys: Vec<AssetKey> = chosen.into_iter().cloned().collect();
     graph.sort_topologically(&mut keys);
-    steps.extend(keys.into_iter().map(|key| PlannedStep { key, kind: StepKind::Requested }));
+    steps.extend(keys.into_iter().map(|key| PlannedStep {
+        key,
+        kind: StepKind::Requested,
+    }));
     Ok(steps)
 }
 
@@ -316,16 +356,27 @@ mod tests {
                 .map(|line| {
                     let (head, deps) = line.split_once(':').unwrap_or((line, ""));
                     let (key, code) = head.trim().split_once('@').unwrap_or((head.trim(), "1"));
-                    let kind = if key.starts_with("raw") { AssetKind::Source } else { AssetKind::Sql };
-                    let mut def = AssetDef::new(key.parse().unwrap(), kind, Origin::File { path: key.into() })
-                        .with_deps(deps.split_whitespace().map(|d| d.parse().unwrap()));
+                    let kind = if key.starts_with("raw") {
+                        AssetKind::Source
+                    } else {
+                        AssetKind::Sql
+                    };
+                    let mut def = AssetDef::new(
+                        key.parse().unwrap(),
+                        kind,
+                        Origin::File { path: key.into() },
+                    )
+                    .with_deps(deps.split_whitespace().map(|d| d.parse().unwrap()));
                     if kind != AssetKind::Source {
                         def.code_version = Some(CodeVersion::new(code));
                     }
                     def
                 })
                 .collect();
-            Self { graph: AssetGraph::new(defs).unwrap(), lineage: Lineage::new() }
+            Self {
+                graph: AssetGraph::new(defs).unwrap(),
+                lineage: Lineage::new(),
+            }
         }
 
         fn key(s: &str) -> AssetKey {
@@ -409,7 +460,12 @@ mod tests {
     }
 
     fn check(world: &World, expect: &str) {
-        let expect = expect.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join("\n");
+        let expect = expect
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
         assert_eq!(world.render(), expect);
     }
 
@@ -489,7 +545,10 @@ mod tests {
         w.observe("raw_a", "v2");
         w.materialize("l", "l2");
         w.materialize("r", "r2");
-        check(&w, "raw_a: fresh\nl: fresh\nr: fresh\nd: stale [data l] [data r]");
+        check(
+            &w,
+            "raw_a: fresh\nl: fresh\nr: fresh\nd: stale [data l] [data r]",
+        );
     }
 
     #[test]
@@ -514,7 +573,10 @@ mod tests {
             "cannot materialize c: its input b has never been materialized; \
              include b or run `freshet materialize` to build what is missing"
         );
-        assert_eq!(w.plan(&["raw_a"]), "raw_a is a source: sources are observed (freshet observe), not materialized");
+        assert_eq!(
+            w.plan(&["raw_a"]),
+            "raw_a is a source: sources are observed (freshet observe), not materialized"
+        );
         assert_eq!(w.plan(&["zzz"]), "unknown asset zzz");
         w.observe("raw_a", "v1");
         w.materialize("b", "b1");

@@ -36,7 +36,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::graph::AssetGraph;
-use crate::model::{AssetDef, AssetKey, AssetKind, FreshnessPolicy, Origin, DEFAULT_GROUP};
+use crate::model::{AssetDef, AssetKey, AssetKind, DEFAULT_GROUP, FreshnessPolicy, Origin};
 use crate::rust_asset::{Catalogues, Compute};
 use crate::sql::{is_identifier, parse_sql_asset};
 use crate::{Error, Result};
@@ -68,7 +68,10 @@ struct Inner {
 
 impl fmt::Debug for Project {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Project").field("dir", &self.0.dir).field("assets", &self.0.graph.len()).finish()
+        f.debug_struct("Project")
+            .field("dir", &self.0.dir)
+            .field("assets", &self.0.graph.len())
+            .finish()
     }
 }
 
@@ -121,7 +124,10 @@ impl Project {
     pub fn load(dir: &Path, catalogues: &Catalogues, overrides: &Overrides) -> Result<Self> {
         let config_path = dir.join(CONFIG_FILE);
         let shown = config_path.display().to_string();
-        let config_error = |message: String| Error::Config { path: shown.clone(), message };
+        let config_error = |message: String| Error::Config {
+            path: shown.clone(),
+            message,
+        };
         let text = std::fs::read_to_string(&config_path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 config_error(format!(
@@ -132,8 +138,12 @@ impl Project {
                 config_error(e.to_string())
             }
         })?;
-        let raw: RawConfig = toml::from_str(&text).map_err(|e| config_error(toml_error(&text, &e)))?;
-        let dir = dir.canonicalize().map_err(|e| Error::Io { path: dir.display().to_string(), source: e })?;
+        let raw: RawConfig =
+            toml::from_str(&text).map_err(|e| config_error(toml_error(&text, &e)))?;
+        let dir = dir.canonicalize().map_err(|e| Error::Io {
+            path: dir.display().to_string(),
+            error: e,
+        })?;
 
         let mut defs = Vec::new();
         let mut computations = HashMap::new();
@@ -161,7 +171,11 @@ impl Project {
                 let known: Vec<_> = catalogues.names().collect();
                 config_error(format!(
                     "unknown catalogue {name:?} (this binary has: {})",
-                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 ))
             })?;
             for asset in catalogue.iter() {
@@ -172,10 +186,29 @@ impl Project {
         }
 
         let graph = AssetGraph::new(defs)?;
-        let storage_url = resolve_storage(&dir, overrides.storage.as_deref().or(raw.project.storage.as_deref()))
-            .map_err(config_error)?;
-        let database_url = resolve_database(&dir, overrides.database.as_deref().or(raw.project.database.as_deref()));
-        Ok(Self(Arc::new(Inner { dir, name: raw.project.name, graph, computations, storage_url, database_url })))
+        let storage_url = resolve_storage(
+            &dir,
+            overrides
+                .storage
+                .as_deref()
+                .or(raw.project.storage.as_deref()),
+        )
+        .map_err(config_error)?;
+        let database_url = resolve_database(
+            &dir,
+            overrides
+                .database
+                .as_deref()
+                .or(raw.project.database.as_deref()),
+        );
+        Ok(Self(Arc::new(Inner {
+            dir,
+            name: raw.project.name,
+            graph,
+            computations,
+            storage_url,
+            database_url,
+        })))
     }
 
     /// The project's folder (absolute).
@@ -309,11 +342,17 @@ fn source_def(dir: &Path, name: &str, raw: &RawSource) -> Result<(AssetDef, Sour
         Some("parquet") => SourceFormat::Parquet,
         Some("json") => SourceFormat::Json,
         Some(other) => {
-            return Err(format!("source {key}: unknown format {other:?} (expected csv, parquet or json)"));
+            return Err(format!(
+                "source {key}: unknown format {other:?} (expected csv, parquet or json)"
+            ));
         }
         None => {
             let file = raw.path.rsplit('/').next().unwrap_or(&raw.path);
-            match file.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).as_deref() {
+            match file
+                .rsplit_once('.')
+                .map(|(_, ext)| ext.to_ascii_lowercase())
+                .as_deref()
+            {
                 Some("csv") => SourceFormat::Csv,
                 Some("parquet") => SourceFormat::Parquet,
                 Some("json" | "jsonl" | "ndjson") => SourceFormat::Json,
@@ -326,18 +365,29 @@ fn source_def(dir: &Path, name: &str, raw: &RawSource) -> Result<(AssetDef, Sour
             }
         }
     };
-    let mut def = AssetDef::new(key.clone(), AssetKind::Source, Origin::File { path: CONFIG_FILE.to_owned() });
+    let mut def = AssetDef::new(
+        key.clone(),
+        AssetKind::Source,
+        Origin::File {
+            path: CONFIG_FILE.to_owned(),
+        },
+    );
     def.description = raw.description.clone();
     if let Some(group) = &raw.group {
         if !is_identifier(group) {
-            return Err(format!("source {key}: invalid group {group:?}: use letters, digits and underscores"));
+            return Err(format!(
+                "source {key}: invalid group {group:?}: use letters, digits and underscores"
+            ));
         }
         def.group = group.clone();
     }
     def.tags = raw.tags.iter().cloned().collect();
     def.owners = raw.owners.clone();
     if let Some(f) = &raw.freshness {
-        def.freshness = Some(f.parse().map_err(|e| format!("source {key}: invalid freshness: {e}"))?);
+        def.freshness = Some(
+            f.parse()
+                .map_err(|e| format!("source {key}: invalid freshness: {e}"))?,
+        );
     }
     Ok((def, SourceSpec { location, format }))
 }
@@ -347,10 +397,16 @@ fn sql_files(root: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        let io = |e| Error::Io { path: dir.display().to_string(), source: e };
+        let io = |e| Error::Io {
+            path: dir.display().to_string(),
+            error: e,
+        };
         for entry in std::fs::read_dir(&dir).map_err(io)? {
             let path = entry.map_err(io)?.path();
-            let hidden = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
             if hidden {
                 continue;
             }
@@ -367,13 +423,22 @@ fn sql_files(root: &Path) -> Result<Vec<PathBuf>> {
 
 fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<(AssetDef, String)> {
     let relative = path.strip_prefix(dir).unwrap_or(path).display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io { path: relative.clone(), source: e })?;
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: relative.clone(),
+        error: e,
+    })?;
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     let key = AssetKey::parse(stem).map_err(|e| Error::Definition {
         origin: relative.clone(),
         message: format!("{e} (the file name is the asset key)"),
     })?;
-    let asset = parse_sql_asset(&text).map_err(|source| Error::Sql { path: relative.clone(), source })?;
+    let asset = parse_sql_asset(&text).map_err(|error| Error::Sql {
+        path: relative.clone(),
+        error,
+    })?;
     // A file in a sub-folder of the SQL folder belongs to the group named after that folder.
     let folder_group = path
         .strip_prefix(sql_root)
@@ -382,10 +447,15 @@ fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<(AssetDef, String
         .and_then(|p| p.components().next())
         .and_then(|c| c.as_os_str().to_str())
         .filter(|g| is_identifier(g));
-    let mut def = AssetDef::new(key, AssetKind::Sql, Origin::File { path: relative }).with_deps(asset.deps);
+    let mut def =
+        AssetDef::new(key, AssetKind::Sql, Origin::File { path: relative }).with_deps(asset.deps);
     def.code_version = Some(asset.code_version);
     def.description = asset.header.description;
-    def.group = asset.header.group.or(folder_group.map(str::to_owned)).unwrap_or_else(|| DEFAULT_GROUP.to_owned());
+    def.group = asset
+        .header
+        .group
+        .or(folder_group.map(str::to_owned))
+        .unwrap_or_else(|| DEFAULT_GROUP.to_owned());
     def.tags = asset.header.tags;
     def.owners = asset.header.owners;
     def.freshness = asset.header.freshness;
@@ -394,7 +464,9 @@ fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<(AssetDef, String
 
 fn resolve_storage(dir: &Path, configured: Option<&str>) -> Result<Url, String> {
     let url = match configured {
-        Some(s) if s.contains("://") => Url::parse(s).map_err(|e| format!("invalid storage URL {s:?}: {e}"))?,
+        Some(s) if s.contains("://") => {
+            Url::parse(s).map_err(|e| format!("invalid storage URL {s:?}: {e}"))?
+        }
         Some(s) => dir_url(&dir.join(s))?,
         None => dir_url(&dir.join(".freshet").join("data"))?,
     };
@@ -409,14 +481,18 @@ fn resolve_storage(dir: &Path, configured: Option<&str>) -> Result<Url, String> 
 
 fn dir_url(path: &Path) -> Result<Url, String> {
     let absolute = std::path::absolute(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Url::from_directory_path(&absolute).map_err(|()| format!("{} is not a valid folder path", absolute.display()))
+    Url::from_directory_path(&absolute)
+        .map_err(|()| format!("{} is not a valid folder path", absolute.display()))
 }
 
 fn resolve_database(dir: &Path, configured: Option<&str>) -> String {
     match configured {
         Some(s) if s.contains("://") || s.starts_with("sqlite:") => s.to_owned(),
         Some(s) => format!("sqlite://{}", dir.join(s).display()),
-        None => format!("sqlite://{}", dir.join(".freshet").join("freshet.db").display()),
+        None => format!(
+            "sqlite://{}",
+            dir.join(".freshet").join("freshet.db").display()
+        ),
     }
 }
 
@@ -432,8 +508,14 @@ mod tests {
             std::fs::write(path, text).unwrap();
         }
         let result = Project::load(dir.path(), &Catalogues::new(), &Overrides::default());
-        assert!(!dir.path().join(".freshet").exists(), "loading must not write");
-        result.map_err(|e| e.to_string().replace(&dir.path().display().to_string(), "DIR"))
+        assert!(
+            !dir.path().join(".freshet").exists(),
+            "loading must not write"
+        );
+        result.map_err(|e| {
+            e.to_string()
+                .replace(&dir.path().display().to_string(), "DIR")
+        })
     }
 
     const TOML: &str = "[project]\nname = \"t\"\n[sources.raw]\npath = \"raw.csv\"\n";
@@ -443,28 +525,90 @@ mod tests {
         let p = load(&[
             ("freshet.toml", TOML),
             ("sql/clean.sql", "select * from raw"),
-            ("sql/marts/total.sql", "-- @tags: x\nselect count(*) as n from clean"),
+            (
+                "sql/marts/total.sql",
+                "-- @tags: x\nselect count(*) as n from clean",
+            ),
         ])
         .unwrap();
-        let keys: Vec<_> = p.graph().iter().map(|d| format!("{}:{}:{}", d.key, d.kind, d.group)).collect();
-        assert_eq!(keys, ["raw:source:default", "clean:sql:default", "total:sql:marts"]);
+        let keys: Vec<_> = p
+            .graph()
+            .iter()
+            .map(|d| format!("{}:{}:{}", d.key, d.kind, d.group))
+            .collect();
+        assert_eq!(
+            keys,
+            ["raw:source:default", "clean:sql:default", "total:sql:marts"]
+        );
         assert!(p.storage_url().as_str().ends_with("/.freshet/data/"));
     }
 
     #[test]
     fn invalid_projects_fail_with_one_line_naming_the_file() {
         let cases: &[(&[(&str, &str)], &str)] = &[
-            (&[], "DIR/freshet.toml: not found: a project is a folder with a freshet.toml (create one with `freshet init DIR`)"),
-            (&[("freshet.toml", "[project\nname = 1")], "DIR/freshet.toml: line 1, column 9: invalid table header expected `.`, `]`"),
-            (&[("freshet.toml", "[project]\nname = \"t\"\ncolour = 1\n")], "DIR/freshet.toml: line 3, column 1: unknown field `colour`, expected one of `name`, `sql_dir`, `catalogues`, `storage`, `database`"),
-            (&[("freshet.toml", "[project]\nname = \"t\"\ncatalogues = [\"demo\"]\n")], "DIR/freshet.toml: unknown catalogue \"demo\" (this binary has: none)"),
-            (&[("freshet.toml", "[project]\nname = \"t\"\n[sources.raw]\npath = \"raw.txt\"\n")], "DIR/freshet.toml: source raw: cannot tell the format of \"raw.txt\"; set format = \"csv\", \"parquet\" or \"json\""),
-            (&[("freshet.toml", "[project]\nname = \"t\"\n[sources.\"raw-x\"]\npath = \"raw.csv\"\n")], "DIR/freshet.toml: source invalid asset key \"raw-x\": segments may contain only ASCII letters, digits and underscores"),
-            (&[("freshet.toml", TOML), ("sql/bad-name.sql", "select 1")], "sql/bad-name.sql: invalid asset key \"bad-name\": segments may contain only ASCII letters, digits and underscores (the file name is the asset key)"),
-            (&[("freshet.toml", TOML), ("sql/a.sql", "select * from nowhere")], "asset a (sql/a.sql) depends on unknown asset nowhere"),
-            (&[("freshet.toml", TOML), ("sql/raw.sql", "select 1")], "duplicate asset key raw: defined in freshet.toml and in sql/raw.sql"),
-            (&[("freshet.toml", TOML), ("sql/a.sql", "select * from b"), ("sql/b.sql", "select * from a")], "dependency cycle: a -> b -> a (each asset depends on the next)"),
-            (&[("freshet.toml", "[project]\nname = \"t\"\nstorage = \"s3://bucket/x\"\n")], "DIR/freshet.toml: storage s3://: this build writes to local folders (file://) only"),
+            (
+                &[],
+                "DIR/freshet.toml: not found: a project is a folder with a freshet.toml (create one with `freshet init DIR`)",
+            ),
+            (
+                &[("freshet.toml", "[project\nname = 1")],
+                "DIR/freshet.toml: line 1, column 9: unclosed table, expected `]`",
+            ),
+            (
+                &[("freshet.toml", "[project]\nname = \"t\"\ncolour = 1\n")],
+                "DIR/freshet.toml: line 3, column 1: unknown field `colour`, expected one of `name`, `sql_dir`, `catalogues`, `storage`, `database`",
+            ),
+            (
+                &[(
+                    "freshet.toml",
+                    "[project]\nname = \"t\"\ncatalogues = [\"demo\"]\n",
+                )],
+                "DIR/freshet.toml: unknown catalogue \"demo\" (this binary has: none)",
+            ),
+            (
+                &[(
+                    "freshet.toml",
+                    "[project]\nname = \"t\"\n[sources.raw]\npath = \"raw.txt\"\n",
+                )],
+                "DIR/freshet.toml: source raw: cannot tell the format of \"raw.txt\"; set format = \"csv\", \"parquet\" or \"json\"",
+            ),
+            (
+                &[(
+                    "freshet.toml",
+                    "[project]\nname = \"t\"\n[sources.\"raw-x\"]\npath = \"raw.csv\"\n",
+                )],
+                "DIR/freshet.toml: source invalid asset key \"raw-x\": segments may contain only ASCII letters, digits and underscores",
+            ),
+            (
+                &[("freshet.toml", TOML), ("sql/bad-name.sql", "select 1")],
+                "sql/bad-name.sql: invalid asset key \"bad-name\": segments may contain only ASCII letters, digits and underscores (the file name is the asset key)",
+            ),
+            (
+                &[
+                    ("freshet.toml", TOML),
+                    ("sql/a.sql", "select * from nowhere"),
+                ],
+                "asset a (sql/a.sql) depends on unknown asset nowhere",
+            ),
+            (
+                &[("freshet.toml", TOML), ("sql/raw.sql", "select 1")],
+                "duplicate asset key raw: defined in freshet.toml and in sql/raw.sql",
+            ),
+            (
+                &[
+                    ("freshet.toml", TOML),
+                    ("sql/a.sql", "select * from b"),
+                    ("sql/b.sql", "select * from a"),
+                ],
+                "dependency cycle: a -> b -> a (each asset depends on the next)",
+            ),
+            (
+                &[(
+                    "freshet.toml",
+                    "[project]\nname = \"t\"\nstorage = \"s3://bucket/x\"\n",
+                )],
+                "DIR/freshet.toml: storage s3://: this build writes to local folders (file://) only",
+            ),
         ];
         for (files, expect) in cases {
             let got = load(files).unwrap_err();

@@ -63,7 +63,10 @@ impl From<DataFrame> for AssetOutput {
 
 impl From<RecordBatch> for AssetOutput {
     fn from(batch: RecordBatch) -> Self {
-        AssetOutput::Batches { schema: batch.schema(), batches: vec![batch] }
+        AssetOutput::Batches {
+            schema: batch.schema(),
+            batches: vec![batch],
+        }
     }
 }
 
@@ -77,7 +80,10 @@ pub struct AssetContext {
 
 impl fmt::Debug for AssetContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AssetContext").field("key", &self.key).field("deps", &self.deps).finish()
+        f.debug_struct("AssetContext")
+            .field("key", &self.key)
+            .field("deps", &self.deps)
+            .finish()
     }
 }
 
@@ -97,7 +103,10 @@ impl AssetContext {
         if !self.deps.contains(&key) {
             return Err(format!("{key} is not a declared dependency of {}", self.key).into());
         }
-        Ok(self.session.table(crate::executor::table_reference(&key)?).await?)
+        Ok(self
+            .session
+            .table(crate::executor::table_reference(&key)?)
+            .await?)
     }
 
     /// Runs a query over the declared inputs.
@@ -112,7 +121,8 @@ impl AssetContext {
 }
 
 /// The function behind a Rust asset.
-pub(crate) type Compute = Arc<dyn Fn(AssetContext) -> BoxFuture<'static, Result<AssetOutput, BoxError>> + Send + Sync>;
+pub(crate) type Compute =
+    Arc<dyn Fn(AssetContext) -> BoxFuture<'static, Result<AssetOutput, BoxError>> + Send + Sync>;
 
 /// A Rust asset under construction. Validated when a project that uses its catalogue loads.
 #[derive(Clone)]
@@ -131,7 +141,10 @@ pub struct RustAsset {
 
 impl fmt::Debug for RustAsset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RustAsset").field("key", &self.key).field("deps", &self.deps).finish_non_exhaustive()
+        f.debug_struct("RustAsset")
+            .field("key", &self.key)
+            .field("deps", &self.deps)
+            .finish_non_exhaustive()
     }
 }
 
@@ -212,20 +225,30 @@ impl RustAsset {
 
     /// Validates the declaration into a definition and its function.
     pub(crate) fn build(&self) -> Result<(AssetDef, Compute)> {
-        let origin = Origin::Rust { location: self.location.clone() };
-        let invalid = |message: String| Error::Definition { origin: origin.to_string(), message };
+        let origin = Origin::Rust {
+            location: self.location.clone(),
+        };
+        let invalid = |message: String| Error::Definition {
+            origin: origin.to_string(),
+            message,
+        };
         let key = AssetKey::parse(&self.key).map_err(|e| invalid(e.to_string()))?;
         let deps = self
             .deps
             .iter()
-            .map(|d| AssetKey::parse(d).map_err(|e| invalid(format!("asset {key}: dependency {e}"))))
+            .map(|d| {
+                AssetKey::parse(d).map_err(|e| invalid(format!("asset {key}: dependency {e}")))
+            })
             .collect::<Result<Vec<_>>>()?;
         let code_version = self
             .code_version
             .clone()
             .filter(|v| !v.trim().is_empty())
             .ok_or_else(|| invalid(format!("asset {key} has no code_version")))?;
-        let compute = self.compute.clone().ok_or_else(|| invalid(format!("asset {key} has no compute function")))?;
+        let compute = self
+            .compute
+            .clone()
+            .ok_or_else(|| invalid(format!("asset {key} has no compute function")))?;
         let mut def = AssetDef::new(key, AssetKind::Rust, origin.clone()).with_deps(deps);
         def.code_version = Some(CodeVersion::new(format!("rust:{code_version}")));
         def.description = self.description.clone();
@@ -249,7 +272,10 @@ pub struct Catalogue {
 impl Catalogue {
     /// An empty catalogue.
     pub fn new(name: &str) -> Self {
-        Self { name: name.to_owned(), assets: Vec::new() }
+        Self {
+            name: name.to_owned(),
+            assets: Vec::new(),
+        }
     }
 
     /// Adds an asset.

@@ -27,6 +27,9 @@ use datafusion::error::DataFusionError;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::fingerprint::hash_hex;
 use crate::model::{AssetKey, CodeVersion, FreshnessPolicy};
@@ -81,9 +84,14 @@ pub fn parse_sql_asset(text: &str) -> Result<SqlAsset, SqlError> {
     let header = parse_header(text)?;
     let statement = parse_single_query(text)?;
     let deps = dependencies(&statement)?;
-    let canonical = statement.to_string();
+    let canonical = canonical_query(text)?;
     let code_version = CodeVersion::new(format!("sql:{}", hash_hex(canonical.as_bytes())));
-    Ok(SqlAsset { query: text.to_owned(), deps, code_version, header })
+    Ok(SqlAsset {
+        query: text.to_owned(),
+        deps,
+        code_version,
+        header,
+    })
 }
 
 fn parse_header(text: &str) -> Result<SqlHeader, SqlError> {
@@ -95,14 +103,27 @@ fn parse_header(text: &str) -> Result<SqlHeader, SqlError> {
         if trimmed.is_empty() {
             continue;
         }
-        let Some(comment) = trimmed.strip_prefix("--") else { break };
-        let Some(setting) = comment.trim().strip_prefix('@') else { continue };
-        let err = |message: String| SqlError::Header { line: line_no, message };
+        let Some(comment) = trimmed.strip_prefix("--") else {
+            break;
+        };
+        let Some(setting) = comment.trim().strip_prefix('@') else {
+            continue;
+        };
+        let err = |message: String| SqlError::Header {
+            line: line_no,
+            message,
+        };
         let (name, value) = setting
             .split_once(':')
             .ok_or_else(|| err(format!("expected `@name: value`, found `@{setting}`")))?;
         let (name, value) = (name.trim(), value.trim());
-        let list = || value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+        let list = || {
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
         match name {
             "description" => description.push(value),
             "group" => {
@@ -151,19 +172,49 @@ fn parse_single_query(text: &str) -> Result<DfStatement, SqlError> {
     match &statement {
         DfStatement::Statement(s) if matches!(**s, Statement::Query(_)) => Ok(statement),
         _ => Err(SqlError::Query(
-            "an asset is a query (SELECT, WITH or VALUES); this is another kind of statement".to_owned(),
+            "an asset is a query (SELECT, WITH or VALUES); this is another kind of statement"
+                .to_owned(),
         )),
     }
+}
+
+/// The query as DataFusion reads it, printed back from its syntax tree: comments and layout
+/// are gone, and unquoted words (keywords, names) are lower-cased, since SQL compares them
+/// case-insensitively. Quoted names and string literals are kept as written.
+fn canonical_query(text: &str) -> Result<String, SqlError> {
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, text)
+        .tokenize()
+        .map_err(|e| SqlError::Query(format!("invalid SQL: {e}")))?
+        .into_iter()
+        .map(|token| match token {
+            Token::Word(mut word) if word.quote_style.is_none() => {
+                word.value = word.value.to_lowercase();
+                Token::Word(word)
+            }
+            other => other,
+        })
+        .collect();
+    let statements = Parser::new(&dialect)
+        .with_tokens(tokens)
+        .parse_statements()
+        .map_err(|e| SqlError::Query(format!("invalid SQL: {e}")))?;
+    Ok(statements
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(";\n"))
 }
 
 /// The asset keys of the tables a query reads, excluding CTEs and table functions.
 fn dependencies(statement: &DfStatement) -> Result<Vec<AssetKey>, SqlError> {
     let (tables, _ctes) =
         resolve_table_references(statement, true).map_err(|e| SqlError::Query(one_line(&e)))?;
-    let table_functions: HashSet<String> = datafusion::functions_table::all_default_table_functions()
-        .iter()
-        .map(|f| f.name().to_owned())
-        .collect();
+    let table_functions: HashSet<String> =
+        datafusion::functions_table::all_default_table_functions()
+            .iter()
+            .map(|f| f.name().to_owned())
+            .collect();
     let mut deps = BTreeSet::new();
     for table in tables {
         if let TableReference::Bare { table: name } = &table
@@ -174,7 +225,11 @@ fn dependencies(statement: &DfStatement) -> Result<Vec<AssetKey>, SqlError> {
         let segments: Vec<&str> = match &table {
             TableReference::Bare { table } => vec![table],
             TableReference::Partial { schema, table } => vec![schema, table],
-            TableReference::Full { catalog, schema, table } => vec![catalog, schema, table],
+            TableReference::Full {
+                catalog,
+                schema,
+                table,
+            } => vec![catalog, schema, table],
         };
         let key = AssetKey::from_segments(&segments).map_err(|_| {
             SqlError::Query(format!(
@@ -197,7 +252,10 @@ fn one_line(e: &DataFusionError) -> String {
         },
         other => other.to_string(),
     };
-    format!("invalid SQL: {}", message.split_whitespace().collect::<Vec<_>>().join(" "))
+    format!(
+        "invalid SQL: {}",
+        message.split_whitespace().collect::<Vec<_>>().join(" ")
+    )
 }
 
 #[cfg(test)]
@@ -206,7 +264,12 @@ mod tests {
 
     fn deps(sql: &str) -> String {
         match parse_sql_asset(sql) {
-            Ok(a) => a.deps.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(" "),
+            Ok(a) => a
+                .deps
+                .iter()
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
             Err(e) => e.to_string(),
         }
     }
@@ -215,7 +278,11 @@ mod tests {
     fn infers_dependencies_from_the_parsed_query() {
         assert_eq!(deps("select * from orders"), "orders");
         assert_eq!(deps("select * from b join a using (id)"), "a b");
-        assert_eq!(deps("select * from Orders"), "orders", "unquoted names are lower-cased");
+        assert_eq!(
+            deps("select * from Orders"),
+            "orders",
+            "unquoted names are lower-cased"
+        );
         assert_eq!(deps(r#"select * from "Orders""#), "Orders");
         assert_eq!(deps("select * from marts.daily"), "marts/daily");
         assert_eq!(
@@ -223,10 +290,20 @@ mod tests {
             "orders",
             "CTEs are not dependencies"
         );
-        assert_eq!(deps("select * from a where id in (select id from b)"), "a b");
-        assert_eq!(deps("select * from generate_series(1, 3)"), "", "table functions are not dependencies");
+        assert_eq!(
+            deps("select * from a where id in (select id from b)"),
+            "a b"
+        );
+        assert_eq!(
+            deps("select * from generate_series(1, 3)"),
+            "",
+            "table functions are not dependencies"
+        );
         assert_eq!(deps("select 1 as x"), "");
-        assert_eq!(deps("-- from comments_are_not_tables\nselect 'from x' as s"), "");
+        assert_eq!(
+            deps("-- from comments_are_not_tables\nselect 'from x' as s"),
+            ""
+        );
     }
 
     #[test]
@@ -253,11 +330,40 @@ mod tests {
     fn code_version_ignores_whitespace_comments_and_keyword_case() {
         let version = |sql: &str| parse_sql_asset(sql).unwrap().code_version;
         let base = version("select a, sum(b) as total from t group by a");
-        assert_eq!(base, version("SELECT a,\n   SUM(b) AS total -- the sum\nFROM t\n/* grouped */ GROUP BY a\n"));
-        assert_eq!(base, version("-- @description: changes nothing\nselect a, sum(b) as total from t group by a"));
-        assert_ne!(base, version("select a, sum(b) as total from t group by a having sum(b) > 0"));
+        assert_eq!(
+            base,
+            version("SELECT a,\n   SUM(b) AS total -- the sum\nFROM t\n/* grouped */ GROUP BY a\n")
+        );
+        assert_eq!(
+            base,
+            version(
+                "-- @description: changes nothing\nselect a, sum(b) as total from t group by a"
+            )
+        );
+        assert_eq!(
+            base,
+            version("SELECT A, Sum(B) AS Total FROM T GROUP BY A"),
+            "unquoted names are case-insensitive"
+        );
+        assert_ne!(
+            base,
+            version(r#"select "A", sum(b) as total from t group by a"#),
+            "quoted names are not"
+        );
+        assert_ne!(
+            version("select 'a' as x"),
+            version("select 'A' as x"),
+            "string literals keep their case"
+        );
+        assert_ne!(
+            base,
+            version("select a, sum(b) as total from t group by a having sum(b) > 0")
+        );
         assert_ne!(base, version("select a, max(b) as total from t group by a"));
-        assert_ne!(base, version("select a, sum(b) as total from t2 group by a"));
+        assert_ne!(
+            base,
+            version("select a, sum(b) as total from t2 group by a")
+        );
     }
 
     #[test]
@@ -268,9 +374,15 @@ mod tests {
              -- @freshness: max_age=1d\nselect 1 as x\n-- @group: ignored_after_the_query",
         )
         .unwrap();
-        assert_eq!(a.header.description.as_deref(), Some("Revenue per day from orders."));
+        assert_eq!(
+            a.header.description.as_deref(),
+            Some("Revenue per day from orders.")
+        );
         assert_eq!(a.header.group.as_deref(), Some("marts"));
-        assert_eq!(a.header.tags.iter().collect::<Vec<_>>(), ["daily", "finance"]);
+        assert_eq!(
+            a.header.tags.iter().collect::<Vec<_>>(),
+            ["daily", "finance"]
+        );
         assert_eq!(a.header.owners, ["a@x.io", "team_b"]);
         assert!(a.header.freshness.is_some());
 
@@ -279,8 +391,14 @@ mod tests {
             err("\n-- @colour: red\nselect 1"),
             "line 2: unknown setting @colour (expected @description, @group, @tags, @owners or @freshness)"
         );
-        assert_eq!(err("-- @group\nselect 1"), "line 1: expected `@name: value`, found `@group`");
-        assert_eq!(err("-- @group: a b\nselect 1"), r#"line 1: invalid group "a b": use letters, digits and underscores"#);
+        assert_eq!(
+            err("-- @group\nselect 1"),
+            "line 1: expected `@name: value`, found `@group`"
+        );
+        assert_eq!(
+            err("-- @group: a b\nselect 1"),
+            r#"line 1: invalid group "a b": use letters, digits and underscores"#
+        );
         assert_eq!(
             err("-- @freshness: max_age=soon\nselect 1"),
             r#"line 1: invalid @freshness: invalid duration "soon" (expected e.g. 30m, 1h30m, 2d)"#

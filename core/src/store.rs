@@ -15,7 +15,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 use crate::model::{
-    AssetKey, CodeVersion, DataVersion, InputVersion, Materialization, MaterializationId, Observation, RunId,
+    AssetKey, CodeVersion, DataVersion, InputVersion, Materialization, MaterializationId,
+    Observation, RunId,
 };
 use crate::planner::Lineage;
 use crate::{Error, Result};
@@ -63,7 +64,10 @@ impl Store {
         let mut connect_url = url.to_owned();
         if let Some(path) = url.strip_prefix("sqlite://") {
             let path = path.split('?').next().unwrap_or(path);
-            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
             }
             if !url.contains('?') {
@@ -78,14 +82,22 @@ impl Store {
             .map_err(|e| fail(&e))?;
         if url.starts_with("sqlite:") {
             // WAL lets readers (status, the web view) proceed while a run writes.
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await.map_err(|e| fail(&e))?;
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(|e| fail(&e))?;
         }
         MIGRATOR.run(&pool).await.map_err(|e| fail(&e))?;
         Ok(Self { pool })
     }
 
     /// Records the start of a run.
-    pub async fn begin_run(&self, id: &RunId, selection: &str, started_at: DateTime<Utc>) -> Result<()> {
+    pub async fn begin_run(
+        &self,
+        id: &RunId,
+        selection: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO runs (id, status, selection, started_at) VALUES ($1, $2, $3, $4)")
             .bind(id.as_str())
             .bind(RunStatus::Running.as_str())
@@ -209,13 +221,19 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(store_error)?;
-        let mut inputs_by_id: std::collections::HashMap<String, Vec<InputVersion>> = Default::default();
+        let mut inputs_by_id: std::collections::HashMap<String, Vec<InputVersion>> =
+            Default::default();
         for row in inputs {
-            let Ok(asset) = AssetKey::parse(&get::<String>(&row, 1)?) else { continue };
-            inputs_by_id.entry(get(&row, 0)?).or_default().push(InputVersion {
-                asset,
-                data_version: DataVersion::new(get::<String>(&row, 2)?),
-            });
+            let Ok(asset) = AssetKey::parse(&get::<String>(&row, 1)?) else {
+                continue;
+            };
+            inputs_by_id
+                .entry(get(&row, 0)?)
+                .or_default()
+                .push(InputVersion {
+                    asset,
+                    data_version: DataVersion::new(get::<String>(&row, 2)?),
+                });
         }
 
         let rows = sqlx::query(
@@ -228,7 +246,9 @@ impl Store {
         .map_err(store_error)?;
         for row in rows {
             let id: String = get(&row, 0)?;
-            let Ok(asset) = AssetKey::parse(&get::<String>(&row, 1)?) else { continue };
+            let Ok(asset) = AssetKey::parse(&get::<String>(&row, 1)?) else {
+                continue;
+            };
             let mut inputs = inputs_by_id.remove(&id).unwrap_or_default();
             inputs.sort_by(|a, b| a.asset.cmp(&b.asset));
             lineage.set_materialization(Materialization {
@@ -254,7 +274,9 @@ impl Store {
         .await
         .map_err(store_error)?;
         for row in rows {
-            let Ok(asset) = AssetKey::parse(&get::<String>(&row, 0)?) else { continue };
+            let Ok(asset) = AssetKey::parse(&get::<String>(&row, 0)?) else {
+                continue;
+            };
             lineage.set_observation(Observation {
                 asset,
                 data_version: DataVersion::new(get::<String>(&row, 1)?),
@@ -296,11 +318,16 @@ where
 }
 
 fn store_error(e: sqlx::Error) -> Error {
-    Error::Store { message: format!("metadata database: {}", one_line(&e)) }
+    Error::Store {
+        message: format!("metadata database: {}", one_line(&e)),
+    }
 }
 
 fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn micros(t: DateTime<Utc>) -> i64 {
@@ -367,7 +394,10 @@ mod tests {
             run_id: run.clone(),
             code_version: CodeVersion::new("c1"),
             data_version: DataVersion::new("d1"),
-            inputs: vec![InputVersion { asset: "raw".parse().unwrap(), data_version: DataVersion::new("v1") }],
+            inputs: vec![InputVersion {
+                asset: "raw".parse().unwrap(),
+                data_version: DataVersion::new("v1"),
+            }],
             location: "file:///x/1.parquet".into(),
             row_count: 3,
             byte_size: 100,
@@ -378,7 +408,10 @@ mod tests {
         m.id = MaterializationId::generate();
         m.data_version = DataVersion::new("d2");
         store.record_materialization(&m).await.unwrap();
-        store.finish_run(&run, RunStatus::Succeeded, Utc::now(), None).await.unwrap();
+        store
+            .finish_run(&run, RunStatus::Succeeded, Utc::now(), None)
+            .await
+            .unwrap();
         store.close().await;
 
         // Reopening applies no migration twice and sees the latest versions.
@@ -386,13 +419,22 @@ mod tests {
         let lineage = store.load_lineage().await.unwrap();
         assert_eq!(lineage.materialization(&m.asset), Some(&m));
         assert_eq!(lineage.observation(&obs.asset), Some(&obs));
-        assert_eq!(store.run_status(&run).await.unwrap(), Some((RunStatus::Succeeded, None)));
+        assert_eq!(
+            store.run_status(&run).await.unwrap(),
+            Some((RunStatus::Succeeded, None))
+        );
     }
 
     #[tokio::test]
     async fn unreachable_database_is_one_clear_line() {
-        let err = Store::open("postgres://u:hunter2@127.0.0.1:1/db").await.unwrap_err().to_string();
-        assert!(err.starts_with("cannot open metadata database postgres://u:***@127.0.0.1:1/db"), "{err}");
+        let err = Store::open("postgres://u:hunter2@127.0.0.1:1/db")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("cannot open metadata database postgres://u:***@127.0.0.1:1/db"),
+            "{err}"
+        );
         assert!(!err.contains("hunter2"), "{err}");
         assert!(!err.contains('\n'));
     }

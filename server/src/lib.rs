@@ -92,14 +92,20 @@ pub fn run(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode> {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode> {
     if let Command::Init { dir } = &cli.command {
         return init::init(dir).map(|()| ExitCode::SUCCESS);
     }
-    let overrides = Overrides { storage: cli.storage.clone(), database: cli.database.clone() };
+    let overrides = Overrides {
+        storage: cli.storage.clone(),
+        database: cli.database.clone(),
+    };
     // Load and validate everything before opening (and so creating) the store.
     let project = Project::load(&cli.project, &catalogues, &overrides)?;
 
@@ -135,7 +141,11 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
                 eprintln!("{}", output::run_summary(&report));
             }
             output::print_status(&project, &store.load_lineage().await?, false)?;
-            if report.failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+            if report.failed() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Command::Status { json } => {
             output::print_status(&project, &store.load_lineage().await?, *json)?;
@@ -152,7 +162,9 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
             executor.observe(&keys, &Progress).await?;
             ExitCode::SUCCESS
         }
-        Command::Init { .. } | Command::Assets { .. } | Command::Lineage { .. } => ExitCode::SUCCESS,
+        Command::Init { .. } | Command::Assets { .. } | Command::Lineage { .. } => {
+            ExitCode::SUCCESS
+        }
     };
     store.close().await;
     Ok(code)
@@ -164,8 +176,15 @@ struct Progress;
 impl RunObserver for Progress {
     fn event(&self, event: &RunEvent<'_>) {
         match event {
-            RunEvent::Observed { observation: o, changed } => {
-                let what = if *changed { "new data version" } else { "unchanged" };
+            RunEvent::Observed {
+                observation: o,
+                changed,
+            } => {
+                let what = if *changed {
+                    "new data version"
+                } else {
+                    "unchanged"
+                };
                 eprintln!(
                     "observed {}: {what} {} ({} file{}, {})",
                     o.asset,
@@ -176,10 +195,19 @@ impl RunObserver for Progress {
                 );
             }
             RunEvent::Planned { run_id, steps } => {
-                eprintln!("run {run_id}: {} asset{} planned", steps.len(), if steps.len() == 1 { "" } else { "s" });
+                eprintln!(
+                    "run {run_id}: {} asset{} planned",
+                    steps.len(),
+                    if steps.len() == 1 { "" } else { "s" }
+                );
             }
             RunEvent::StepStarted { key, index, total } => eprintln!("[{index}/{total}] {key} ..."),
-            RunEvent::StepFinished { key, index, total, outcome } => {
+            RunEvent::StepFinished {
+                key,
+                index,
+                total,
+                outcome,
+            } => {
                 let detail = match outcome {
                     StepOutcome::Materialized(m) => format!(
                         "materialized {} rows, {} in {}",

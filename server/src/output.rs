@@ -67,9 +67,15 @@ fn status_json(def: &AssetDef, status: &AssetStatus, lineage: &Lineage) -> Statu
         causes: status.causes.iter().map(CauseJson::from).collect(),
         data_version: lineage.data_version(&def.key).map(ToString::to_string),
         code_version: def.code_version.as_ref().map(ToString::to_string),
-        last_materialized_at: lineage.materialization(&def.key).map(|m| rfc3339(m.created_at)),
-        last_observed_at: lineage.observation(&def.key).map(|o| rfc3339(o.observed_at)),
-        location: lineage.materialization(&def.key).map(|m| m.location.clone()),
+        last_materialized_at: lineage
+            .materialization(&def.key)
+            .map(|m| rfc3339(m.created_at)),
+        last_observed_at: lineage
+            .observation(&def.key)
+            .map(|o| rfc3339(o.observed_at)),
+        location: lineage
+            .materialization(&def.key)
+            .map(|m| m.location.clone()),
     }
 }
 
@@ -79,10 +85,17 @@ pub fn print_status(project: &Project, lineage: &Lineage, json: bool) -> anyhow:
     let statuses = planner::statuses(graph, lineage);
     let rows: Vec<(&AssetDef, &AssetStatus)> = graph.iter().zip(&statuses).collect();
     if json {
-        let out: Vec<StatusJson> = rows.iter().map(|(d, s)| status_json(d, s, lineage)).collect();
+        let out: Vec<StatusJson> = rows
+            .iter()
+            .map(|(d, s)| status_json(d, s, lineage))
+            .collect();
         return print_json(&out);
     }
-    let mut table = vec![["ASSET", "KIND", "STATUS", "UPDATED", "DATA VERSION", "WHY"].map(String::from).to_vec()];
+    let mut table = vec![
+        ["ASSET", "KIND", "STATUS", "UPDATED", "DATA VERSION", "WHY"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for (def, status) in rows {
         let updated = lineage
             .materialization(&def.key)
@@ -92,8 +105,13 @@ pub fn print_status(project: &Project, lineage: &Lineage, json: bool) -> anyhow:
             def.key.to_string(),
             def.kind.to_string(),
             status.status.as_str().to_owned(),
-            updated.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into()),
-            lineage.data_version(&def.key).map(|v| short(v.as_str()).to_owned()).unwrap_or_else(|| "-".into()),
+            updated
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                .unwrap_or_else(|| "-".into()),
+            lineage
+                .data_version(&def.key)
+                .map(|v| short(v.as_str()).to_owned())
+                .unwrap_or_else(|| "-".into()),
             explain(status),
         ]);
     }
@@ -156,13 +174,21 @@ pub fn print_assets(project: &Project, json: bool) -> anyhow::Result<()> {
     if json {
         return print_json(&graph.iter().map(AssetJson::from).collect::<Vec<_>>());
     }
-    let mut table = vec![["ASSET", "KIND", "GROUP", "DEPENDS ON", "DESCRIPTION"].map(String::from).to_vec()];
+    let mut table = vec![
+        ["ASSET", "KIND", "GROUP", "DEPENDS ON", "DESCRIPTION"]
+            .map(String::from)
+            .to_vec(),
+    ];
     for d in graph.iter() {
         table.push(vec![
             d.key.to_string(),
             d.kind.to_string(),
             d.group.clone(),
-            d.deps.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            d.deps
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
             d.description.clone().unwrap_or_default(),
         ]);
     }
@@ -184,11 +210,20 @@ struct EdgeJson {
 /// Prints the dependency graph as text, JSON or Graphviz DOT.
 pub fn print_lineage(project: &Project, json: bool, dot: bool) -> anyhow::Result<()> {
     let graph = project.graph();
-    let edges = || graph.iter().flat_map(|d| d.deps.iter().map(move |dep| (dep, &d.key)));
+    let edges = || {
+        graph
+            .iter()
+            .flat_map(|d| d.deps.iter().map(move |dep| (dep, &d.key)))
+    };
     if json {
         let out = LineageJson {
             assets: graph.iter().map(AssetJson::from).collect(),
-            edges: edges().map(|(f, t)| EdgeJson { from: f.to_string(), to: t.to_string() }).collect(),
+            edges: edges()
+                .map(|(f, t)| EdgeJson {
+                    from: f.to_string(),
+                    to: t.to_string(),
+                })
+                .collect(),
         };
         return print_json(&out);
     }
@@ -196,7 +231,10 @@ pub fn print_lineage(project: &Project, json: bool, dot: bool) -> anyhow::Result
     if dot {
         out.push_str("digraph freshet {\n  rankdir=LR;\n  node [shape=box];\n");
         for d in graph.iter() {
-            out.push_str(&format!("  \"{}\" [label=\"{}\\n{}\"];\n", d.key, d.key, d.kind));
+            out.push_str(&format!(
+                "  \"{}\" [label=\"{}\\n{}\"];\n",
+                d.key, d.key, d.kind
+            ));
         }
         for (from, to) in edges() {
             out.push_str(&format!("  \"{from}\" -> \"{to}\";\n"));
@@ -221,7 +259,11 @@ pub fn run_summary(report: &RunReport) -> String {
     let materialized = count(|o| matches!(o, StepOutcome::Materialized(_)));
     let skipped = count(|o| matches!(o, StepOutcome::Skipped(_)));
     let failed = count(|o| matches!(o, StepOutcome::Failed { .. }));
-    let run = report.run_id.as_ref().map(ToString::to_string).unwrap_or_default();
+    let run = report
+        .run_id
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let mut line = format!("run {run}: materialized {materialized}");
     if skipped > 0 {
         line.push_str(&format!(", skipped {skipped}"));
@@ -240,8 +282,9 @@ fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
 
 fn print_table(rows: &[Vec<String>]) -> anyhow::Result<()> {
     let columns = rows.first().map_or(0, Vec::len);
-    let widths: Vec<usize> =
-        (0..columns).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = String::new();
     for row in rows {
         let mut line = String::new();

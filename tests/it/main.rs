@@ -1,1 +1,8 @@
+//! Freshet's integration tests: one binary (DataFusion links once) driving the `freshet` command on
+//! temporary projects, with real SQLite files and real Parquet on disk.
 
+mod demo;
+mod errors;
+mod init;
+mod staleness;
+mod support;

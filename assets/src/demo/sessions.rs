@@ -59,7 +59,11 @@ async fn sessionize(ctx: AssetContext) -> Result<RecordBatch, BoxError> {
             current = Some(Session::start(customer, number, t));
         }
         if let Some(s) = current.as_mut() {
-            s.add(t, pages.is_valid(i).then(|| pages.value(i)), kinds.is_valid(i) && kinds.value(i) == "purchase");
+            s.add(
+                t,
+                pages.is_valid(i).then(|| pages.value(i)),
+                kinds.is_valid(i) && kinds.value(i) == "purchase",
+            );
         }
     }
     if let Some(done) = current {
@@ -69,11 +73,13 @@ async fn sessionize(ctx: AssetContext) -> Result<RecordBatch, BoxError> {
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, i: usize) -> Result<&'a T, BoxError> {
-    batch
-        .column(i)
-        .as_any()
-        .downcast_ref::<T>()
-        .ok_or_else(|| format!("raw_events column {i} has unexpected type {}", batch.column(i).data_type()).into())
+    batch.column(i).as_any().downcast_ref::<T>().ok_or_else(|| {
+        format!(
+            "raw_events column {i} has unexpected type {}",
+            batch.column(i).data_type()
+        )
+        .into()
+    })
 }
 
 struct Session {
@@ -88,7 +94,15 @@ struct Session {
 
 impl Session {
     fn start(customer: i64, number: u32, at: i64) -> Self {
-        Self { customer, number, started_at: at, ended_at: at, events: 0, pages: BTreeSet::new(), converted: false }
+        Self {
+            customer,
+            number,
+            started_at: at,
+            ended_at: at,
+            events: 0,
+            pages: BTreeSet::new(),
+            converted: false,
+        }
     }
 
     fn add(&mut self, at: i64, page: Option<&str>, purchase: bool) {
@@ -133,7 +147,8 @@ impl Sessions {
         self.customers.push(s.customer);
         self.started.push(s.started_at);
         self.ended.push(s.ended_at);
-        self.durations.push((s.ended_at - s.started_at) / 1_000_000_000);
+        self.durations
+            .push((s.ended_at - s.started_at) / 1_000_000_000);
         self.events.push(s.events);
         self.pages.push(s.pages.len() as i64);
         self.converted.push(s.converted);

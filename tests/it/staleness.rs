@@ -1,0 +1,225 @@
+//! The core loop: edits and new data make exactly the right assets stale, and `materialize` runs
+//! exactly those.
+
+use crate::support::{TempProject, edit, lines};
+
+const ALL_FRESH: &str = "
+    raw_customers: fresh
+    raw_events: fresh
+    raw_orders: fresh
+    stg_customers: fresh
+    stg_orders: fresh
+    orders_enriched: fresh
+    customer_lifetime_value: fresh
+    daily_revenue: fresh
+    web_sessions: fresh
+    daily_sessions: fresh
+";
+
+fn materialized(out: &crate::support::Output) -> Vec<String> {
+    out.stderr
+        .lines()
+        .filter(|l| l.starts_with('[') && l.contains(" materialized "))
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn whitespace_and_comment_edits_change_nothing() {
+    let project = TempProject::demo();
+    project.ok(&["materialize"]);
+    edit(
+        &project,
+        "sql/staging/stg_orders.sql",
+        "WHERE status = 'completed'",
+        "-- only completed orders\nWHERE   status='completed'\n\n",
+    );
+    edit(
+        &project,
+        "sql/marts/daily_revenue.sql",
+        "count(*) AS orders",
+        "COUNT(*)   AS orders /* per day */",
+    );
+    assert_eq!(project.status_lines(), lines(ALL_FRESH));
+    let out = project.ok(&["materialize"]);
+    assert!(
+        out.stderr.contains("nothing to materialize"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_logic_edit_is_a_code_cause_and_new_output_a_data_cause_downstream() {
+    let project = TempProject::demo();
+    project.ok(&["materialize"]);
+    edit(
+        &project,
+        "sql/staging/stg_orders.sql",
+        "AND amount > 0",
+        "AND amount > 20",
+    );
+    assert_eq!(
+        project.status_lines(),
+        lines(&ALL_FRESH.replace("stg_orders: fresh", "stg_orders: stale [code]")),
+        "only the edited asset is stale until it is re-materialized"
+    );
+    let status = project.status();
+    assert_eq!(
+        status["stg_orders"]["causes"][0]["reason"],
+        "has a new code version"
+    );
+
+    // Re-materializing it with different output makes its direct dependent stale with a data cause.
+    let out = project.ok(&["materialize", "stg_orders"]);
+    assert_eq!(materialized(&out), ["stg_orders"]);
+    assert_eq!(
+        project.status_lines(),
+        lines(&ALL_FRESH.replace(
+            "orders_enriched: fresh",
+            "orders_enriched: stale [data stg_orders]"
+        ))
+    );
+    let cause = &project.status()["orders_enriched"]["causes"][0];
+    assert_eq!(cause["reason"], "has a new dependency data version");
+    assert_eq!(cause["dependency"], "stg_orders");
+
+    // `materialize` then runs what is stale and what turns stale as a result, nothing else.
+    let out = project.ok(&["materialize"]);
+    assert_eq!(
+        materialized(&out),
+        [
+            "orders_enriched",
+            "customer_lifetime_value",
+            "daily_revenue"
+        ]
+    );
+    assert_eq!(project.status_lines(), lines(ALL_FRESH));
+}
+
+#[test]
+fn new_source_data_after_observe_makes_dependents_stale() {
+    let project = TempProject::demo();
+    project.ok(&["materialize"]);
+    let mut orders = project.read("data/orders.csv");
+    orders.push_str("199999,1,2026-10-30T12:00:00Z,completed,42.00\n");
+    project.write("data/orders.csv", &orders);
+    // Until observed, Freshet has not seen the change.
+    assert_eq!(project.status_lines(), lines(ALL_FRESH));
+    let out = project.ok(&["observe"]);
+    assert!(
+        out.stderr.contains("observed raw_orders: new data version"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("observed raw_customers: unchanged"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        project.status_lines(),
+        lines(&ALL_FRESH.replace("stg_orders: fresh", "stg_orders: stale [data raw_orders]"))
+    );
+    // Observing again without a change changes nothing.
+    project.ok(&["observe", "raw_orders"]);
+    assert_eq!(
+        project.status_lines(),
+        lines(&ALL_FRESH.replace("stg_orders: fresh", "stg_orders: stale [data raw_orders]"))
+    );
+    let out = project.ok(&["materialize"]);
+    assert_eq!(
+        materialized(&out),
+        [
+            "stg_orders",
+            "orders_enriched",
+            "customer_lifetime_value",
+            "daily_revenue"
+        ]
+    );
+    assert_eq!(project.status_lines(), lines(ALL_FRESH));
+}
+
+#[test]
+fn identical_output_stops_propagation() {
+    let project = TempProject::demo();
+    project.ok(&["materialize"]);
+    // Same events in another order: a new source version, but the same sessions.
+    let events = project.read("data/events.jsonl");
+    let mut reversed: Vec<&str> = events.lines().collect();
+    reversed.reverse();
+    project.write("data/events.jsonl", &(reversed.join("\n") + "\n"));
+    let before = project.status()["web_sessions"]["data_version"].clone();
+    let out = project.ok(&["materialize"]);
+    assert_eq!(materialized(&out), ["web_sessions"]);
+    assert!(
+        out.stderr
+            .contains("daily_sessions skipped: inputs unchanged"),
+        "{}",
+        out.stderr
+    );
+    let status = project.status();
+    assert_eq!(
+        status["web_sessions"]["data_version"], before,
+        "row order does not change the data version"
+    );
+    assert_eq!(project.status_lines(), lines(ALL_FRESH));
+}
+
+#[test]
+fn a_failing_step_records_nothing_and_skips_its_downstream() {
+    let project = TempProject::demo();
+    project.ok(&["materialize"]);
+    let files = project.output_files();
+    edit(
+        &project,
+        "sql/staging/stg_customers.sql",
+        "trim(name) AS name",
+        "trim(no_such_column) AS name",
+    );
+    let out = project.run(&["materialize"]);
+    assert!(!out.success);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("stg_customers FAILED: stg_customers:"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("no_such_column"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("orders_enriched skipped: upstream stg_customers failed"),
+        "{}",
+        out.stderr
+    );
+    // The previous versions stay current, and no new object was left behind.
+    assert_eq!(project.output_files(), files);
+    assert_eq!(
+        project.status_lines(),
+        lines(&ALL_FRESH.replace("stg_customers: fresh", "stg_customers: stale [code]"))
+    );
+}
+
+#[test]
+fn named_assets_run_exactly_and_need_their_inputs() {
+    let project = TempProject::demo();
+    let out = project.run(&["materialize", "daily_revenue"]);
+    assert!(!out.success);
+    assert_eq!(
+        out.stderr.trim(),
+        "error: cannot materialize daily_revenue: its input orders_enriched has never been materialized; \
+         include orders_enriched or run `freshet materialize` to build what is missing"
+    );
+    let out = project.ok(&["materialize", "web_sessions", "daily_sessions"]);
+    assert_eq!(materialized(&out), ["web_sessions", "daily_sessions"]);
+    // A fresh asset named explicitly runs anyway.
+    let out = project.ok(&["materialize", "daily_sessions"]);
+    assert_eq!(materialized(&out), ["daily_sessions"]);
+    let status = project.status();
+    assert_eq!(status["daily_sessions"]["status"], "fresh");
+    assert_eq!(status["stg_orders"]["status"], "missing");
+    assert_eq!(
+        status["stg_orders"]["causes"].as_array().map(Vec::len),
+        Some(0)
+    );
+}
