@@ -4,5 +4,6 @@
 mod demo;
 mod errors;
 mod init;
+mod sources;
 mod staleness;
 mod support;

@@ -1,0 +1,78 @@
+//! Sources: CSV, JSON lines and Parquet; single files, globs and URLs.
+
+use crate::support::TempProject;
+
+#[test]
+fn glob_sources_read_every_match_and_see_new_files() {
+    let project = TempProject::with_files(&[
+        (
+            "freshet.toml",
+            "[project]\nname = \"t\"\n\n[sources.raw_parts]\npath = \"data/part_*.csv\"\n",
+        ),
+        ("data/part_1.csv", "id,amount\n1,10\n2,20\n"),
+        ("data/part_2.csv", "id,amount\n3,30\n"),
+        ("data/other.csv", "id,amount\n99,990\n"),
+        (
+            "sql/total.sql",
+            "SELECT count(*) AS n, sum(amount) AS amount FROM raw_parts",
+        ),
+    ]);
+    let out = project.ok(&["materialize"]);
+    assert!(
+        out.stderr.contains("observed raw_parts: new data version"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("(2 files,"), "{}", out.stderr);
+    let preview = project.ok(&["preview", "total"]).stdout;
+    assert!(preview.contains("| 3 | 60     |"), "{preview}");
+
+    project.write("data/part_3.csv", "id,amount\n4,40\n");
+    project.ok(&["observe"]);
+    assert_eq!(project.status()["total"]["status"], "stale");
+    project.ok(&["materialize"]);
+    let preview = project.ok(&["preview", "total"]).stdout;
+    assert!(preview.contains("| 4 | 100    |"), "{preview}");
+}
+
+#[test]
+fn parquet_and_json_sources_by_url() {
+    // A first project's output is a second project's Parquet source, named by file:// URL.
+    let first = TempProject::with_files(&[
+        (
+            "freshet.toml",
+            "[project]\nname = \"a\"\n\n[sources.raw]\npath = \"events.jsonl\"\n",
+        ),
+        (
+            "events.jsonl",
+            "{\"user\":\"a\",\"n\":1}\n{\"user\":\"b\",\"n\":2}\n{\"user\":\"a\",\"n\":3}\n",
+        ),
+        (
+            "sql/per_user.sql",
+            "SELECT \"user\", sum(n) AS n FROM raw GROUP BY \"user\"",
+        ),
+    ]);
+    first.ok(&["materialize"]);
+    let location = first.status()["per_user"]["location"]
+        .as_str()
+        .expect("location")
+        .to_owned();
+    assert!(
+        location.starts_with("file:///") && location.ends_with(".parquet"),
+        "{location}"
+    );
+
+    let second = TempProject::with_files(&[
+        (
+            "freshet.toml",
+            &format!("[project]\nname = \"b\"\n\n[sources.per_user]\npath = \"{location}\"\n"),
+        ),
+        (
+            "sql/top.sql",
+            "SELECT \"user\" FROM per_user ORDER BY n DESC LIMIT 1",
+        ),
+    ]);
+    second.ok(&["materialize"]);
+    let preview = second.ok(&["preview", "top"]).stdout;
+    assert!(preview.contains("| a    |"), "{preview}");
+}
