@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
                 .deps(["evens"])
                 .code_version("1")
                 .compute(|ctx: AssetContext| async move {
-                    Ok(ctx.sql("SELECT sum(n) AS total FROM evens").await?)
+                    ctx.sql("SELECT sum(n) AS total FROM evens").await
                 }),
         ),
     );

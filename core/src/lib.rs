@@ -4,6 +4,8 @@
 //! [`project`] and [`executor`] are the edges that touch files, databases and object storage.
 //! Nothing here knows HTTP or the command line.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod error;
 pub mod executor;
 pub mod fingerprint;

@@ -11,7 +11,7 @@
 //!         .code_version("1")
 //!         .description("Orders over 100.")
 //!         .compute(|ctx: AssetContext| async move {
-//!             Ok(ctx.sql("SELECT * FROM orders WHERE amount > 100").await?)
+//!             ctx.sql("SELECT * FROM orders WHERE amount > 100").await
 //!         }),
 //! );
 //! assert_eq!(catalogue.name(), "shop");

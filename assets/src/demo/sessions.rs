@@ -69,10 +69,10 @@ async fn sessionize(ctx: AssetContext) -> Result<RecordBatch, BoxError> {
     if let Some(done) = current {
         out.push(done);
     }
-    Ok(out.finish()?)
+    out.finish()
 }
 
-fn column<'a, T: 'static>(batch: &'a RecordBatch, i: usize) -> Result<&'a T, BoxError> {
+fn column<T: 'static>(batch: &RecordBatch, i: usize) -> Result<&T, BoxError> {
     batch.column(i).as_any().downcast_ref::<T>().ok_or_else(|| {
         format!(
             "raw_events column {i} has unexpected type {}",
