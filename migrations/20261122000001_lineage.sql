@@ -45,7 +45,8 @@ CREATE TABLE observations (
 CREATE INDEX observations_by_asset ON observations (asset, observed_at);
 
 -- The current version of each asset: written in the same transaction as the event it points to,
--- so an output becomes current only once it is fully written and recorded.
+-- so an output becomes current only once it is fully written and recorded. Exactly one of
+-- materialization_id (assets) and observation_id (sources) is set.
 CREATE TABLE asset_heads (
     asset              TEXT NOT NULL,
     partition_key      TEXT NOT NULL DEFAULT '',

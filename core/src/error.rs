@@ -43,7 +43,7 @@ pub enum Error {
     #[error(transparent)]
     Plan(#[from] PlanError),
     /// An asset named on the command line does not exist.
-    #[error("unknown asset {0}")]
+    #[error("unknown asset {0:?}")]
     UnknownAsset(String),
     /// The metadata database failed.
     #[error("{message}")]

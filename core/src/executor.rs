@@ -493,6 +493,15 @@ impl Executor {
                     message: "source has not been observed".to_owned(),
                     retryable: false,
                 })?;
+            // What is read must be what is recorded: a source that moved since the run observed
+            // it fails the step (retryable) rather than record a version it did not read.
+            if observe_source(key, spec).await?.data_version != version {
+                return Err(Error::Execution {
+                    asset: key.to_string(),
+                    message: "changed after this run observed it; run materialize again".to_owned(),
+                    retryable: true,
+                });
+            }
             register_source(ctx, table, spec)
                 .await
                 .map_err(register_error)?;

@@ -215,10 +215,12 @@ fn topological_order(
     })
 }
 
-/// Finds a shortest cycle through the smallest key left with unresolved dependencies.
+/// Finds a cycle to report: walks upstream from the smallest key left with unresolved
+/// dependencies until a key repeats (that key is on a cycle), then reports the shortest cycle
+/// through it, starting at its smallest key.
 ///
-/// Every node with a non-zero remaining in-degree lies on or downstream of a cycle; following
-/// dependencies (upstream) from any of them must reach one, so we walk upstream.
+/// Every node with a non-zero remaining in-degree lies on or downstream of a cycle, so the walk
+/// upstream through such nodes must reach one.
 fn find_cycle(defs: &[AssetDef], indegree: &[usize]) -> Vec<AssetKey> {
     let index: HashMap<&AssetKey, usize> =
         defs.iter().enumerate().map(|(i, d)| (&d.key, i)).collect();

@@ -186,6 +186,17 @@ impl Project {
         }
 
         let graph = AssetGraph::new(defs)?;
+        for def in graph.iter().filter(|d| d.kind != AssetKind::Source) {
+            if let Some(dep) = def.deps.iter().find(|d| d.segments().count() > 3) {
+                return Err(Error::Definition {
+                    origin: def.origin.to_string(),
+                    message: format!(
+                        "asset {} reads {dep}, but keys of more than three segments cannot be read as tables",
+                        def.key
+                    ),
+                });
+            }
+        }
         let storage_url = resolve_storage(
             &dir,
             overrides
@@ -463,7 +474,7 @@ fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<(AssetDef, String
 }
 
 fn resolve_storage(dir: &Path, configured: Option<&str>) -> Result<Url, String> {
-    let url = match configured {
+    let mut url = match configured {
         Some(s) if s.contains("://") => {
             Url::parse(s).map_err(|e| format!("invalid storage URL {s:?}: {e}"))?
         }
@@ -475,6 +486,11 @@ fn resolve_storage(dir: &Path, configured: Option<&str>) -> Result<Url, String> 
             "storage {}://: this build writes to local folders (file://) only",
             url.scheme()
         ));
+    }
+    // Storage is a folder: with a trailing slash, joining a relative path appends to it.
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
     }
     Ok(url)
 }

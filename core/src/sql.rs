@@ -179,8 +179,8 @@ fn parse_single_query(text: &str) -> Result<DfStatement, SqlError> {
 }
 
 /// The query as DataFusion reads it, printed back from its syntax tree: comments and layout
-/// are gone, and unquoted words (keywords, names) are lower-cased, since SQL compares them
-/// case-insensitively. Quoted names and string literals are kept as written.
+/// are gone, and unquoted words (keywords, names) are ASCII-lower-cased, as DataFusion does before
+/// comparing them. Quoted names and string literals are kept as written.
 fn canonical_query(text: &str) -> Result<String, SqlError> {
     let dialect = GenericDialect {};
     let tokens = Tokenizer::new(&dialect, text)
@@ -189,7 +189,7 @@ fn canonical_query(text: &str) -> Result<String, SqlError> {
         .into_iter()
         .map(|token| match token {
             Token::Word(mut word) if word.quote_style.is_none() => {
-                word.value = word.value.to_lowercase();
+                word.value = word.value.to_ascii_lowercase();
                 Token::Word(word)
             }
             other => other,

@@ -163,7 +163,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO asset_heads (asset, partition_key, materialization_id, updated_at) VALUES ($1, '', $2, $3) \
              ON CONFLICT (asset, partition_key) DO UPDATE SET \
-             materialization_id = excluded.materialization_id, updated_at = excluded.updated_at",
+             materialization_id = excluded.materialization_id, observation_id = NULL, \
+             updated_at = excluded.updated_at",
         )
         .bind(m.asset.as_str())
         .bind(m.id.as_str())
@@ -195,7 +196,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO asset_heads (asset, partition_key, observation_id, updated_at) VALUES ($1, '', $2, $3) \
              ON CONFLICT (asset, partition_key) DO UPDATE SET \
-             observation_id = excluded.observation_id, updated_at = excluded.updated_at",
+             observation_id = excluded.observation_id, materialization_id = NULL, \
+             updated_at = excluded.updated_at",
         )
         .bind(o.asset.as_str())
         .bind(id.as_str())
@@ -213,12 +215,14 @@ impl Store {
     /// from another tool writing to the database.
     pub async fn load_lineage(&self) -> Result<Lineage> {
         let mut lineage = Lineage::new();
+        // One transaction, so the three reads see the same commit.
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
 
         let inputs = sqlx::query(
             "SELECT i.materialization_id, i.input_asset, i.data_version FROM asset_heads h \
              JOIN materialization_inputs i ON i.materialization_id = h.materialization_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(store_error)?;
         let mut inputs_by_id: std::collections::HashMap<String, Vec<InputVersion>> =
@@ -241,7 +245,7 @@ impl Store {
              m.byte_size, m.duration_us, m.created_at FROM asset_heads h \
              JOIN materializations m ON m.id = h.materialization_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(store_error)?;
         for row in rows {
@@ -270,7 +274,7 @@ impl Store {
             "SELECT o.asset, o.data_version, o.file_count, o.byte_size, o.observed_at FROM asset_heads h \
              JOIN observations o ON o.id = h.observation_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(store_error)?;
         for row in rows {
@@ -285,6 +289,7 @@ impl Store {
                 observed_at: from_micros(get(&row, 4)?),
             });
         }
+        tx.commit().await.map_err(store_error)?;
         Ok(lineage)
     }
 
@@ -349,11 +354,28 @@ fn from_i64(n: i64) -> u64 {
 /// The URL with any password replaced by `***`, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            let secret = |k: &str| k.to_ascii_lowercase().contains("password");
+            if parsed.query_pairs().any(|(k, _)| secret(&k)) {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if secret(&k) {
+                            "***".to_owned()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            parsed.set_fragment(None);
             parsed.to_string()
         }
-        Ok(_) => url.to_owned(),
         // Not a URL we can read: show only the scheme, in case the rest holds a secret.
         Err(_) => format!("{}://…", url.split("://").next().unwrap_or("?")),
     }
@@ -371,6 +393,11 @@ mod tests {
             "postgres://freshet:***@db.internal:5432/meta"
         );
         assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&password=s3cret"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+        assert!(!redact_url("postgres://u:pa#ss@h/db").contains("ss@"));
     }
 
     #[tokio::test]

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use freshet_core::executor::{RunEvent, RunObserver, StepOutcome};
-use freshet_core::{Catalogues, Executor, Overrides, Project, Store};
+use freshet_core::planner::PlanError;
+use freshet_core::{AssetKey, AssetKind, Catalogues, Executor, Overrides, Project, Store};
 
 mod init;
 pub mod output;
@@ -124,6 +125,25 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
         Command::Preview { key, .. } => project.resolve_keys(&[key])?,
         _ => Vec::new(),
     };
+    let is_source = |k: &&AssetKey| {
+        project
+            .graph()
+            .get(k)
+            .is_some_and(|d| d.kind == AssetKind::Source)
+    };
+    match &cli.command {
+        Command::Materialize { .. } => {
+            if let Some(key) = keys.iter().find(is_source) {
+                return Err(PlanError::Source(key.clone()).into());
+            }
+        }
+        Command::Observe { .. } => {
+            if let Some(key) = keys.iter().find(|k| !is_source(k)) {
+                return Err(PlanError::NotSource(key.clone()).into());
+            }
+        }
+        _ => {}
+    }
     let store = Store::open(project.database_url()).await?;
     let executor = Executor::new(project.clone(), store.clone())?;
     let code = match &cli.command {

@@ -13,7 +13,11 @@ fn python() -> String {
 fn materializes_every_demo_asset_then_nothing() {
     let project = TempProject::demo();
     let first = project.ok(&["materialize"]);
-    assert!(first.stderr.contains("materialized 7"), "{}", first.stderr);
+    assert!(
+        first.stderr.contains(": materialized 7\n"),
+        "{}",
+        first.stderr
+    );
     let status = project.status();
     assert_eq!(status.len(), 10, "3 sources, 6 SQL assets and 1 Rust asset");
     for (key, asset) in &status {

@@ -163,12 +163,12 @@ fn unknown_asset_and_missing_source_files() {
     check(
         &[("freshet.toml", TOML), ("raw.csv", CSV)],
         &["materialize", "nope"],
-        "error: unknown asset nope",
+        "error: unknown asset \"nope\"",
     );
     check(
         &[("freshet.toml", TOML), ("raw.csv", CSV)],
         &["preview", "bad key"],
-        "error: unknown asset bad key",
+        "error: unknown asset \"bad key\"",
     );
     let project =
         TempProject::with_files(&[("freshet.toml", TOML), ("sql/a.sql", "select * from raw")]);

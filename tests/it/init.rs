@@ -25,7 +25,7 @@ fn init_makes_a_project_that_materializes_and_picks_up_new_sql_files() {
 
     let out = run(&["materialize"]);
     assert!(out.success, "{}", out.stderr);
-    assert!(out.stderr.contains("materialized 2"), "{}", out.stderr);
+    assert!(out.stderr.contains(": materialized 2\n"), "{}", out.stderr);
     let preview = run(&["preview", "sales_by_store"]).stdout;
     assert!(preview.contains("| north | 10    | 27.0    |"), "{preview}");
 
@@ -47,7 +47,11 @@ fn init_makes_a_project_that_materializes_and_picks_up_new_sql_files() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("materialized 1"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(": materialized 1\n"),
+        "only the new asset runs:\n{}",
+        out.stderr
+    );
 
     // init refuses to overwrite.
     let out = freshet(&["init", dir.to_str().expect("utf-8")]);

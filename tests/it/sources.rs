@@ -76,3 +76,44 @@ fn parquet_and_json_sources_by_url() {
     let preview = second.ok(&["preview", "top"]).stdout;
     assert!(preview.contains("| a    |"), "{preview}");
 }
+
+#[test]
+fn storage_and_database_can_be_set_by_flag() {
+    let project = TempProject::with_files(&[
+        (
+            "freshet.toml",
+            "[project]\nname = \"t\"\n\n[sources.raw]\npath = \"raw.csv\"\n",
+        ),
+        ("raw.csv", "id\n1\n2\n"),
+        ("sql/ids.sql", "SELECT id FROM raw"),
+    ]);
+    let out_dir = project.path().join("elsewhere/out");
+    // A storage URL without a trailing slash is still the folder to write under.
+    let storage = format!("file://{}", out_dir.display());
+    let database = project.path().join("meta/lineage.db");
+    let flags = [
+        "--storage",
+        storage.as_str(),
+        "--database",
+        database.to_str().expect("utf-8"),
+    ];
+    let run = |args: &[&str]| project.ok(&[&flags[..], args].concat());
+    run(&["materialize"]);
+    assert!(
+        !project.path().join(".freshet").exists(),
+        "the defaults were not used"
+    );
+    assert!(database.exists());
+    let status: Vec<serde_json::Value> =
+        serde_json::from_str(&run(&["status", "--json"]).stdout).expect("JSON");
+    let location = status
+        .iter()
+        .find(|s| s["key"] == "ids")
+        .and_then(|s| s["location"].as_str())
+        .expect("location");
+    assert!(
+        location.starts_with(&format!("{storage}/ids/")),
+        "{location}"
+    );
+    assert!(run(&["preview", "ids"]).stdout.contains("| 2  |"));
+}

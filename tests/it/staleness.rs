@@ -223,3 +223,69 @@ fn named_assets_run_exactly_and_need_their_inputs() {
         Some(0)
     );
 }
+
+#[test]
+fn a_killed_run_leaves_the_previous_state_current() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let project = TempProject::with_files(&[
+        ("freshet.toml", "[project]\nname = \"t\"\n"),
+        ("sql/seed.sql", "SELECT 1 AS n"),
+        // Streams rows to Parquet for far longer than the test waits.
+        (
+            "sql/big.sql",
+            "SELECT value AS n FROM seed CROSS JOIN generate_series(1, 2000000000)",
+        ),
+    ]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_freshet"))
+        .args([
+            "--project",
+            project.path().to_str().expect("utf-8"),
+            "materialize",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start freshet");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Wait (bounded) until the big asset is being written, then kill the process outright.
+    let mut started = false;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        if line.contains("big ...") {
+            started = true;
+            break;
+        }
+    }
+    assert!(started, "the big asset never started");
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+
+    let status = project.status();
+    assert_eq!(status["seed"]["status"], "fresh");
+    assert_eq!(
+        status["big"]["status"], "missing",
+        "a killed step has no current version"
+    );
+    assert!(status["big"]["location"].is_null());
+
+    // The next run starts from there.
+    project.write(
+        "sql/big.sql",
+        "SELECT value AS n FROM seed CROSS JOIN generate_series(1, 3)",
+    );
+    let out = project.ok(&["materialize"]);
+    assert_eq!(materialized(&out), ["big"]);
+    assert!(project.ok(&["preview", "big"]).stdout.contains("| 3 |"));
+}
