@@ -33,6 +33,7 @@ use datafusion::prelude::{
 };
 use futures::{StreamExt, TryStreamExt};
 use tracing::{Instrument, info, info_span, warn};
+use url::Url;
 
 use crate::fingerprint::{Hasher, RowFingerprint};
 use crate::model::{
@@ -159,15 +160,11 @@ impl Executor {
     /// An executor writing under the project's storage URL.
     pub fn new(project: Project, store: Store) -> Result<Self> {
         let url = project.storage_url();
-        let (output, output_base) =
-            datafusion::object_store::parse_url(url).map_err(|e| Error::Storage {
-                message: format!("storage {url}: {}", one_line(&e)),
-                retryable: false,
-            })?;
+        let (output, output_base) = object_store_for(url, project.object_store_options())?;
         Ok(Self {
             project,
             store,
-            output: Arc::from(output),
+            output,
             output_base,
         })
     }
@@ -202,7 +199,7 @@ impl Executor {
             if !keys.is_empty() && !keys.contains(&def.key) {
                 continue;
             }
-            let observation = observe_source(&def.key, spec).await?;
+            let observation = self.observe_source(&def.key, spec).await?;
             let changed = lineage.observation(&def.key).map(|o| &o.data_version)
                 != Some(&observation.data_version);
             if changed {
@@ -351,7 +348,7 @@ impl Executor {
         let started = Instant::now();
         let key = &def.key;
         let exec_error = |e: DataFusionError| execution_error(key, e);
-        let ctx = session();
+        let ctx = self.session()?;
         let mut inputs = Vec::with_capacity(def.deps.len());
         for dep in &def.deps {
             let data_version = self.register_input(&ctx, dep, lineage).await?;
@@ -495,7 +492,7 @@ impl Executor {
                 })?;
             // What is read must be what is recorded: a source that moved since the run observed
             // it fails the step (retryable) rather than record a version it did not read.
-            if observe_source(key, spec).await?.data_version != version {
+            if self.observe_source(key, spec).await?.data_version != version {
                 return Err(Error::Execution {
                     asset: key.to_string(),
                     message: "changed after this run observed it; run materialize again".to_owned(),
@@ -523,7 +520,7 @@ impl Executor {
     /// The first `limit` rows of an asset's current version (or a source's current files).
     pub async fn preview(&self, key: &AssetKey, limit: usize) -> Result<Vec<RecordBatch>> {
         let lineage = self.store.load_lineage().await?;
-        let ctx = session();
+        let ctx = self.session()?;
         let is_source = matches!(self.project.computation(key), Some(Computation::Source(_)));
         if !is_source && lineage.materialization(key).is_none() {
             return Err(Error::Execution {
@@ -554,8 +551,39 @@ impl Executor {
     }
 }
 
-fn session() -> SessionContext {
-    SessionContext::new_with_config(SessionConfig::new().with_information_schema(false))
+impl Executor {
+    /// A new DataFusion session that can reach the output storage and every source's store.
+    fn session(&self) -> Result<SessionContext> {
+        let ctx =
+            SessionContext::new_with_config(SessionConfig::new().with_information_schema(false));
+        let storage = self.project.storage_url();
+        if storage.scheme() != "file" {
+            ctx.register_object_store(storage, self.output.clone());
+        }
+        for def in self.project.graph().iter() {
+            if let Some(Computation::Source(spec)) = self.project.computation(&def.key)
+                && let Ok(url) = Url::parse(&spec.location)
+                && url.scheme() != "file"
+            {
+                let (store, _) = object_store_for(&url, self.project.object_store_options())?;
+                ctx.register_object_store(&url, store);
+            }
+        }
+        Ok(ctx)
+    }
+}
+
+/// The object store for `url`, configured with `options` (credentials, endpoint, region).
+fn object_store_for(
+    url: &Url,
+    options: &[(String, String)],
+) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
+    let (store, path) = datafusion::object_store::parse_url_opts(url, options.iter().cloned())
+        .map_err(|e| Error::Storage {
+            message: format!("object store {url}: {}", one_line(&e)),
+            retryable: false,
+        })?;
+    Ok((Arc::from(store), path))
 }
 
 /// The table reference an asset key is registered under: `a` -> `a`, `a/b` -> `a.b`, `a/b/c` -> `a.b.c`.
@@ -634,59 +662,61 @@ async fn register_source(
 
 /// Lists a source's objects and fingerprints their paths, sizes and e-tags (or modification
 /// times). Touching or rewriting a file therefore counts as new data.
-async fn observe_source(key: &AssetKey, spec: &SourceSpec) -> Result<Observation> {
-    let fail = |message: String, retryable| Error::Storage {
-        message: format!("source {key}: {message}"),
-        retryable,
-    };
-    let ctx = session();
-    let url = ListingTableUrl::parse(&spec.location).map_err(|e| {
-        fail(
-            format!("invalid location {}: {}", spec.location, one_line(&e)),
-            false,
-        )
-    })?;
-    let store = ctx
-        .runtime_env()
-        .object_store(url.object_store())
-        .map_err(|e| fail(one_line(&e), false))?;
-    let state = ctx.state();
-    let listing = url.list_all_files(&state, store.as_ref(), "").await;
-    let mut files: Vec<_> = match listing {
-        Ok(stream) => stream.try_collect().await,
-        Err(e) => Err(e),
-    }
-    .map_err(|e| match e {
-        DataFusionError::ObjectStore(ref inner)
-            if matches!(**inner, datafusion::object_store::Error::NotFound { .. }) =>
-        {
-            fail(format!("no files match {}", spec.location), false)
-        }
-        e => fail(
-            format!("cannot list {}: {}", spec.location, one_line(&e)),
-            true,
-        ),
-    })?;
-    if files.is_empty() {
-        return Err(fail(format!("no files match {}", spec.location), false));
-    }
-    files.sort_by(|a, b| a.location.cmp(&b.location));
-    let mut h = Hasher::default();
-    for f in &files {
-        h.field(f.location.as_ref().as_bytes())
-            .field(&f.size.to_le_bytes());
-        match &f.e_tag {
-            Some(tag) => h.field(tag.as_bytes()),
-            None => h.field(&f.last_modified.timestamp_micros().to_le_bytes()),
+impl Executor {
+    async fn observe_source(&self, key: &AssetKey, spec: &SourceSpec) -> Result<Observation> {
+        let fail = |message: String, retryable| Error::Storage {
+            message: format!("source {key}: {message}"),
+            retryable,
         };
+        let ctx = self.session()?;
+        let url = ListingTableUrl::parse(&spec.location).map_err(|e| {
+            fail(
+                format!("invalid location {}: {}", spec.location, one_line(&e)),
+                false,
+            )
+        })?;
+        let store = ctx
+            .runtime_env()
+            .object_store(url.object_store())
+            .map_err(|e| fail(one_line(&e), false))?;
+        let state = ctx.state();
+        let listing = url.list_all_files(&state, store.as_ref(), "").await;
+        let mut files: Vec<_> = match listing {
+            Ok(stream) => stream.try_collect().await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| match e {
+            DataFusionError::ObjectStore(ref inner)
+                if matches!(**inner, datafusion::object_store::Error::NotFound { .. }) =>
+            {
+                fail(format!("no files match {}", spec.location), false)
+            }
+            e => fail(
+                format!("cannot list {}: {}", spec.location, one_line(&e)),
+                true,
+            ),
+        })?;
+        if files.is_empty() {
+            return Err(fail(format!("no files match {}", spec.location), false));
+        }
+        files.sort_by(|a, b| a.location.cmp(&b.location));
+        let mut h = Hasher::default();
+        for f in &files {
+            h.field(f.location.as_ref().as_bytes())
+                .field(&f.size.to_le_bytes());
+            match &f.e_tag {
+                Some(tag) => h.field(tag.as_bytes()),
+                None => h.field(&f.last_modified.timestamp_micros().to_le_bytes()),
+            };
+        }
+        Ok(Observation {
+            asset: key.clone(),
+            data_version: DataVersion::new(h.finish_hex()),
+            file_count: files.len() as u64,
+            byte_size: files.iter().map(|f| f.size).sum(),
+            observed_at: Utc::now(),
+        })
     }
-    Ok(Observation {
-        asset: key.clone(),
-        data_version: DataVersion::new(h.finish_hex()),
-        file_count: files.len() as u64,
-        byte_size: files.iter().map(|f| f.size).sum(),
-        observed_at: Utc::now(),
-    })
 }
 
 fn execution_error(key: &AssetKey, e: DataFusionError) -> Error {

@@ -51,6 +51,10 @@ pub struct Overrides {
     pub storage: Option<String>,
     /// The metadata database: a SQLite file or a database URL.
     pub database: Option<String>,
+    /// Object store settings (credentials, endpoint, region), named as object_store's builders
+    /// name them (`aws_access_key_id`, `aws_endpoint`, `google_service_account`, ...). Secret:
+    /// never printed.
+    pub object_store_options: Vec<(String, String)>,
 }
 
 /// A loaded, validated project. Cheap to clone.
@@ -64,6 +68,7 @@ struct Inner {
     computations: HashMap<AssetKey, Computation>,
     storage_url: Url,
     database_url: String,
+    object_store_options: Vec<(String, String)>,
 }
 
 impl fmt::Debug for Project {
@@ -219,6 +224,7 @@ impl Project {
             computations,
             storage_url,
             database_url,
+            object_store_options: overrides.object_store_options.clone(),
         })))
     }
 
@@ -245,6 +251,11 @@ impl Project {
     /// The folder or object-store URL outputs are written under.
     pub fn storage_url(&self) -> &Url {
         &self.0.storage_url
+    }
+
+    /// Settings for object stores (may hold secrets: never print them).
+    pub fn object_store_options(&self) -> &[(String, String)] {
+        &self.0.object_store_options
     }
 
     /// The metadata database URL (may hold a password: never print it unredacted).
@@ -481,11 +492,15 @@ fn resolve_storage(dir: &Path, configured: Option<&str>) -> Result<Url, String> 
         Some(s) => dir_url(&dir.join(s))?,
         None => dir_url(&dir.join(".freshet").join("data"))?,
     };
-    if url.scheme() != "file" {
-        return Err(format!(
-            "storage {}://: this build writes to local folders (file://) only",
-            url.scheme()
-        ));
+    match datafusion::object_store::ObjectStoreScheme::parse(&url) {
+        Ok((datafusion::object_store::ObjectStoreScheme::Memory, _)) | Err(_) => {
+            return Err(format!(
+                "storage {}://: not an object store Freshet can write to \
+                 (use a folder, file://, s3://, gs://, az:// or abfss://)",
+                url.scheme()
+            ));
+        }
+        Ok(_) => {}
     }
     // Storage is a folder: with a trailing slash, joining a relative path appends to it.
     if !url.path().ends_with('/') {
@@ -621,9 +636,9 @@ mod tests {
             (
                 &[(
                     "freshet.toml",
-                    "[project]\nname = \"t\"\nstorage = \"s3://bucket/x\"\n",
+                    "[project]\nname = \"t\"\nstorage = \"ftp://host/x\"\n",
                 )],
-                "DIR/freshet.toml: storage s3://: this build writes to local folders (file://) only",
+                "DIR/freshet.toml: storage ftp://: not an object store Freshet can write to (use a folder, file://, s3://, gs://, az:// or abfss://)",
             ),
         ];
         for (files, expect) in cases {

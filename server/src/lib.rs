@@ -106,6 +106,7 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
     let overrides = Overrides {
         storage: cli.storage.clone(),
         database: cli.database.clone(),
+        object_store_options: object_store_options_from_env(),
     };
     // Load and validate everything before opening (and so creating) the store.
     let project = Project::load(&cli.project, &catalogues, &overrides)?;
@@ -188,6 +189,20 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
     };
     store.close().await;
     Ok(code)
+}
+
+/// Object store settings from the environment, as the cloud SDKs name them: every `AWS_*`,
+/// `GOOGLE_*` and `AZURE_*` variable (e.g. `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`, `AWS_REGION`,
+/// `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`), lower-cased as object_store expects.
+fn object_store_options_from_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| {
+            ["AWS_", "GOOGLE_", "AZURE_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
 }
 
 /// Prints progress lines on stderr as a run goes.

@@ -4,8 +4,8 @@ use std::process::Command;
 
 use crate::support::TempProject;
 
-/// The Python with pyarrow that the test command installs (`tests/run.sh`), or `python3`.
-fn python() -> String {
+/// The Python with pyarrow and moto that the test command installs (`tests/run.sh`), or `python3`.
+pub(crate) fn python() -> String {
     std::env::var("FRESHET_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 

@@ -4,6 +4,7 @@
 mod demo;
 mod errors;
 mod init;
+mod s3;
 mod sources;
 mod staleness;
 mod support;

@@ -62,9 +62,14 @@ impl TempProject {
 
     /// Runs `freshet --project <this> ARGS`.
     pub(crate) fn run(&self, args: &[&str]) -> Output {
+        self.run_with_env(args, &[])
+    }
+
+    /// Runs `freshet --project <this> ARGS` with extra environment variables.
+    pub(crate) fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut full = vec!["--project", self.path().to_str().expect("utf-8 path")];
         full.extend_from_slice(args);
-        freshet(&full)
+        freshet_with_env(&full, env)
     }
 
     /// Runs a command that must succeed.
@@ -135,8 +140,14 @@ impl TempProject {
 
 /// Runs the `freshet` binary with a clean environment for its own settings.
 pub(crate) fn freshet(args: &[&str]) -> Output {
+    freshet_with_env(args, &[])
+}
+
+/// Runs the `freshet` binary with a clean environment for its own settings, plus `env`.
+pub(crate) fn freshet_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_freshet"))
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("FRESHET_PROJECT")
         .env_remove("FRESHET_STORAGE")
         .env_remove("FRESHET_DATABASE")
