@@ -12,6 +12,7 @@
 //! except re-judging, just before a step, whether its inputs still call for it.
 
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -120,6 +121,8 @@ pub struct RunReport {
     pub run_id: Option<RunId>,
     /// Each planned step and how it ended, upstream first.
     pub steps: Vec<(AssetKey, StepOutcome)>,
+    /// Whether the run was stopped before it ended.
+    pub interrupted: bool,
 }
 
 impl RunReport {
@@ -224,6 +227,20 @@ impl Executor {
         requested: &[AssetKey],
         observer: &dyn RunObserver,
     ) -> Result<RunReport> {
+        self.materialize_until(requested, observer, std::future::pending())
+            .await
+    }
+
+    /// [`Executor::materialize`], stopping early when `stop` completes (a Ctrl-C, a SIGTERM): the
+    /// running step is abandoned unrecorded, the rest are skipped, and the run is recorded as
+    /// failed with the error `interrupted`.
+    pub async fn materialize_until(
+        &self,
+        requested: &[AssetKey],
+        observer: &dyn RunObserver,
+        stop: impl Future<Output = ()>,
+    ) -> Result<RunReport> {
+        let mut stop = std::pin::pin!(stop);
         // Check the request before observing anything, so a bad request changes nothing.
         planner::plan_materialize(
             self.project.graph(),
@@ -252,11 +269,13 @@ impl Executor {
         });
         let span = info_span!("run", run_id = %run_id);
         let report = self
-            .run_steps(&run_id, &steps, &mut lineage, observer)
+            .run_steps(&run_id, &steps, &mut lineage, observer, &mut stop)
             .instrument(span)
             .await;
 
-        let (status, error) = if report.failed() {
+        let (status, error) = if report.interrupted {
+            (RunStatus::Failed, Some("interrupted".to_owned()))
+        } else if report.failed() {
             let failed: Vec<&str> = report
                 .steps
                 .iter()
@@ -282,12 +301,14 @@ impl Executor {
         steps: &[PlannedStep],
         lineage: &mut Lineage,
         observer: &dyn RunObserver,
+        stop: &mut (impl Future<Output = ()> + Unpin),
     ) -> RunReport {
         let graph = self.project.graph();
         let total = steps.len();
         let mut report = RunReport {
             run_id: Some(run_id.clone()),
             steps: Vec::with_capacity(total),
+            interrupted: false,
         };
         let mut broken: Vec<AssetKey> = Vec::new();
         for (i, step) in steps.iter().enumerate() {
@@ -295,7 +316,9 @@ impl Executor {
             let Some(def) = graph.get(&step.key) else {
                 continue;
             };
-            let outcome = if let Some(dep) = def.deps.iter().find(|d| broken.contains(d)) {
+            let outcome = if report.interrupted {
+                StepOutcome::Skipped("the run was interrupted".to_owned())
+            } else if let Some(dep) = def.deps.iter().find(|d| broken.contains(d)) {
                 broken.push(def.key.clone());
                 StepOutcome::Skipped(format!("upstream {dep} failed"))
             } else if step.kind != planner::StepKind::Requested
@@ -309,16 +332,24 @@ impl Executor {
                     total,
                 });
                 let span = info_span!("materialize", asset = %def.key);
-                match self
-                    .materialize_one(run_id, def, lineage)
-                    .instrument(span)
-                    .await
-                {
-                    Ok(m) => {
+                let result = tokio::select! {
+                    result = self.materialize_one(run_id, def, lineage).instrument(span) => Some(result),
+                    () = &mut *stop => None,
+                };
+                match result {
+                    None => {
+                        warn!(asset = %def.key, "interrupted");
+                        report.interrupted = true;
+                        StepOutcome::Failed {
+                            error: "interrupted".to_owned(),
+                            retryable: true,
+                        }
+                    }
+                    Some(Ok(m)) => {
                         lineage.set_materialization(m.clone());
                         StepOutcome::Materialized(m)
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         warn!(asset = %def.key, error = %e, "materialization failed");
                         broken.push(def.key.clone());
                         StepOutcome::Failed {

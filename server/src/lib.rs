@@ -149,13 +149,21 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
     let executor = Executor::new(project.clone(), store.clone())?;
     let code = match &cli.command {
         Command::Materialize { .. } => {
-            let report = tokio::select! {
-                report = executor.materialize(&keys, &Progress) => report?,
-                _ = tokio::signal::ctrl_c() => {
-                    eprintln!("interrupted: outputs being written were not recorded and are not current");
-                    return Ok(ExitCode::from(130));
-                }
-            };
+            let report = executor
+                .materialize_until(&keys, &Progress, shutdown_signal())
+                .await?;
+            if report.interrupted {
+                eprintln!(
+                    "interrupted: run {} stopped; the step that was running was not recorded",
+                    report
+                        .run_id
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default()
+                );
+                store.close().await;
+                return Ok(ExitCode::from(130));
+            }
             if report.run_id.is_none() {
                 eprintln!("nothing to materialize: every asset is fresh");
             } else {
@@ -189,6 +197,30 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
     };
     store.close().await;
     Ok(code)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
 }
 
 /// Object store settings from the environment, as the cloud SDKs name them: every `AWS_*`,

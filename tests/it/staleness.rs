@@ -224,17 +224,20 @@ fn named_assets_run_exactly_and_need_their_inputs() {
     );
 }
 
-#[test]
-fn a_killed_run_leaves_the_previous_state_current() {
+/// Starts `materialize` on a project whose second asset streams rows for far longer than any
+/// test waits, and returns once that asset is being written.
+fn start_long_run() -> (
+    TempProject,
+    std::process::Child,
+    std::sync::mpsc::Receiver<String>,
+) {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
-    use std::sync::mpsc;
     use std::time::Duration;
 
     let project = TempProject::with_files(&[
         ("freshet.toml", "[project]\nname = \"t\"\n"),
         ("sql/seed.sql", "SELECT 1 AS n"),
-        // Streams rows to Parquet for far longer than the test waits.
         (
             "sql/big.sql",
             "SELECT value AS n FROM seed CROSS JOIN generate_series(1, 2000000000)",
@@ -251,7 +254,7 @@ fn a_killed_run_leaves_the_previous_state_current() {
         .spawn()
         .expect("start freshet");
     let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if tx.send(line).is_err() {
@@ -259,7 +262,7 @@ fn a_killed_run_leaves_the_previous_state_current() {
             }
         }
     });
-    // Wait (bounded) until the big asset is being written, then kill the process outright.
+    // Bounded wait until the big asset is being written.
     let mut started = false;
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
         if line.contains("big ...") {
@@ -269,18 +272,18 @@ fn a_killed_run_leaves_the_previous_state_current() {
     }
     assert!(started, "the big asset never started");
     std::thread::sleep(Duration::from_millis(1500));
-    child.kill().expect("kill");
-    child.wait().expect("wait");
+    (project, child, rx)
+}
 
+/// After an interrupted run, `big` has no current version and the next run starts cleanly.
+fn check_recovers(project: &TempProject) {
     let status = project.status();
     assert_eq!(status["seed"]["status"], "fresh");
     assert_eq!(
         status["big"]["status"], "missing",
-        "a killed step has no current version"
+        "an interrupted step has no current version"
     );
     assert!(status["big"]["location"].is_null());
-
-    // The next run starts from there.
     project.write(
         "sql/big.sql",
         "SELECT value AS n FROM seed CROSS JOIN generate_series(1, 3)",
@@ -288,4 +291,31 @@ fn a_killed_run_leaves_the_previous_state_current() {
     let out = project.ok(&["materialize"]);
     assert_eq!(materialized(&out), ["big"]);
     assert!(project.ok(&["preview", "big"]).stdout.contains("| 3 |"));
+}
+
+#[test]
+fn a_killed_run_leaves_the_previous_state_current() {
+    let (project, mut child, _) = start_long_run();
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+    check_recovers(&project);
+}
+
+#[test]
+fn sigterm_stops_a_run_and_records_it_as_interrupted() {
+    let (project, mut child, rx) = start_long_run();
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill -TERM");
+    assert!(sent.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130), "exit code after SIGTERM");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(
+        rest.iter().any(|l| l.starts_with("interrupted: run ")),
+        "{rest:?}"
+    );
+    check_recovers(&project);
 }
