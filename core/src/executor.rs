@@ -241,12 +241,14 @@ impl Executor {
         stop: impl Future<Output = ()>,
     ) -> Result<RunReport> {
         let mut stop = std::pin::pin!(stop);
-        // Check the request before observing anything, so a bad request changes nothing.
-        planner::plan_materialize(
-            self.project.graph(),
-            &self.store.load_lineage().await?,
-            requested,
-        )?;
+        // Check a request for named assets before observing anything, so it changes nothing if bad.
+        if !requested.is_empty() {
+            planner::plan_materialize(
+                self.project.graph(),
+                &self.store.load_lineage().await?,
+                requested,
+            )?;
+        }
         self.observe(&[], observer).await?;
         let mut lineage = self.store.load_lineage().await?;
         let steps = planner::plan_materialize(self.project.graph(), &lineage, requested)?;
