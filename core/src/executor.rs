@@ -148,6 +148,9 @@ pub struct Executor {
     store: Store,
     output: Arc<dyn ObjectStore>,
     output_base: ObjectPath,
+    /// Object stores other than local disk (the output's, sources'), built once, registered in
+    /// every session.
+    remote_stores: Vec<(Url, Arc<dyn ObjectStore>)>,
 }
 
 impl fmt::Debug for Executor {
@@ -164,11 +167,25 @@ impl Executor {
     pub fn new(project: Project, store: Store) -> Result<Self> {
         let url = project.storage_url();
         let (output, output_base) = object_store_for(url, project.object_store_options())?;
+        let mut remote_stores = Vec::new();
+        if url.scheme() != "file" {
+            remote_stores.push((url.clone(), output.clone()));
+        }
+        for def in project.graph().iter() {
+            if let Some(Computation::Source(spec)) = project.computation(&def.key)
+                && let Ok(source_url) = Url::parse(&spec.location)
+                && source_url.scheme() != "file"
+            {
+                let (store, _) = object_store_for(&source_url, project.object_store_options())?;
+                remote_stores.push((source_url, store));
+            }
+        }
         Ok(Self {
             project,
             store,
             output,
             output_base,
+            remote_stores,
         })
     }
 
@@ -381,7 +398,7 @@ impl Executor {
         let started = Instant::now();
         let key = &def.key;
         let exec_error = |e: DataFusionError| execution_error(key, e);
-        let ctx = self.session()?;
+        let ctx = self.session();
         let mut inputs = Vec::with_capacity(def.deps.len());
         for dep in &def.deps {
             let data_version = self.register_input(&ctx, dep, lineage).await?;
@@ -552,24 +569,24 @@ impl Executor {
 
     /// The first `limit` rows of an asset's current version (or a source's current files).
     pub async fn preview(&self, key: &AssetKey, limit: usize) -> Result<Vec<RecordBatch>> {
-        let lineage = self.store.load_lineage().await?;
-        let ctx = self.session()?;
-        let is_source = matches!(self.project.computation(key), Some(Computation::Source(_)));
-        if !is_source && lineage.materialization(key).is_none() {
-            return Err(Error::Execution {
-                asset: key.to_string(),
-                message: "has never been materialized; run `freshet materialize` first".to_owned(),
-                retryable: false,
-            });
-        }
-        if let (true, Some(Computation::Source(spec))) = (is_source, self.project.computation(key))
-        {
+        let ctx = self.session();
+        if let Some(Computation::Source(spec)) = self.project.computation(key) {
+            // A source previews its files as they are now, observed or not.
             let table = table_reference(key)?;
             ensure_namespace(&ctx, &table);
             register_source(&ctx, table, spec)
                 .await
                 .map_err(|e| execution_error(key, e))?;
         } else {
+            let lineage = self.store.load_lineage().await?;
+            if lineage.materialization(key).is_none() {
+                return Err(Error::Execution {
+                    asset: key.to_string(),
+                    message: "has never been materialized; run `freshet materialize` first"
+                        .to_owned(),
+                    retryable: false,
+                });
+            }
             self.register_input(&ctx, key, &lineage).await?;
         }
         let df = ctx
@@ -582,27 +599,72 @@ impl Executor {
             .await
             .map_err(|e| execution_error(key, e))
     }
-}
 
-impl Executor {
     /// A new DataFusion session that can reach the output storage and every source's store.
-    fn session(&self) -> Result<SessionContext> {
+    fn session(&self) -> SessionContext {
         let ctx =
             SessionContext::new_with_config(SessionConfig::new().with_information_schema(false));
-        let storage = self.project.storage_url();
-        if storage.scheme() != "file" {
-            ctx.register_object_store(storage, self.output.clone());
+        for (url, store) in &self.remote_stores {
+            ctx.register_object_store(url, store.clone());
         }
-        for def in self.project.graph().iter() {
-            if let Some(Computation::Source(spec)) = self.project.computation(&def.key)
-                && let Ok(url) = Url::parse(&spec.location)
-                && url.scheme() != "file"
+        ctx
+    }
+
+    /// Lists a source's objects and fingerprints their paths, sizes and e-tags (or modification
+    /// times). Touching or rewriting a file therefore counts as new data.
+    async fn observe_source(&self, key: &AssetKey, spec: &SourceSpec) -> Result<Observation> {
+        let fail = |message: String, retryable| Error::Storage {
+            message: format!("source {key}: {message}"),
+            retryable,
+        };
+        let ctx = self.session();
+        let url = ListingTableUrl::parse(&spec.location).map_err(|e| {
+            fail(
+                format!("invalid location {}: {}", spec.location, one_line(&e)),
+                false,
+            )
+        })?;
+        let store = ctx
+            .runtime_env()
+            .object_store(url.object_store())
+            .map_err(|e| fail(one_line(&e), false))?;
+        let state = ctx.state();
+        let listing = url.list_all_files(&state, store.as_ref(), "").await;
+        let mut files: Vec<_> = match listing {
+            Ok(stream) => stream.try_collect().await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| match e {
+            DataFusionError::ObjectStore(ref inner)
+                if matches!(**inner, datafusion::object_store::Error::NotFound { .. }) =>
             {
-                let (store, _) = object_store_for(&url, self.project.object_store_options())?;
-                ctx.register_object_store(&url, store);
+                fail(format!("no files match {}", spec.location), false)
             }
+            e => fail(
+                format!("cannot list {}: {}", spec.location, one_line(&e)),
+                true,
+            ),
+        })?;
+        if files.is_empty() {
+            return Err(fail(format!("no files match {}", spec.location), false));
         }
-        Ok(ctx)
+        files.sort_by(|a, b| a.location.cmp(&b.location));
+        let mut h = Hasher::default();
+        for f in &files {
+            h.field(f.location.as_ref().as_bytes())
+                .field(&f.size.to_le_bytes());
+            match &f.e_tag {
+                Some(tag) => h.field(tag.as_bytes()),
+                None => h.field(&f.last_modified.timestamp_micros().to_le_bytes()),
+            };
+        }
+        Ok(Observation {
+            asset: key.clone(),
+            data_version: DataVersion::new(h.finish_hex()),
+            file_count: files.len() as u64,
+            byte_size: files.iter().map(|f| f.size).sum(),
+            observed_at: Utc::now(),
+        })
     }
 }
 
@@ -690,65 +752,6 @@ async fn register_source(
             )
             .await
         }
-    }
-}
-
-/// Lists a source's objects and fingerprints their paths, sizes and e-tags (or modification
-/// times). Touching or rewriting a file therefore counts as new data.
-impl Executor {
-    async fn observe_source(&self, key: &AssetKey, spec: &SourceSpec) -> Result<Observation> {
-        let fail = |message: String, retryable| Error::Storage {
-            message: format!("source {key}: {message}"),
-            retryable,
-        };
-        let ctx = self.session()?;
-        let url = ListingTableUrl::parse(&spec.location).map_err(|e| {
-            fail(
-                format!("invalid location {}: {}", spec.location, one_line(&e)),
-                false,
-            )
-        })?;
-        let store = ctx
-            .runtime_env()
-            .object_store(url.object_store())
-            .map_err(|e| fail(one_line(&e), false))?;
-        let state = ctx.state();
-        let listing = url.list_all_files(&state, store.as_ref(), "").await;
-        let mut files: Vec<_> = match listing {
-            Ok(stream) => stream.try_collect().await,
-            Err(e) => Err(e),
-        }
-        .map_err(|e| match e {
-            DataFusionError::ObjectStore(ref inner)
-                if matches!(**inner, datafusion::object_store::Error::NotFound { .. }) =>
-            {
-                fail(format!("no files match {}", spec.location), false)
-            }
-            e => fail(
-                format!("cannot list {}: {}", spec.location, one_line(&e)),
-                true,
-            ),
-        })?;
-        if files.is_empty() {
-            return Err(fail(format!("no files match {}", spec.location), false));
-        }
-        files.sort_by(|a, b| a.location.cmp(&b.location));
-        let mut h = Hasher::default();
-        for f in &files {
-            h.field(f.location.as_ref().as_bytes())
-                .field(&f.size.to_le_bytes());
-            match &f.e_tag {
-                Some(tag) => h.field(tag.as_bytes()),
-                None => h.field(&f.last_modified.timestamp_micros().to_le_bytes()),
-            };
-        }
-        Ok(Observation {
-            asset: key.clone(),
-            data_version: DataVersion::new(h.finish_hex()),
-            file_count: files.len() as u64,
-            byte_size: files.iter().map(|f| f.size).sum(),
-            observed_at: Utc::now(),
-        })
     }
 }
 

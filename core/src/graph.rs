@@ -132,12 +132,6 @@ impl AssetGraph {
         self.topo.iter().map(|&i| &self.defs[i])
     }
 
-    /// The position of each key in topological order, for sorting selections.
-    pub fn topo_position(&self, key: &AssetKey) -> Option<usize> {
-        let i = *self.index.get(key)?;
-        self.topo.iter().position(|&t| t == i)
-    }
-
     /// Sorts keys upstream first (keys not in the graph go last).
     pub fn sort_topologically(&self, keys: &mut [AssetKey]) {
         let mut rank = vec![0usize; self.defs.len()];
