@@ -9,11 +9,13 @@
 pub mod error;
 pub mod executor;
 pub mod fingerprint;
+pub mod freshness;
 pub mod graph;
 pub mod model;
 pub mod planner;
 pub mod project;
 pub mod rust_asset;
+pub mod selection;
 pub mod sql;
 pub mod store;
 

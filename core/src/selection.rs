@@ -1,0 +1,1 @@
+//! Asset selections (being written).
