@@ -41,7 +41,7 @@ use crate::model::{
     AssetDef, AssetKey, DataVersion, InputVersion, Materialization, MaterializationId, Observation,
     RunId,
 };
-use crate::planner::{self, Lineage, PlannedStep, Status};
+use crate::planner::{self, Lineage, PlanRequest, PlannedStep, Status, Statuses};
 use crate::project::{Computation, Project, SourceFormat, SourceSpec};
 use crate::rust_asset::{AssetContext, AssetOutput};
 use crate::store::{RunStatus, Store};
@@ -224,6 +224,10 @@ impl Executor {
                 != Some(&observation.data_version);
             if changed {
                 self.store.record_observation(&observation).await?;
+            } else {
+                self.store
+                    .record_check(&def.key, observation.checked_at)
+                    .await?;
             }
             observer.event(&RunEvent::Observed {
                 observation: &observation,
@@ -234,17 +238,34 @@ impl Executor {
         Ok(out)
     }
 
-    /// Materializes `requested` (or, when empty, whatever is missing or stale), upstream first.
+    /// Observes every source without recording anything, and puts the observations whose version
+    /// moved into `lineage`: what a run would see, for plans.
+    pub async fn peek_sources(&self, lineage: &mut Lineage) -> Result<()> {
+        for def in self.project.graph().iter() {
+            let Some(Computation::Source(spec)) = self.project.computation(&def.key) else {
+                continue;
+            };
+            let observation = self.observe_source(&def.key, spec).await?;
+            if lineage.observation(&def.key).map(|o| &o.data_version)
+                != Some(&observation.data_version)
+            {
+                lineage.set_observation(observation);
+            }
+        }
+        Ok(())
+    }
+
+    /// Materializes what `request` plans, upstream first.
     ///
     /// Sources are observed first, so the plan sees current external data. A step that fails
     /// skips its downstream; independent steps still run. Returns an error only when nothing could
     /// start (a bad request, an unreachable store); step failures are in the report.
     pub async fn materialize(
         &self,
-        requested: &[AssetKey],
+        request: &PlanRequest,
         observer: &dyn RunObserver,
     ) -> Result<RunReport> {
-        self.materialize_until(requested, observer, std::future::pending())
+        self.materialize_until(request, observer, std::future::pending())
             .await
     }
 
@@ -253,32 +274,33 @@ impl Executor {
     /// failed with the error `interrupted`.
     pub async fn materialize_until(
         &self,
-        requested: &[AssetKey],
+        request: &PlanRequest,
         observer: &dyn RunObserver,
         stop: impl Future<Output = ()>,
     ) -> Result<RunReport> {
         let mut stop = std::pin::pin!(stop);
-        // Check a request for named assets before observing anything, so it changes nothing if bad.
-        if !requested.is_empty() {
-            planner::plan_materialize(
-                self.project.graph(),
-                &self.store.load_lineage().await?,
-                requested,
-            )?;
-        }
+        let graph = self.project.graph();
+        let plan_now = |lineage: &Lineage| {
+            planner::plan(graph, lineage, &Statuses::compute(graph, lineage), request)
+        };
+        // Check the request before observing anything, so it changes nothing if bad.
+        plan_now(&self.store.load_lineage().await?)?;
         self.observe(&[], observer).await?;
         let mut lineage = self.store.load_lineage().await?;
-        let steps = planner::plan_materialize(self.project.graph(), &lineage, requested)?;
+        let steps = plan_now(&lineage)?.steps;
         if steps.is_empty() {
             return Ok(RunReport::default());
         }
 
         let run_id = RunId::generate();
-        let selection = requested
-            .iter()
-            .map(AssetKey::as_str)
-            .collect::<Vec<_>>()
-            .join(" ");
+        let selection = match &request.selection {
+            None => String::new(),
+            Some(keys) => keys
+                .iter()
+                .map(AssetKey::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
         self.store
             .begin_run(&run_id, &selection, Utc::now())
             .await?;
@@ -399,6 +421,7 @@ impl Executor {
         let key = &def.key;
         let exec_error = |e: DataFusionError| execution_error(key, e);
         let ctx = self.session();
+        let data_time = input_data_time(self.project.graph(), lineage, def);
         let mut inputs = Vec::with_capacity(def.deps.len());
         for dep in &def.deps {
             let data_version = self.register_input(&ctx, dep, lineage).await?;
@@ -457,6 +480,7 @@ impl Executor {
             .map_err(|e| storage_error(key, &e))?
             .size;
         let location = self.location_of(key, &id);
+        let now = Utc::now();
         let m = Materialization {
             id,
             asset: key.clone(),
@@ -471,7 +495,8 @@ impl Executor {
             row_count,
             byte_size,
             duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            created_at: Utc::now(),
+            created_at: now,
+            data_time: data_time.or(def.deps.is_empty().then_some(now)),
         };
         self.store.record_materialization(&m).await?;
         info!(rows = m.row_count, bytes = m.byte_size, data_version = %m.data_version, "materialized");
@@ -613,6 +638,7 @@ impl Executor {
     /// Lists a source's objects and fingerprints their paths, sizes and e-tags (or modification
     /// times). Touching or rewriting a file therefore counts as new data.
     async fn observe_source(&self, key: &AssetKey, spec: &SourceSpec) -> Result<Observation> {
+        let now = Utc::now();
         let fail = |message: String, retryable| Error::Storage {
             message: format!("source {key}: {message}"),
             retryable,
@@ -663,7 +689,8 @@ impl Executor {
             data_version: DataVersion::new(h.finish_hex()),
             file_count: files.len() as u64,
             byte_size: files.iter().map(|f| f.size).sum(),
-            observed_at: Utc::now(),
+            observed_at: now,
+            checked_at: now,
         })
     }
 }
@@ -779,4 +806,19 @@ fn one_line(e: &dyn fmt::Display) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+/// The oldest data time among `def`'s inputs as they are now (`None` when it has none, or one's
+/// is unknown).
+fn input_data_time(
+    graph: &crate::AssetGraph,
+    lineage: &Lineage,
+    def: &AssetDef,
+) -> Option<chrono::DateTime<Utc>> {
+    let mut times = crate::freshness::DataTimes::new(graph.len());
+    let mut oldest = None;
+    for dep in &def.deps {
+        let t = times.get(graph, lineage, graph.index_of(dep)?)?;
+        oldest = Some(oldest.map_or(t, |o: chrono::DateTime<Utc>| o.min(t)));
+    }
+    oldest
 }

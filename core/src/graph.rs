@@ -141,6 +141,59 @@ impl AssetGraph {
         keys.sort_by_key(|k| self.index.get(k).map_or(usize::MAX, |&i| rank[i]));
     }
 
+    /// The position of `key` among the definitions: a dense index for per-asset tables, stable for
+    /// the life of the graph (and across [`AssetGraph::replace`]).
+    pub fn index_of(&self, key: &AssetKey) -> Option<usize> {
+        self.index.get(key).copied()
+    }
+
+    /// The definition at dense index `i` (see [`AssetGraph::index_of`]).
+    ///
+    /// # Panics
+    /// If `i` is not below [`AssetGraph::len`].
+    pub fn def(&self, i: usize) -> &AssetDef {
+        &self.defs[i]
+    }
+
+    /// Dense indices, upstream before downstream.
+    pub fn order(&self) -> &[usize] {
+        &self.topo
+    }
+
+    /// Dense indices of the assets `i` reads.
+    pub fn upstream_of_index(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        self.graph
+            .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming)
+            .map(|n| self.graph[n])
+    }
+
+    /// Dense indices of the assets that read `i`.
+    pub fn downstream_of_index(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        self.graph
+            .neighbors(NodeIndex::new(i))
+            .map(|n| self.graph[n])
+    }
+
+    /// Replaces the definition with the same key (a code edit), keeping every asset's dense
+    /// index. Cheap when the dependencies are unchanged; otherwise the graph is validated again
+    /// and, on error, left as it was.
+    pub fn replace(&mut self, def: AssetDef) -> Result<(), GraphError> {
+        let Some(i) = self.index_of(&def.key) else {
+            let mut defs = self.defs.clone();
+            defs.push(def);
+            *self = Self::new(defs)?;
+            return Ok(());
+        };
+        if self.defs[i].deps == def.deps {
+            self.defs[i] = def;
+            return Ok(());
+        }
+        let mut defs = self.defs.clone();
+        defs[i] = def;
+        *self = Self::new(defs)?;
+        Ok(())
+    }
+
     /// The assets that read `key` directly, sorted by key.
     pub fn dependents(&self, key: &AssetKey) -> Vec<&AssetKey> {
         let Some(&i) = self.index.get(key) else {

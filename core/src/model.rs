@@ -299,11 +299,7 @@ impl FreshnessPolicy {
         if self.timezone.is_some() && self.cron.is_none() {
             return Err("timezone needs cron".to_owned());
         }
-        if let Some(cron) = &self.cron
-            && cron.split_whitespace().count() != 5
-        {
-            return Err(format!("cron {cron:?} must have five fields"));
-        }
+        crate::freshness::CompiledPolicy::new(self)?;
         Ok(())
     }
 }
@@ -464,6 +460,9 @@ pub struct Materialization {
     pub duration_us: u64,
     /// When it was recorded.
     pub created_at: DateTime<Utc>,
+    /// The time of the oldest source data it incorporates, as of when it was written (see
+    /// [`crate::freshness`]); `None` when an input's was unknown.
+    pub data_time: Option<DateTime<Utc>>,
 }
 
 /// The version of one input a materialization read.
@@ -486,8 +485,10 @@ pub struct Observation {
     pub file_count: u64,
     /// Their total size in bytes.
     pub byte_size: u64,
-    /// When it was observed.
+    /// When this version was first seen: the source's last change, as far as Freshet knows.
     pub observed_at: DateTime<Utc>,
+    /// When this version was last seen unchanged.
+    pub checked_at: DateTime<Utc>,
 }
 
 #[cfg(test)]
@@ -572,7 +573,7 @@ mod tests {
             ("max_age", r#"expected name=value, found "max_age""#),
             (
                 "cron=\"0 6 * *\"",
-                r#"cron "0 6 * *" must have five fields"#,
+                r#"invalid cron "0 6 * *": Invalid pattern: Pattern must have 5 fields when seconds are disallowed."#,
             ),
             (
                 "colour=red",

@@ -21,8 +21,17 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use chrono::{DateTime, Utc};
+
+use crate::freshness::{DataTimes, Freshness, FreshnessEvaluator};
 use crate::graph::AssetGraph;
 use crate::model::{AssetDef, AssetKey, AssetKind, DataVersion, Materialization, Observation};
+
+mod plan;
+
+pub use plan::{
+    NotRun, NotRunReason, Plan, PlanError, PlanRequest, PlannedStep, StepEstimate, StepKind, plan,
+};
 
 /// The latest recorded event of every asset: what the planner judges against.
 #[derive(Debug, Clone, Default)]
@@ -219,118 +228,329 @@ fn stale_causes(def: &AssetDef, m: &Materialization, lineage: &Lineage) -> Vec<S
     causes
 }
 
-/// Statuses of every asset, upstream first.
-pub fn statuses(graph: &AssetGraph, lineage: &Lineage) -> Vec<AssetStatus> {
-    graph.iter().map(|def| status_of(def, lineage)).collect()
+/// The status of every asset, indexed like the graph (see [`AssetGraph::index_of`]), kept current
+/// as definitions and lineage change.
+#[derive(Debug, Clone)]
+pub struct Statuses {
+    by_index: Vec<AssetStatus>,
 }
 
-/// What a `materialize` will do with one asset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepKind {
-    /// Named by the user: runs whatever its status.
-    Requested,
-    /// Missing or stale now: runs.
-    Needed,
-    /// Downstream of a needed step: runs only if, when its turn comes, its inputs turned out to
-    /// change (the executor re-judges it then).
-    Conditional,
-}
-
-/// One step of a materialize plan.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannedStep {
-    /// The asset to materialize.
-    pub key: AssetKey,
-    /// Why it is in the plan.
-    pub kind: StepKind,
-}
-
-/// Why a requested materialization cannot be planned.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PlanError {
-    /// A requested key is not in the project.
-    #[error("unknown asset {0}")]
-    UnknownAsset(AssetKey),
-    /// Sources are observed, not materialized.
-    #[error("{0} is a source: sources are observed (freshet observe), not materialized")]
-    Source(AssetKey),
-    /// Only sources are observed.
-    #[error("{0} is not a source: only sources are observed")]
-    NotSource(AssetKey),
-    /// A requested asset reads an input that has no data and is not requested too.
-    #[error(
-        "cannot materialize {asset}: its input {dependency} has never been materialized; \
-         include {dependency} or run `freshet materialize` to build what is missing"
-    )]
-    MissingInput {
-        /// The requested asset.
-        asset: AssetKey,
-        /// Its input without data.
-        dependency: AssetKey,
-    },
-}
-
-/// Plans a `materialize`.
-///
-/// With `requested` empty: every missing or stale asset, plus everything downstream of one as a
-/// conditional step. Otherwise exactly the requested assets, which must each have data for every
-/// input not requested alongside it. Steps come upstream first.
-pub fn plan_materialize(
-    graph: &AssetGraph,
-    lineage: &Lineage,
-    requested: &[AssetKey],
-) -> Result<Vec<PlannedStep>, PlanError> {
-    let mut steps = Vec::new();
-    if requested.is_empty() {
-        let needed: BTreeSet<AssetKey> = graph
-            .iter()
-            .filter(|d| d.kind != AssetKind::Source)
-            .filter(|d| status_of(d, lineage).status != Status::Fresh)
-            .map(|d| d.key.clone())
-            .collect();
-        let downstream = graph.downstream_of(&needed);
-        for def in graph.iter() {
-            let kind = if needed.contains(&def.key) {
-                StepKind::Needed
-            } else if downstream.contains(&def.key) {
-                StepKind::Conditional
-            } else {
-                continue;
-            };
-            steps.push(PlannedStep {
-                key: def.key.clone(),
-                kind,
-            });
+impl Statuses {
+    /// Judges every asset.
+    pub fn compute(graph: &AssetGraph, lineage: &Lineage) -> Self {
+        Self {
+            by_index: (0..graph.len())
+                .map(|i| status_of(graph.def(i), lineage))
+                .collect(),
         }
-        return Ok(steps);
     }
 
-    let chosen: BTreeSet<&AssetKey> = requested.iter().collect();
-    for key in &chosen {
-        let def = graph
-            .get(key)
-            .ok_or_else(|| PlanError::UnknownAsset((*key).clone()))?;
-        if def.kind == AssetKind::Source {
-            return Err(PlanError::Source((*key).clone()));
+    /// The status of `key`.
+    pub fn get(&self, graph: &AssetGraph, key: &AssetKey) -> Option<&AssetStatus> {
+        graph.index_of(key).map(|i| &self.by_index[i])
+    }
+
+    /// The status of the asset at dense index `i`.
+    pub fn at(&self, i: usize) -> &AssetStatus {
+        &self.by_index[i]
+    }
+
+    /// Every status, upstream first.
+    pub fn iter<'a>(&'a self, graph: &'a AssetGraph) -> impl Iterator<Item = &'a AssetStatus> {
+        graph.order().iter().map(|&i| &self.by_index[i])
+    }
+
+    /// Re-judges `key` and the assets reading it, after its definition (a code edit through
+    /// [`AssetGraph::replace`] that kept the same assets) or its lineage changed. Nothing else can
+    /// change: staleness is judged from direct inputs.
+    pub fn refresh(&mut self, graph: &AssetGraph, lineage: &Lineage, key: &AssetKey) {
+        if self.by_index.len() != graph.len() {
+            *self = Self::compute(graph, lineage);
+            return;
         }
-        for dep in &def.deps {
-            let is_source = graph.get(dep).is_some_and(|d| d.kind == AssetKind::Source);
-            if !is_source && !chosen.contains(dep) && lineage.data_version(dep).is_none() {
-                return Err(PlanError::MissingInput {
-                    asset: (*key).clone(),
-                    dependency: dep.clone(),
-                });
+        let Some(i) = graph.index_of(key) else {
+            return;
+        };
+        self.by_index[i] = status_of(graph.def(i), lineage);
+        for j in graph.downstream_of_index(i) {
+            self.by_index[j] = status_of(graph.def(j), lineage);
+        }
+    }
+}
+
+/// How far behind an ancestor is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamCategory {
+    /// Never materialized (a source: never observed).
+    Missing,
+    /// Stale because its code changed.
+    Code,
+    /// Has data that some asset reading it has not consumed yet.
+    Data,
+    /// Stale because its dependencies changed.
+    Dependencies,
+}
+
+/// Something upstream of an asset that is behind: work that, once done, may change the asset.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UpstreamIssue {
+    /// The ancestor.
+    pub key: AssetKey,
+    /// How it is behind.
+    pub category: UpstreamCategory,
+    /// In words, to follow the key: "has newer data not yet propagated".
+    pub reason: String,
+}
+
+/// How many upstream issues [`report_all`] lists per asset (the most upstream first).
+pub const UPSTREAM_LIMIT: usize = 10;
+
+/// An upstream issue in compact form while propagating: (topological rank, asset, which issue).
+type Entry = (u32, u32, u16);
+const MISSING: u16 = u16::MAX;
+const NEW_DATA: u16 = u16::MAX - 1;
+
+/// Everything known about one asset at one moment: status and causes, what upstream is behind,
+/// freshness and data time.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AssetReport {
+    /// The asset.
+    pub key: AssetKey,
+    /// Source, SQL or Rust.
+    pub kind: AssetKind,
+    /// Fresh, stale or missing.
+    pub status: Status,
+    /// Direct causes, in the stable order of [`StaleCause`].
+    pub causes: Vec<StaleCause>,
+    /// Ancestors that are behind, most upstream first.
+    pub upstream: Vec<UpstreamIssue>,
+    /// Whether `upstream` was cut at [`UPSTREAM_LIMIT`].
+    pub upstream_truncated: bool,
+    /// Its freshness policy's verdict.
+    pub freshness: Freshness,
+    /// The time of the oldest source data it reflects.
+    pub data_time: Option<DateTime<Utc>>,
+}
+
+impl AssetReport {
+    /// The status in one line of words: "fresh, but upstream raw_orders has newer data not yet
+    /// propagated", "stale: input raw_orders has a new data version".
+    pub fn summary(&self) -> String {
+        let mut out = self.status.as_str().to_owned();
+        if !self.causes.is_empty() {
+            let causes: Vec<String> = self.causes.iter().map(StaleCause::describe).collect();
+            out.push_str(": ");
+            out.push_str(&causes.join("; "));
+        }
+        if !self.upstream.is_empty() {
+            out.push_str(if self.status == Status::Fresh {
+                ", but upstream "
+            } else {
+                "; upstream "
+            });
+            let issues: Vec<String> = self
+                .upstream
+                .iter()
+                .map(|u| format!("{} {}", u.key, u.reason))
+                .collect();
+            out.push_str(&issues.join(", "));
+            if self.upstream_truncated {
+                out.push_str(", and more");
             }
         }
+        out
     }
-    let mut keys: Vec<AssetKey> = chosen.into_iter().cloned().collect();
-    graph.sort_topologically(&mut keys);
-    steps.extend(keys.into_iter().map(|key| PlannedStep {
-        key,
-        kind: StepKind::Requested,
-    }));
-    Ok(steps)
+}
+
+impl StaleCause {
+    /// The cause in words, naming its dependency: "input raw_orders has a new data version".
+    pub fn describe(&self) -> String {
+        match (self.category, &self.dependency) {
+            (CauseCategory::Data, Some(dep)) => format!("input {dep} has a new data version"),
+            _ => self.reason.clone(),
+        }
+    }
+}
+
+/// Reports on every asset, upstream first, each listing at most [`UPSTREAM_LIMIT`] upstream
+/// issues. One pass over the graph.
+pub fn report_all(
+    graph: &AssetGraph,
+    lineage: &Lineage,
+    statuses: &Statuses,
+    now: DateTime<Utc>,
+) -> Vec<AssetReport> {
+    let rank = ranks(graph);
+    // pending[i]: issues at or above i that would flow into whatever reads i.
+    let mut pending: Vec<(Vec<Entry>, bool)> = vec![(Vec::new(), false); graph.len()];
+    let mut freshness = FreshnessEvaluator::new();
+    let mut data_times = DataTimes::new(graph.len());
+    let mut out = Vec::with_capacity(graph.len());
+    for &i in graph.order() {
+        let mut upstream = Vec::new();
+        let mut truncated = false;
+        for d in graph.upstream_of_index(i) {
+            upstream.extend_from_slice(&pending[d].0);
+            truncated |= pending[d].1;
+        }
+        truncated |= bound(&mut upstream);
+        let mut own = upstream.clone();
+        own.extend(own_issues(graph, statuses, &rank, i));
+        let own_truncated = truncated | bound(&mut own);
+        pending[i] = (own, own_truncated);
+        out.push(report(
+            graph,
+            lineage,
+            statuses,
+            i,
+            &upstream,
+            truncated,
+            &mut freshness,
+            &mut data_times,
+            now,
+        ));
+    }
+    out
+}
+
+/// The report on one asset, listing every upstream issue.
+pub fn report_one(
+    graph: &AssetGraph,
+    lineage: &Lineage,
+    statuses: &Statuses,
+    key: &AssetKey,
+    now: DateTime<Utc>,
+) -> Option<AssetReport> {
+    let i = graph.index_of(key)?;
+    let rank = ranks(graph);
+    let mut seen = vec![false; graph.len()];
+    let mut queue: Vec<usize> = graph.upstream_of_index(i).collect();
+    let mut upstream = Vec::new();
+    while let Some(a) = queue.pop() {
+        if std::mem::replace(&mut seen[a], true) {
+            continue;
+        }
+        upstream.extend(own_issues(graph, statuses, &rank, a));
+        queue.extend(graph.upstream_of_index(a).filter(|&d| !seen[d]));
+    }
+    upstream.sort_unstable();
+    upstream.dedup();
+    Some(report(
+        graph,
+        lineage,
+        statuses,
+        i,
+        &upstream,
+        false,
+        &mut FreshnessEvaluator::new(),
+        &mut DataTimes::new(graph.len()),
+        now,
+    ))
+}
+
+fn ranks(graph: &AssetGraph) -> Vec<u32> {
+    let mut rank = vec![0u32; graph.len()];
+    for (pos, &i) in graph.order().iter().enumerate() {
+        rank[i] = u32::try_from(pos).unwrap_or(u32::MAX);
+    }
+    rank
+}
+
+/// Sorts, dedups and cuts to [`UPSTREAM_LIMIT`]; whether anything was cut.
+fn bound(entries: &mut Vec<Entry>) -> bool {
+    entries.sort_unstable();
+    entries.dedup();
+    let cut = entries.len() > UPSTREAM_LIMIT;
+    entries.truncate(UPSTREAM_LIMIT);
+    cut
+}
+
+/// The issues asset `i` itself contributes to what is downstream: being missing, its code and
+/// dependency causes, and for each data cause the input whose new data it has not consumed.
+fn own_issues<'a>(
+    graph: &'a AssetGraph,
+    statuses: &'a Statuses,
+    rank: &'a [u32],
+    i: usize,
+) -> impl Iterator<Item = Entry> + 'a {
+    let status = statuses.at(i);
+    let idx = |j: usize| u32::try_from(j).unwrap_or(u32::MAX);
+    let missing = (status.status == Status::Missing).then(|| (rank[i], idx(i), MISSING));
+    let causes = status
+        .causes
+        .iter()
+        .enumerate()
+        .filter_map(move |(slot, c)| {
+            if c.category == CauseCategory::Data {
+                let d = graph.index_of(c.dependency.as_ref()?)?;
+                Some((rank[d], idx(d), NEW_DATA))
+            } else {
+                Some((rank[i], idx(i), u16::try_from(slot).unwrap_or(MISSING - 2)))
+            }
+        });
+    missing.into_iter().chain(causes)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    graph: &AssetGraph,
+    lineage: &Lineage,
+    statuses: &Statuses,
+    i: usize,
+    upstream: &[Entry],
+    upstream_truncated: bool,
+    freshness: &mut FreshnessEvaluator,
+    data_times: &mut DataTimes,
+    now: DateTime<Utc>,
+) -> AssetReport {
+    let def = graph.def(i);
+    let status = statuses.at(i);
+    let upstream = upstream
+        .iter()
+        .map(|&(_, a, slot)| {
+            let a = a as usize;
+            let key = graph.def(a).key.clone();
+            let (category, reason) = match slot {
+                MISSING if graph.def(a).kind == AssetKind::Source => (
+                    UpstreamCategory::Missing,
+                    "has never been observed".to_owned(),
+                ),
+                MISSING => (
+                    UpstreamCategory::Missing,
+                    "has never been materialized".to_owned(),
+                ),
+                NEW_DATA => (
+                    UpstreamCategory::Data,
+                    "has newer data not yet propagated".to_owned(),
+                ),
+                slot => {
+                    let cause = &statuses.at(a).causes[usize::from(slot)];
+                    let category = match cause.category {
+                        CauseCategory::Code => UpstreamCategory::Code,
+                        CauseCategory::Data => UpstreamCategory::Data,
+                        CauseCategory::Dependencies => UpstreamCategory::Dependencies,
+                    };
+                    (category, cause.reason.clone())
+                }
+            };
+            UpstreamIssue {
+                key,
+                category,
+                reason,
+            }
+        })
+        .collect();
+    AssetReport {
+        key: def.key.clone(),
+        kind: def.kind,
+        status: status.status,
+        causes: status.causes.clone(),
+        upstream,
+        upstream_truncated,
+        freshness: freshness.evaluate(graph, lineage, i, now),
+        data_time: data_times.get(graph, lineage, i),
+    }
 }
 
 #[cfg(test)]

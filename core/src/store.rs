@@ -8,6 +8,7 @@
 //! **Boundary:** knows SQL and the record types of [`crate::model`]; nothing of DataFusion,
 //! object storage or the planner's rules.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -133,7 +134,8 @@ impl Store {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         sqlx::query(
             "INSERT INTO materializations (id, asset, run_id, code_version, data_version, location, \
-             row_count, byte_size, duration_us, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             row_count, byte_size, duration_us, created_at, data_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(m.id.as_str())
         .bind(m.asset.as_str())
@@ -145,6 +147,7 @@ impl Store {
         .bind(to_i64(m.byte_size))
         .bind(to_i64(m.duration_us))
         .bind(micros(m.created_at))
+        .bind(m.data_time.map(micros))
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
@@ -181,8 +184,8 @@ impl Store {
         let id = MaterializationId::generate();
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         sqlx::query(
-            "INSERT INTO observations (id, asset, data_version, file_count, byte_size, observed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO observations (id, asset, data_version, file_count, byte_size, observed_at, \
+             checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id.as_str())
         .bind(o.asset.as_str())
@@ -190,6 +193,7 @@ impl Store {
         .bind(to_i64(o.file_count))
         .bind(to_i64(o.byte_size))
         .bind(micros(o.observed_at))
+        .bind(micros(o.checked_at))
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
@@ -207,6 +211,48 @@ impl Store {
         .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
         Ok(())
+    }
+
+    /// Records that a source was seen at `at` with its current version unchanged.
+    pub async fn record_check(&self, asset: &AssetKey, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE observations SET checked_at = $1 WHERE id = \
+             (SELECT observation_id FROM asset_heads WHERE asset = $2 AND partition_key = '')",
+        )
+        .bind(micros(at))
+        .bind(asset.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// The durations of each asset's latest `per_asset` materializations, newest first: what plans
+    /// estimate from.
+    pub async fn recent_durations(
+        &self,
+        per_asset: u32,
+    ) -> Result<HashMap<AssetKey, Vec<std::time::Duration>>> {
+        let rows = sqlx::query(
+            "SELECT asset, duration_us FROM (SELECT asset, duration_us, ROW_NUMBER() OVER \
+             (PARTITION BY asset ORDER BY created_at DESC) AS n FROM materializations) recent \
+             WHERE n <= $1 ORDER BY asset, n",
+        )
+        .bind(i64::from(per_asset))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut out: HashMap<AssetKey, Vec<std::time::Duration>> = HashMap::new();
+        for row in rows {
+            let Ok(asset) = AssetKey::parse(&get::<String>(&row, 0)?) else {
+                continue;
+            };
+            let micros: i64 = get(&row, 1)?;
+            out.entry(asset)
+                .or_default()
+                .push(std::time::Duration::from_micros(from_i64(micros)));
+        }
+        Ok(out)
     }
 
     /// Loads the current materialization and observation of every asset.
@@ -242,7 +288,7 @@ impl Store {
 
         let rows = sqlx::query(
             "SELECT m.id, m.asset, m.run_id, m.code_version, m.data_version, m.location, m.row_count, \
-             m.byte_size, m.duration_us, m.created_at FROM asset_heads h \
+             m.byte_size, m.duration_us, m.created_at, m.data_time FROM asset_heads h \
              JOIN materializations m ON m.id = h.materialization_id",
         )
         .fetch_all(&mut *tx)
@@ -267,11 +313,13 @@ impl Store {
                 byte_size: from_i64(get(&row, 7)?),
                 duration_us: from_i64(get(&row, 8)?),
                 created_at: from_micros(get(&row, 9)?),
+                data_time: get::<Option<i64>>(&row, 10)?.map(from_micros),
             });
         }
 
         let rows = sqlx::query(
-            "SELECT o.asset, o.data_version, o.file_count, o.byte_size, o.observed_at FROM asset_heads h \
+            "SELECT o.asset, o.data_version, o.file_count, o.byte_size, o.observed_at, \
+             COALESCE(o.checked_at, o.observed_at) FROM asset_heads h \
              JOIN observations o ON o.id = h.observation_id",
         )
         .fetch_all(&mut *tx)
@@ -287,6 +335,7 @@ impl Store {
                 file_count: from_i64(get(&row, 2)?),
                 byte_size: from_i64(get(&row, 3)?),
                 observed_at: from_micros(get(&row, 4)?),
+                checked_at: from_micros(get(&row, 5)?),
             });
         }
         tx.commit().await.map_err(store_error)?;

@@ -8,9 +8,15 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use std::collections::BTreeSet;
+
 use freshet_core::executor::{RunEvent, RunObserver, StepOutcome};
-use freshet_core::planner::PlanError;
-use freshet_core::{AssetKey, AssetKind, Catalogues, Executor, Overrides, Project, Store};
+use freshet_core::freshness::{Clock, FreshnessEvaluator, FreshnessState, SystemClock};
+use freshet_core::planner::{self, AssetReport, Lineage, PlanError, PlanRequest, Statuses};
+use freshet_core::selection::{AssetFacts, Selection};
+use freshet_core::{
+    AssetGraph, AssetKey, AssetKind, Catalogues, Error, Executor, Overrides, Project, Status, Store,
+};
 
 mod init;
 pub mod output;
@@ -45,13 +51,30 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Materialize the named assets, or, with none named, everything missing or stale.
+    /// Materialize the selected assets, or, with no selection, everything missing or stale.
     Materialize {
-        /// Asset keys to materialize exactly (their inputs must already have data or be named too).
-        keys: Vec<String>,
+        /// Selections (see `freshet help select`); several are united. Their inputs must already
+        /// have data or be selected too.
+        selection: Vec<String>,
+        /// Only what is missing or stale in the selection, plus what may change downstream of it
+        /// (the default with no selection).
+        #[arg(long)]
+        stale: bool,
     },
-    /// Show each asset's status (fresh, stale, missing) and why.
+    /// Show what `materialize --stale [SELECTION]` would run, in order and why, what it would not
+    /// run and why, and what it is expected to cost.
+    Plan {
+        /// Selections; every asset when none.
+        selection: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show each asset's status (fresh, stale, missing), freshness and why; given one asset key,
+    /// explain that asset in words.
     Status {
+        /// An asset key to explain, or selections to list; every asset when none.
+        selection: Vec<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -73,10 +96,10 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         limit: usize,
     },
-    /// Observe sources (all, or those named) and record new data versions.
+    /// Observe sources (all, or the selected ones) and record new data versions.
     Observe {
-        /// Source keys; all sources when none.
-        keys: Vec<String>,
+        /// Selections; the sources among them are observed. All sources when none.
+        selection: Vec<String>,
     },
 }
 
@@ -120,37 +143,60 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
 
-    // Asset names are checked before the store is opened, so a typo writes nothing.
-    let keys = match &cli.command {
-        Command::Materialize { keys } | Command::Observe { keys } => project.resolve_keys(keys)?,
-        Command::Preview { key, .. } => project.resolve_keys(&[key])?,
-        _ => Vec::new(),
-    };
-    let is_source = |k: &&AssetKey| {
-        project
-            .graph()
-            .get(k)
-            .is_some_and(|d| d.kind == AssetKind::Source)
-    };
-    match &cli.command {
-        Command::Materialize { .. } => {
-            if let Some(key) = keys.iter().find(is_source) {
-                return Err(PlanError::Source(key.clone()).into());
-            }
+    // Selections and keys are checked before the store is opened, so a typo writes nothing.
+    let graph = project.graph();
+    let selection = match &cli.command {
+        Command::Materialize { selection, .. }
+        | Command::Plan { selection, .. }
+        | Command::Status { selection, .. }
+        | Command::Observe { selection }
+            if !selection.is_empty() =>
+        {
+            let parts: Vec<&str> = selection.iter().map(String::as_str).collect();
+            let parsed = Selection::union_of(&parts)?;
+            parsed.select(graph, &NoFacts)?;
+            Some(parsed)
         }
-        Command::Observe { .. } => {
-            if let Some(key) = keys.iter().find(|k| !is_source(k)) {
-                return Err(PlanError::NotSource(key.clone()).into());
-            }
+        _ => None,
+    };
+    let preview_key = match &cli.command {
+        Command::Preview { key, .. } => project.resolve_keys(&[key])?.pop(),
+        _ => None,
+    };
+    // `status KEY` and `observe KEY` name one asset: check it is of the right kind first.
+    let single_key = match &cli.command {
+        Command::Status { selection, .. } | Command::Observe { selection }
+            if selection.len() == 1 =>
+        {
+            AssetKey::parse(&selection[0]).ok()
         }
-        _ => {}
+        _ => None,
+    };
+    if let (Command::Observe { .. }, Some(key)) = (&cli.command, &single_key)
+        && graph.get(key).is_some_and(|d| d.kind != AssetKind::Source)
+    {
+        return Err(PlanError::NotSource(key.clone()).into());
     }
+
     let store = Store::open(project.database_url()).await?;
     let executor = Executor::new(project.clone(), store.clone())?;
+    let now = SystemClock.now();
+    let select = |lineage: &Lineage| -> anyhow::Result<Option<BTreeSet<AssetKey>>> {
+        let Some(selection) = &selection else {
+            return Ok(None);
+        };
+        let statuses = Statuses::compute(graph, lineage);
+        let facts = Facts::new(graph, lineage, &statuses, now, selection.needs_facts());
+        Ok(Some(selection.select(graph, &facts)?))
+    };
     let code = match &cli.command {
-        Command::Materialize { .. } => {
+        Command::Materialize { stale, .. } => {
+            let request = PlanRequest {
+                selection: select(&store.load_lineage().await?)?,
+                stale_only: *stale || selection.is_none(),
+            };
             let report = executor
-                .materialize_until(&keys, &Progress, shutdown_signal())
+                .materialize_until(&request, &Progress, shutdown_signal())
                 .await?;
             if report.interrupted {
                 eprintln!(
@@ -165,29 +211,114 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
                 return Ok(ExitCode::from(130));
             }
             if report.run_id.is_none() {
-                eprintln!("nothing to materialize: every asset is fresh");
+                eprintln!("nothing to materialize: every selected asset is fresh");
             } else {
                 eprintln!("{}", output::run_summary(&report));
             }
-            output::print_status(&project, &store.load_lineage().await?, false)?;
+            let lineage = store.load_lineage().await?;
+            let statuses = Statuses::compute(graph, &lineage);
+            let reports = planner::report_all(graph, &lineage, &statuses, now);
+            output::print_status(
+                &project,
+                &lineage,
+                &reports.iter().collect::<Vec<_>>(),
+                false,
+            )?;
             if report.failed() {
                 ExitCode::FAILURE
             } else {
                 ExitCode::SUCCESS
             }
         }
-        Command::Status { json } => {
-            output::print_status(&project, &store.load_lineage().await?, *json)?;
+        Command::Plan { json, .. } => {
+            let mut lineage = store.load_lineage().await?;
+            // What a run would see: sources as they are now (observed, not recorded).
+            executor.peek_sources(&mut lineage).await?;
+            let request = PlanRequest {
+                selection: select(&lineage)?,
+                stale_only: true,
+            };
+            let statuses = Statuses::compute(graph, &lineage);
+            let plan = planner::plan(graph, &lineage, &statuses, &request)?;
+            let history = store.recent_durations(5).await?;
+            let estimates = plan.estimate(graph, &lineage, &history);
+            // A fresh asset left out may still be behind something upstream: say so.
+            let mut notes = std::collections::HashMap::new();
+            if request.selection.is_some() {
+                let reports = planner::report_all(graph, &lineage, &statuses, now);
+                let by_key: std::collections::HashMap<&AssetKey, &AssetReport> =
+                    reports.iter().map(|r| (&r.key, r)).collect();
+                for n in &plan.not_run {
+                    let Some(r) = by_key.get(&n.key) else {
+                        continue;
+                    };
+                    if n.reason != planner::NotRunReason::Fresh || r.upstream.is_empty() {
+                        continue;
+                    }
+                    let behind: Vec<String> = r
+                        .upstream
+                        .iter()
+                        .map(|u| format!("{} {}", u.key, u.reason))
+                        .collect();
+                    notes.insert(
+                        n.key.clone(),
+                        format!("upstream {}; select it with +{}", behind.join(", "), n.key),
+                    );
+                }
+            }
+            output::print_plan(
+                &plan,
+                &estimates,
+                request.selection.is_none(),
+                &notes,
+                *json,
+            )?;
+            ExitCode::SUCCESS
+        }
+        Command::Status { json, .. } => {
+            let lineage = store.load_lineage().await?;
+            let statuses = Statuses::compute(graph, &lineage);
+            if let Some(key) = &single_key {
+                let report = planner::report_one(graph, &lineage, &statuses, key, now)
+                    .ok_or_else(|| Error::UnknownAsset(key.to_string()))?;
+                output::print_explanation(&project, &lineage, &report, now, *json)?;
+            } else {
+                let chosen = select(&lineage)?;
+                let reports = planner::report_all(graph, &lineage, &statuses, now);
+                let shown: Vec<&AssetReport> = reports
+                    .iter()
+                    .filter(|r| chosen.as_ref().is_none_or(|c| c.contains(&r.key)))
+                    .collect();
+                output::print_status(&project, &lineage, &shown, *json)?;
+            }
             ExitCode::SUCCESS
         }
         Command::Preview { limit, .. } => {
-            let batches = executor.preview(&keys[0], *limit).await?;
+            let Some(key) = &preview_key else {
+                return Ok(ExitCode::FAILURE);
+            };
+            let batches = executor.preview(key, *limit).await?;
             let table = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
                 .context("cannot format the rows")?;
             println!("{table}");
             ExitCode::SUCCESS
         }
         Command::Observe { .. } => {
+            let keys: Vec<AssetKey> = match select(&store.load_lineage().await?)? {
+                None => Vec::new(),
+                Some(chosen) => {
+                    let sources: Vec<AssetKey> = chosen
+                        .into_iter()
+                        .filter(|k| graph.get(k).is_some_and(|d| d.kind == AssetKind::Source))
+                        .collect();
+                    if sources.is_empty() {
+                        eprintln!("no sources selected");
+                        store.close().await;
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    sources
+                }
+            };
             executor.observe(&keys, &Progress).await?;
             ExitCode::SUCCESS
         }
@@ -197,6 +328,63 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
     };
     store.close().await;
     Ok(code)
+}
+
+/// Facts for selections that need none (`status:` and `freshness:` absent): never consulted.
+struct NoFacts;
+
+impl AssetFacts for NoFacts {
+    fn status(&self, _: &AssetKey) -> Status {
+        Status::Missing
+    }
+    fn freshness(&self, _: &AssetKey) -> FreshnessState {
+        FreshnessState::None
+    }
+}
+
+/// Status and freshness of every asset, for `status:` and `freshness:` in selections.
+struct Facts<'a> {
+    graph: &'a AssetGraph,
+    statuses: &'a Statuses,
+    freshness: Vec<FreshnessState>,
+}
+
+impl<'a> Facts<'a> {
+    fn new(
+        graph: &'a AssetGraph,
+        lineage: &Lineage,
+        statuses: &'a Statuses,
+        now: chrono::DateTime<chrono::Utc>,
+        needed: bool,
+    ) -> Self {
+        let mut evaluator = FreshnessEvaluator::new();
+        let freshness = if needed {
+            (0..graph.len())
+                .map(|i| evaluator.evaluate(graph, lineage, i, now).state)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Self {
+            graph,
+            statuses,
+            freshness,
+        }
+    }
+}
+
+impl AssetFacts for Facts<'_> {
+    fn status(&self, key: &AssetKey) -> Status {
+        self.statuses
+            .get(self.graph, key)
+            .map_or(Status::Missing, |s| s.status)
+    }
+    fn freshness(&self, key: &AssetKey) -> FreshnessState {
+        self.graph
+            .index_of(key)
+            .and_then(|i| self.freshness.get(i).copied())
+            .unwrap_or(FreshnessState::None)
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.
