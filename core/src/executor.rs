@@ -421,7 +421,7 @@ impl Executor {
         let key = &def.key;
         let exec_error = |e: DataFusionError| execution_error(key, e);
         let ctx = self.session();
-        let data_time = input_data_time(self.project.graph(), lineage, def);
+        let data_time = crate::freshness::input_data_time(self.project.graph(), lineage, def);
         let mut inputs = Vec::with_capacity(def.deps.len());
         for dep in &def.deps {
             let data_version = self.register_input(&ctx, dep, lineage).await?;
@@ -806,19 +806,4 @@ fn one_line(e: &dyn fmt::Display) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
-}
-/// The oldest data time among `def`'s inputs as they are now (`None` when it has none, or one's
-/// is unknown).
-fn input_data_time(
-    graph: &crate::AssetGraph,
-    lineage: &Lineage,
-    def: &AssetDef,
-) -> Option<chrono::DateTime<Utc>> {
-    let mut times = crate::freshness::DataTimes::new(graph.len());
-    let mut oldest = None;
-    for dep in &def.deps {
-        let t = times.get(graph, lineage, graph.index_of(dep)?)?;
-        oldest = Some(oldest.map_or(t, |o: chrono::DateTime<Utc>| o.min(t)));
-    }
-    oldest
 }

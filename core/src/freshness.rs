@@ -458,6 +458,22 @@ pub fn data_time(graph: &AssetGraph, lineage: &Lineage, i: usize) -> Option<Date
     DataTimes::new(graph.len()).get(graph, lineage, i)
 }
 
+/// The oldest data time among `def`'s inputs as they are now (`None` when it has none, or one's
+/// is unknown).
+pub fn input_data_time(
+    graph: &AssetGraph,
+    lineage: &Lineage,
+    def: &crate::model::AssetDef,
+) -> Option<DateTime<Utc>> {
+    let mut times = DataTimes::new(graph.len());
+    let mut oldest = None;
+    for dep in &def.deps {
+        let t = times.get(graph, lineage, graph.index_of(dep)?)?;
+        oldest = Some(oldest.map_or(t, |o: DateTime<Utc>| o.min(t)));
+    }
+    oldest
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration as StdDuration;

@@ -18,7 +18,10 @@
 //! group = "raw"
 //! tags = ["shop"]
 //! owners = ["data@shop.example"]
-//! freshness = { max_age = "1d" }
+//! freshness = { max_age = "1d" }   # how long since its data last changed before it is overdue
+//!
+//! [groups.marts]
+//! freshness = { cron = "0 6 * * *", timezone = "Europe/Paris" }  # default for the group's assets
 //! ```
 //!
 //! `storage` and `database` can also be set with `--storage`/`FRESHET_STORAGE` and
@@ -190,6 +193,19 @@ impl Project {
             }
         }
 
+        // Group defaults: a group's freshness policy applies to its assets that declare none.
+        for (group, settings) in &raw.groups {
+            let Some(freshness) = &settings.freshness else {
+                continue;
+            };
+            let policy = freshness
+                .parse()
+                .map_err(|e| config_error(format!("group {group}: invalid freshness: {e}")))?;
+            for def in defs.iter_mut().filter(|d| &d.group == group) {
+                def.freshness.get_or_insert_with(|| policy.clone());
+            }
+        }
+
         let graph = AssetGraph::new(defs)?;
         for def in graph.iter().filter(|d| d.kind != AssetKind::Source) {
             if let Some(dep) = def.deps.iter().find(|d| d.segments().count() > 3) {
@@ -284,6 +300,14 @@ struct RawConfig {
     project: RawProject,
     #[serde(default)]
     sources: BTreeMap<String, RawSource>,
+    #[serde(default)]
+    groups: BTreeMap<String, RawGroup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    freshness: Option<RawFreshness>,
 }
 
 #[derive(Deserialize)]
@@ -572,6 +596,37 @@ mod tests {
             ["raw:source:default", "clean:sql:default", "total:sql:marts"]
         );
         assert!(p.storage_url().as_str().ends_with("/.freshet/data/"));
+    }
+
+    #[test]
+    fn group_freshness_is_the_default_for_its_assets() {
+        let toml = "[project]\nname = \"t\"\n[groups.marts]\nfreshness = { max_age = \"2h\" }\n";
+        let p = load(&[
+            ("freshet.toml", toml),
+            ("sql/marts/a.sql", "select 1 as x"),
+            (
+                "sql/marts/b.sql",
+                "-- @freshness: max_age=1d\nselect 1 as x",
+            ),
+            ("sql/c.sql", "select 1 as x"),
+        ])
+        .unwrap();
+        let policy = |k: &str| {
+            let def = p.graph().get(&k.parse().unwrap()).unwrap();
+            def.freshness
+                .as_ref()
+                .and_then(|f| f.max_age)
+                .map(|d| d.as_secs())
+        };
+        assert_eq!(
+            (policy("a"), policy("b"), policy("c")),
+            (Some(7200), Some(86_400), None)
+        );
+        let bad = "[project]\nname = \"t\"\n[groups.marts]\nfreshness = { cron = \"0 6 * * *\", timezone = \"Mars/Base\" }\n";
+        assert_eq!(
+            load(&[("freshet.toml", bad)]).unwrap_err(),
+            "DIR/freshet.toml: group marts: invalid freshness: unknown time zone \"Mars/Base\" (expected an IANA name such as Europe/Paris)"
+        );
     }
 
     #[test]

@@ -70,9 +70,9 @@
 //! An empty (or all-blank) selection is an error; a caller that means "everything" uses
 //! [`Selection::all`] or [`Selection::union_of`] with no parts.
 
-use std::cell::OnceCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
+use std::ptr;
 
 use crate::freshness::FreshnessState;
 use crate::graph::AssetGraph;
@@ -872,7 +872,7 @@ fn juxtaposition_hint(token: &Token) -> &'static str {
 
 // ---------------------------------------------------------------------------------------------
 // Evaluation: every subexpression becomes a bitmap over the graph's assets, so `and`, `or` and
-// `not` are linear and walks are one breadth-first search.
+// `not` are linear, and a walk is one breadth-first search that touches only what it reaches.
 
 #[derive(Debug, Clone, Copy)]
 enum Direction {
@@ -880,28 +880,15 @@ enum Direction {
     Down,
 }
 
-/// Adjacency lists in compressed form: the neighbours of `i` are
-/// `targets[offsets[i]..offsets[i + 1]]`.
-#[derive(Debug)]
-struct Adjacency {
-    offsets: Vec<usize>,
-    targets: Vec<usize>,
-}
-
-impl Adjacency {
-    fn neighbours(&self, i: usize) -> &[usize] {
-        &self.targets[self.offsets[i]..self.offsets[i + 1]]
-    }
-}
+/// An asset's identity during one evaluation: the address of its definition in the graph, which
+/// `iter` and `get` both lend out. Cheaper to hash and compare than the key's text.
+type Id = *const AssetDef;
 
 struct Eval<'g> {
+    graph: &'g AssetGraph,
     facts: &'g dyn AssetFacts,
     /// Every asset, in the graph's order; positions index the bitmaps.
     defs: Vec<&'g AssetDef>,
-    /// Built on first use: plain attribute selections never need them.
-    index: OnceCell<HashMap<&'g AssetKey, usize>>,
-    upstream: OnceCell<Adjacency>,
-    downstream: OnceCell<Adjacency>,
 }
 
 impl fmt::Debug for Eval<'_> {
@@ -915,57 +902,9 @@ impl fmt::Debug for Eval<'_> {
 impl<'g> Eval<'g> {
     fn new(graph: &'g AssetGraph, facts: &'g dyn AssetFacts) -> Self {
         Self {
+            graph,
             facts,
             defs: graph.iter().collect(),
-            index: OnceCell::new(),
-            upstream: OnceCell::new(),
-            downstream: OnceCell::new(),
-        }
-    }
-
-    fn index(&self) -> &HashMap<&'g AssetKey, usize> {
-        self.index.get_or_init(|| {
-            self.defs
-                .iter()
-                .enumerate()
-                .map(|(i, d)| (&d.key, i))
-                .collect()
-        })
-    }
-
-    fn adjacency(&self, direction: Direction) -> &Adjacency {
-        let build = || {
-            let index = self.index();
-            // Edges as (from, to) in the direction of travel.
-            let mut edges: Vec<(usize, usize)> = Vec::new();
-            for (i, def) in self.defs.iter().enumerate() {
-                for dep in &def.deps {
-                    if let Some(&d) = index.get(dep) {
-                        edges.push(match direction {
-                            Direction::Up => (i, d),
-                            Direction::Down => (d, i),
-                        });
-                    }
-                }
-            }
-            let mut offsets = vec![0usize; self.defs.len() + 1];
-            for &(from, _) in &edges {
-                offsets[from + 1] += 1;
-            }
-            for i in 0..self.defs.len() {
-                offsets[i + 1] += offsets[i];
-            }
-            let mut fill = offsets.clone();
-            let mut targets = vec![0usize; edges.len()];
-            for (from, to) in edges {
-                targets[fill[from]] = to;
-                fill[from] += 1;
-            }
-            Adjacency { offsets, targets }
-        };
-        match direction {
-            Direction::Up => self.upstream.get_or_init(build),
-            Direction::Down => self.downstream.get_or_init(build),
         }
     }
 
@@ -977,11 +916,11 @@ impl<'g> Eval<'g> {
         match expr {
             Expr::All => vec![true; self.defs.len()],
             Expr::Key { key, .. } => {
-                let mut bits = vec![false; self.defs.len()];
-                if let Some(&i) = self.index().get(key) {
-                    bits[i] = true;
-                }
-                bits
+                let wanted: Option<Id> = self.graph.get(key).map(ptr::from_ref);
+                self.defs
+                    .iter()
+                    .map(|d| Some(ptr::from_ref(*d)) == wanted)
+                    .collect()
             }
             Expr::Attr(attr) => self.attribute(attr),
             Expr::Not(inner) => self.eval(inner).into_iter().map(|b| !b).collect(),
@@ -1027,10 +966,19 @@ impl<'g> Eval<'g> {
     }
 
     /// Breadth-first from all `seeds` at once, level by level, marking what it reaches in `out`.
+    /// The search itself touches only the seeds and what they reach; marking the bitmap is one
+    /// pass over the assets.
     fn walk(&self, seeds: &[bool], depth: Depth, direction: Direction, out: &mut [bool]) {
-        let adjacency = self.adjacency(direction);
-        let mut seen = seeds.to_vec();
-        let mut frontier: Vec<usize> = (0..seeds.len()).filter(|&i| seeds[i]).collect();
+        let mut frontier: Vec<&AssetDef> = self
+            .defs
+            .iter()
+            .zip(seeds)
+            .filter(|(_, seed)| **seed)
+            .map(|(d, _)| *d)
+            .collect();
+        let mut seen: HashSet<Id> = frontier.iter().map(|d| ptr::from_ref(*d)).collect();
+        let seeded = seen.len();
+        let mut next = Vec::new();
         let mut level = 0u32;
         while !frontier.is_empty() {
             if let Depth::Levels(max) = depth
@@ -1038,18 +986,27 @@ impl<'g> Eval<'g> {
             {
                 break;
             }
-            let mut next = Vec::new();
-            for &i in &frontier {
-                for &j in adjacency.neighbours(i) {
-                    if !seen[j] {
-                        seen[j] = true;
-                        out[j] = true;
-                        next.push(j);
+            for def in &frontier {
+                let mut visit = |key: &AssetKey| {
+                    if let Some(neighbour) = self.graph.get(key)
+                        && seen.insert(ptr::from_ref(neighbour))
+                    {
+                        next.push(neighbour);
                     }
+                };
+                match direction {
+                    Direction::Up => def.deps.iter().for_each(&mut visit),
+                    Direction::Down => self.graph.dependents(&def.key).into_iter().for_each(visit),
                 }
             }
-            frontier = next;
+            std::mem::swap(&mut frontier, &mut next);
+            next.clear();
             level += 1;
+        }
+        if seen.len() > seeded {
+            for (selected, def) in out.iter_mut().zip(&self.defs) {
+                *selected = *selected || seen.contains(&ptr::from_ref(*def));
+            }
         }
     }
 }

@@ -462,6 +462,7 @@ mod tests {
             file_count: 2,
             byte_size: 10,
             observed_at: from_micros(1_700_000_000_000_000),
+            checked_at: from_micros(1_700_000_000_000_000),
         };
         store.record_observation(&obs).await.unwrap();
         let mut m = Materialization {
@@ -479,11 +480,27 @@ mod tests {
             byte_size: 100,
             duration_us: 5,
             created_at: from_micros(1_700_000_001_000_000),
+            data_time: Some(from_micros(1_700_000_000_000_000)),
         };
         store.record_materialization(&m).await.unwrap();
         m.id = MaterializationId::generate();
         m.data_version = DataVersion::new("d2");
         store.record_materialization(&m).await.unwrap();
+        // A later check of the unchanged source moves only its check time.
+        let mut obs = obs;
+        obs.checked_at = from_micros(1_700_000_002_000_000);
+        store
+            .record_check(&obs.asset, obs.checked_at)
+            .await
+            .unwrap();
+        m.data_time = None;
+        let mut m3 = m.clone();
+        m3.id = MaterializationId::generate();
+        store.record_materialization(&m3).await.unwrap();
+        let m = m3;
+        let durations = store.recent_durations(5).await.unwrap();
+        assert_eq!(durations[&m.asset].len(), 3);
+
         store
             .finish_run(&run, RunStatus::Succeeded, Utc::now(), None)
             .await
