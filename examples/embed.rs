@@ -5,7 +5,8 @@
 
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use freshet_core::{
-    AssetContext, Catalogue, Catalogues, Executor, Overrides, Project, RustAsset, Store,
+    AssetContext, Catalogue, Catalogues, Executor, Overrides, PlanRequest, Project, RustAsset,
+    Store,
 };
 
 fn main() -> anyhow::Result<()> {
@@ -37,7 +38,7 @@ fn main() -> anyhow::Result<()> {
         let project = Project::load(dir.path(), &catalogues, &Overrides::default())?;
         let store = Store::open(project.database_url()).await?;
         let executor = Executor::new(project, store)?;
-        let report = executor.materialize(&[], &()).await?;
+        let report = executor.materialize(&PlanRequest::stale(), &()).await?;
         println!("materialized {} assets", report.materialized());
         let rows = executor.preview(&"even_total".parse()?, 1).await?;
         println!("{}", pretty_format_batches(&rows)?);

@@ -224,10 +224,12 @@ impl Executor {
                 != Some(&observation.data_version);
             if changed {
                 self.store.record_observation(&observation).await?;
-            } else {
-                self.store
-                    .record_check(&def.key, observation.checked_at)
-                    .await?;
+            } else if let Some(current) = lineage.observation(&def.key) {
+                let checked = Observation {
+                    checked_at: observation.checked_at,
+                    ..current.clone()
+                };
+                self.store.record_check(&checked).await?;
             }
             observer.event(&RunEvent::Observed {
                 observation: &observation,

@@ -25,7 +25,7 @@ pub use graph::{AssetGraph, GraphError};
 pub use model::{
     AssetDef, AssetKey, AssetKind, CodeVersion, DataVersion, Materialization, Observation, RunId,
 };
-pub use planner::{AssetStatus, CauseCategory, Lineage, StaleCause, Status};
+pub use planner::{AssetStatus, CauseCategory, Lineage, PlanRequest, StaleCause, Status};
 pub use project::{Overrides, Project};
 pub use rust_asset::{AssetContext, AssetOutput, BoxError, Catalogue, Catalogues, RustAsset};
 pub use store::Store;

@@ -118,7 +118,7 @@ impl<'de> serde::Deserialize<'de> for AssetKey {
 macro_rules! string_newtype {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
         #[serde(transparent)]
         pub struct $name(Arc<str>);
 
@@ -436,7 +436,7 @@ impl AssetDef {
 }
 
 /// One recorded materialization: the lineage Freshet keeps for every output it writes.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Materialization {
     /// Unique, time-ordered.
     pub id: MaterializationId,
@@ -466,7 +466,7 @@ pub struct Materialization {
 }
 
 /// The version of one input a materialization read.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InputVersion {
     /// The upstream asset.
     pub asset: AssetKey,
@@ -475,7 +475,7 @@ pub struct InputVersion {
 }
 
 /// One observation of a source: the version of the external data at a moment.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Observation {
     /// The source observed.
     pub asset: AssetKey,

@@ -19,7 +19,7 @@
 //! even when something further upstream is stale. Causes are ordered by category (code, data,
 //! dependencies), then by dependency key.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
@@ -64,6 +64,23 @@ impl Lineage {
     /// The latest observation of `key`.
     pub fn observation(&self, key: &AssetKey) -> Option<&Observation> {
         self.observations.get(key)
+    }
+
+    /// Every record as JSON, with its asset (for the store's one-time fill of head records).
+    pub(crate) fn records(&self) -> impl Iterator<Item = (&AssetKey, crate::Result<String>)> {
+        let json = |v: serde_json::Result<String>| {
+            v.map_err(|e| crate::Error::Store {
+                message: format!("cannot encode a lineage record: {e}"),
+            })
+        };
+        self.materializations
+            .iter()
+            .map(move |(k, m)| (k, json(serde_json::to_string(m))))
+            .chain(
+                self.observations
+                    .iter()
+                    .map(move |(k, o)| (k, json(serde_json::to_string(o)))),
+            )
     }
 
     /// The current data version of `key`: its latest materialization's, or for a source its latest
@@ -192,36 +209,55 @@ fn stale_causes(def: &AssetDef, m: &Materialization, lineage: &Lineage) -> Vec<S
             dependency: None,
         });
     }
-    let consumed: HashMap<&AssetKey, &DataVersion> = m
-        .inputs
-        .iter()
-        .map(|i| (&i.asset, &i.data_version))
-        .collect();
-    for dep in &def.deps {
-        match consumed.get(dep) {
-            None => causes.push(StaleCause {
-                category: CauseCategory::Dependencies,
-                reason: format!("has a new dependency on {dep}"),
-                dependency: Some(dep.clone()),
-            }),
-            Some(&version) if lineage.data_version(dep) != Some(version) => {
-                causes.push(StaleCause {
-                    category: CauseCategory::Data,
-                    reason: "has a new dependency data version".to_owned(),
-                    dependency: Some(dep.clone()),
-                })
-            }
-            Some(_) => {}
-        }
+    let added = |dep: &AssetKey| StaleCause {
+        category: CauseCategory::Dependencies,
+        reason: format!("has a new dependency on {dep}"),
+        dependency: Some(dep.clone()),
+    };
+    let removed = |dep: &AssetKey| StaleCause {
+        category: CauseCategory::Dependencies,
+        reason: format!("removed dependency on {dep}"),
+        dependency: Some(dep.clone()),
+    };
+    // Both lists are sorted by key (definitions sort their deps; runs record inputs in that
+    // order), so one merge finds what was added, removed or changed without allocating.
+    let mut sorted_inputs = std::borrow::Cow::Borrowed(&m.inputs);
+    if !m.inputs.is_sorted_by(|a, b| a.asset < b.asset) {
+        sorted_inputs.to_mut().sort_by(|a, b| a.asset.cmp(&b.asset));
     }
-    let current: BTreeSet<&AssetKey> = def.deps.iter().collect();
-    for input in &m.inputs {
-        if !current.contains(&input.asset) {
-            causes.push(StaleCause {
-                category: CauseCategory::Dependencies,
-                reason: format!("removed dependency on {}", input.asset),
-                dependency: Some(input.asset.clone()),
-            });
+    let (mut deps, mut inputs) = (def.deps.iter().peekable(), sorted_inputs.iter().peekable());
+    loop {
+        match (deps.peek(), inputs.peek()) {
+            (None, None) => break,
+            (Some(&dep), None) => {
+                causes.push(added(dep));
+                deps.next();
+            }
+            (None, Some(&input)) => {
+                causes.push(removed(&input.asset));
+                inputs.next();
+            }
+            (Some(&dep), Some(&input)) => match dep.cmp(&input.asset) {
+                std::cmp::Ordering::Less => {
+                    causes.push(added(dep));
+                    deps.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    causes.push(removed(&input.asset));
+                    inputs.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    if lineage.data_version(dep) != Some(&input.data_version) {
+                        causes.push(StaleCause {
+                            category: CauseCategory::Data,
+                            reason: "has a new dependency data version".to_owned(),
+                            dependency: Some(dep.clone()),
+                        });
+                    }
+                    deps.next();
+                    inputs.next();
+                }
+            },
         }
     }
     causes.sort_by(|a, b| (a.category, &a.dependency).cmp(&(b.category, &b.dependency)));

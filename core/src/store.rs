@@ -89,7 +89,9 @@ impl Store {
                 .map_err(|e| fail(&e))?;
         }
         MIGRATOR.run(&pool).await.map_err(|e| fail(&e))?;
-        Ok(Self { pool })
+        let store = Self { pool };
+        store.fill_head_records().await?;
+        Ok(store)
     }
 
     /// Records the start of a run.
@@ -131,50 +133,16 @@ impl Store {
 
     /// Records a materialization and makes it its asset's current version, atomically.
     pub async fn record_materialization(&self, m: &Materialization) -> Result<()> {
+        self.record_materializations(std::slice::from_ref(m)).await
+    }
+
+    /// Records materializations in one transaction (an import, a benchmark's history), each
+    /// becoming its asset's current version in order.
+    pub async fn record_materializations(&self, ms: &[Materialization]) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        sqlx::query(
-            "INSERT INTO materializations (id, asset, run_id, code_version, data_version, location, \
-             row_count, byte_size, duration_us, created_at, data_time) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(m.id.as_str())
-        .bind(m.asset.as_str())
-        .bind(m.run_id.as_str())
-        .bind(m.code_version.as_str())
-        .bind(m.data_version.as_str())
-        .bind(m.location.as_str())
-        .bind(to_i64(m.row_count))
-        .bind(to_i64(m.byte_size))
-        .bind(to_i64(m.duration_us))
-        .bind(micros(m.created_at))
-        .bind(m.data_time.map(micros))
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        for input in &m.inputs {
-            sqlx::query(
-                "INSERT INTO materialization_inputs (materialization_id, input_asset, data_version) \
-                 VALUES ($1, $2, $3)",
-            )
-            .bind(m.id.as_str())
-            .bind(input.asset.as_str())
-            .bind(input.data_version.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
+        for m in ms {
+            insert_materialization(&mut tx, m).await?;
         }
-        sqlx::query(
-            "INSERT INTO asset_heads (asset, partition_key, materialization_id, updated_at) VALUES ($1, '', $2, $3) \
-             ON CONFLICT (asset, partition_key) DO UPDATE SET \
-             materialization_id = excluded.materialization_id, observation_id = NULL, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(m.asset.as_str())
-        .bind(m.id.as_str())
-        .bind(micros(m.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
         Ok(())
     }
@@ -198,14 +166,16 @@ impl Store {
         .await
         .map_err(store_error)?;
         sqlx::query(
-            "INSERT INTO asset_heads (asset, partition_key, observation_id, updated_at) VALUES ($1, '', $2, $3) \
+            "INSERT INTO asset_heads (asset, partition_key, observation_id, updated_at, record) \
+             VALUES ($1, '', $2, $3, $4) \
              ON CONFLICT (asset, partition_key) DO UPDATE SET \
              observation_id = excluded.observation_id, materialization_id = NULL, \
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at, record = excluded.record",
         )
         .bind(o.asset.as_str())
         .bind(id.as_str())
         .bind(micros(o.observed_at))
+        .bind(to_json(o)?)
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
@@ -213,17 +183,29 @@ impl Store {
         Ok(())
     }
 
-    /// Records that a source was seen at `at` with its current version unchanged.
-    pub async fn record_check(&self, asset: &AssetKey, at: DateTime<Utc>) -> Result<()> {
+    /// Records that a source was seen again with its current version unchanged: `o` is its current
+    /// observation with `checked_at` moved.
+    pub async fn record_check(&self, o: &Observation) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
         sqlx::query(
             "UPDATE observations SET checked_at = $1 WHERE id = \
              (SELECT observation_id FROM asset_heads WHERE asset = $2 AND partition_key = '')",
         )
-        .bind(micros(at))
-        .bind(asset.as_str())
-        .execute(&self.pool)
+        .bind(micros(o.checked_at))
+        .bind(o.asset.as_str())
+        .execute(&mut *tx)
         .await
         .map_err(store_error)?;
+        sqlx::query(
+            "UPDATE asset_heads SET record = $1 \
+             WHERE asset = $2 AND partition_key = '' AND observation_id IS NOT NULL",
+        )
+        .bind(to_json(o)?)
+        .bind(o.asset.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
         Ok(())
     }
 
@@ -255,11 +237,62 @@ impl Store {
         Ok(out)
     }
 
-    /// Loads the current materialization and observation of every asset.
+    /// Loads the current materialization and observation of every asset: one JSON record per
+    /// asset, from its head.
     ///
-    /// Keys the store holds that are no longer valid asset keys are skipped: they can only come
-    /// from another tool writing to the database.
+    /// Records whose key is no longer a valid asset key are skipped: they can only come from
+    /// another tool writing to the database.
     pub async fn load_lineage(&self) -> Result<Lineage> {
+        let rows = sqlx::query(
+            "SELECT CASE WHEN materialization_id IS NULL THEN 'o' ELSE 'm' END, record \
+             FROM asset_heads WHERE record IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut lineage = Lineage::new();
+        for row in rows {
+            let kind: String = get(&row, 0)?;
+            let record: String = get(&row, 1)?;
+            if kind == "m" {
+                if let Ok(m) = serde_json::from_str::<Materialization>(&record) {
+                    lineage.set_materialization(m);
+                }
+            } else if let Ok(o) = serde_json::from_str::<Observation>(&record) {
+                lineage.set_observation(o);
+            }
+        }
+        Ok(lineage)
+    }
+
+    /// Writes the JSON record of heads recorded before heads carried one, from the event tables.
+    async fn fill_head_records(&self) -> Result<()> {
+        let missing: i64 = sqlx::query("SELECT COUNT(*) FROM asset_heads WHERE record IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(store_error)?;
+        if missing == 0 {
+            return Ok(());
+        }
+        let lineage = self.load_lineage_from_events().await?;
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        for (asset, record) in lineage.records() {
+            sqlx::query(
+                "UPDATE asset_heads SET record = $1 \
+                 WHERE asset = $2 AND partition_key = '' AND record IS NULL",
+            )
+            .bind(record?)
+            .bind(asset.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)
+    }
+
+    /// Loads the current version of every asset by joining the heads with the event tables.
+    async fn load_lineage_from_events(&self) -> Result<Lineage> {
         let mut lineage = Lineage::new();
         // One transaction, so the three reads see the same commit.
         let mut tx = self.pool.begin().await.map_err(store_error)?;
@@ -362,6 +395,64 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+async fn insert_materialization(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    m: &Materialization,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO materializations (id, asset, run_id, code_version, data_version, location, \
+             row_count, byte_size, duration_us, created_at, data_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(m.id.as_str())
+    .bind(m.asset.as_str())
+    .bind(m.run_id.as_str())
+    .bind(m.code_version.as_str())
+    .bind(m.data_version.as_str())
+    .bind(m.location.as_str())
+    .bind(to_i64(m.row_count))
+    .bind(to_i64(m.byte_size))
+    .bind(to_i64(m.duration_us))
+    .bind(micros(m.created_at))
+    .bind(m.data_time.map(micros))
+    .execute(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    for input in &m.inputs {
+        sqlx::query(
+            "INSERT INTO materialization_inputs (materialization_id, input_asset, data_version) \
+                 VALUES ($1, $2, $3)",
+        )
+        .bind(m.id.as_str())
+        .bind(input.asset.as_str())
+        .bind(input.data_version.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(store_error)?;
+    }
+    sqlx::query(
+        "INSERT INTO asset_heads (asset, partition_key, materialization_id, updated_at, record) \
+             VALUES ($1, '', $2, $3, $4) \
+             ON CONFLICT (asset, partition_key) DO UPDATE SET \
+             materialization_id = excluded.materialization_id, observation_id = NULL, \
+             updated_at = excluded.updated_at, record = excluded.record",
+    )
+    .bind(m.asset.as_str())
+    .bind(m.id.as_str())
+    .bind(micros(m.created_at))
+    .bind(to_json(m)?)
+    .execute(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Store {
+        message: format!("cannot encode a lineage record: {e}"),
+    })
 }
 
 fn get<'r, T>(row: &'r AnyRow, index: usize) -> Result<T>
@@ -489,10 +580,7 @@ mod tests {
         // A later check of the unchanged source moves only its check time.
         let mut obs = obs;
         obs.checked_at = from_micros(1_700_000_002_000_000);
-        store
-            .record_check(&obs.asset, obs.checked_at)
-            .await
-            .unwrap();
+        store.record_check(&obs).await.unwrap();
         m.data_time = None;
         let mut m3 = m.clone();
         m3.id = MaterializationId::generate();
@@ -508,6 +596,24 @@ mod tests {
         store.close().await;
 
         // Reopening applies no migration twice and sees the latest versions.
+        let store = Store::open(&url).await.unwrap();
+        let lineage = store.load_lineage().await.unwrap();
+        assert_eq!(lineage.materialization(&m.asset), Some(&m));
+        assert_eq!(lineage.observation(&obs.asset), Some(&obs));
+        // Heads written before they carried records are filled in from the events on open.
+        sqlx::query("UPDATE asset_heads SET record = NULL")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .load_lineage()
+                .await
+                .unwrap()
+                .materialization(&m.asset)
+                .is_none()
+        );
+        store.close().await;
         let store = Store::open(&url).await.unwrap();
         let lineage = store.load_lineage().await.unwrap();
         assert_eq!(lineage.materialization(&m.asset), Some(&m));

@@ -53,8 +53,8 @@ enum Command {
     },
     /// Materialize the selected assets, or, with no selection, everything missing or stale.
     Materialize {
-        /// Selections (see `freshet help select`); several are united. Their inputs must already
-        /// have data or be selected too.
+        /// Selections (`+daily_revenue`, `tag:finance`, `status:stale`; see the README);
+        /// several are united. Their inputs must already have data or be selected too.
         selection: Vec<String>,
         /// Only what is missing or stale in the selection, plus what may change downstream of it
         /// (the default with no selection).
@@ -154,7 +154,17 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
         {
             let parts: Vec<&str> = selection.iter().map(String::as_str).collect();
             let parsed = Selection::union_of(&parts)?;
-            parsed.select(graph, &NoFacts)?;
+            let chosen = parsed.select(graph, &NoFacts)?;
+            // Materializing nothing but sources is a mistake worth stopping before the store opens.
+            if let Command::Materialize { stale: false, .. } = &cli.command
+                && !parsed.needs_facts()
+                && chosen
+                    .iter()
+                    .all(|k| graph.get(k).is_some_and(|d| d.kind == AssetKind::Source))
+                && let Some(first) = chosen.first()
+            {
+                return Err(PlanError::Source(first.clone()).into());
+            }
             Some(parsed)
         }
         _ => None,
@@ -266,8 +276,14 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
                     );
                 }
             }
+            let reasons: Vec<Vec<String>> = plan
+                .steps
+                .iter()
+                .map(|step| plan.reasons(graph, &statuses, step))
+                .collect();
             output::print_plan(
                 &plan,
+                &reasons,
                 &estimates,
                 request.selection.is_none(),
                 &notes,

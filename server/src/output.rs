@@ -351,6 +351,7 @@ struct PlanJson<'a> {
 struct PlanStepJson<'a> {
     #[serde(flatten)]
     step: &'a PlannedStep,
+    reasons: &'a [String],
     estimate: StepEstimate,
 }
 
@@ -369,6 +370,7 @@ struct TotalEstimateJson {
 /// `notes` adds words to fresh assets left out, such as what upstream of them is behind.
 pub fn print_plan(
     plan: &Plan,
+    reasons: &[Vec<String>],
     estimates: &[StepEstimate],
     everything: bool,
     notes: &HashMap<AssetKey, String>,
@@ -391,8 +393,13 @@ pub fn print_plan(
             steps: plan
                 .steps
                 .iter()
+                .zip(reasons)
                 .zip(estimates)
-                .map(|(step, e)| PlanStepJson { step, estimate: *e })
+                .map(|((step, reasons), e)| PlanStepJson {
+                    step,
+                    reasons,
+                    estimate: *e,
+                })
                 .collect(),
             not_run: &plan.not_run,
             estimate: total,
@@ -440,7 +447,7 @@ pub fn print_plan(
                 .map(String::from)
                 .to_vec(),
         ];
-        for (n, (step, e)) in plan.steps.iter().zip(estimates).enumerate() {
+        for (n, ((step, reasons), e)) in plan.steps.iter().zip(reasons).zip(estimates).enumerate() {
             table.push(vec![
                 (n + 1).to_string(),
                 step.key.to_string(),
@@ -454,7 +461,7 @@ pub fn print_plan(
                     millis(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
                 }),
                 e.bytes_read.map_or("?".to_owned(), bytes),
-                step.reasons.join("; "),
+                reasons.join("; "),
             ]);
         }
         out.push_str(&table_text(&table));

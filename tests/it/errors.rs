@@ -163,7 +163,21 @@ fn unknown_asset_and_missing_source_files() {
     check(
         &[("freshet.toml", TOML), ("raw.csv", CSV)],
         &["materialize", "nope"],
-        "error: unknown asset \"nope\"",
+        "error: invalid selection \"nope\": column 1: unknown asset \"nope\"",
+    );
+    check(
+        &[("freshet.toml", TOML), ("raw.csv", CSV)],
+        &["materialize", "raw"],
+        "error: raw is a source: sources are observed (freshet observe), not materialized",
+    );
+    check(
+        &[
+            ("freshet.toml", TOML),
+            ("raw.csv", CSV),
+            ("sql/a.sql", "select * from raw"),
+        ],
+        &["observe", "a"],
+        "error: a is not a source: only sources are observed",
     );
     check(
         &[("freshet.toml", TOML), ("raw.csv", CSV)],

@@ -4,6 +4,7 @@
 mod demo;
 mod errors;
 mod init;
+mod planning;
 mod s3;
 mod sources;
 mod staleness;

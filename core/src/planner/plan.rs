@@ -50,16 +50,13 @@ pub enum StepKind {
     Conditional,
 }
 
-/// One step of a plan.
+/// One step of a plan. [`Plan::reasons`] says why in words.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PlannedStep {
     /// The asset to materialize.
     pub key: AssetKey,
     /// Why it is in the plan.
     pub kind: StepKind,
-    /// In words: its causes ("has a new code version", "input raw_orders has a new data
-    /// version"), "missing", or "upstream stg_orders will change".
-    pub reasons: Vec<String>,
 }
 
 /// Why a considered asset is not in a plan.
@@ -101,12 +98,14 @@ pub struct NotRun {
 }
 
 /// What a `materialize` will do.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     /// Steps, upstream first.
     pub steps: Vec<PlannedStep>,
     /// Considered assets that will not run, upstream first.
     pub not_run: Vec<NotRun>,
+    /// The step kind of every asset, by dense index (`None`: not planned).
+    kinds: Vec<Option<StepKind>>,
 }
 
 /// Why a requested materialization cannot be planned.
@@ -228,7 +227,6 @@ pub fn plan(
             Some(step_kind) => out.steps.push(PlannedStep {
                 key: key.clone(),
                 kind: step_kind,
-                reasons: reasons(graph, statuses, &kind, i, step_kind),
             }),
             None if selected[i] => out.not_run.push(NotRun {
                 key: key.clone(),
@@ -245,7 +243,25 @@ pub fn plan(
             None => {}
         }
     }
+    out.kinds = kind;
     Ok(out)
+}
+
+impl Plan {
+    /// Why `step` is in the plan, in words: its causes ("has a new code version", "input
+    /// raw_orders has a new data version"), "missing", or "upstream stg_orders will change".
+    /// `graph` and `statuses` must be the ones the plan was made from.
+    pub fn reasons(
+        &self,
+        graph: &AssetGraph,
+        statuses: &Statuses,
+        step: &PlannedStep,
+    ) -> Vec<String> {
+        match graph.index_of(&step.key) {
+            Some(i) => reasons(graph, statuses, &self.kinds, i, step.kind),
+            None => Vec::new(),
+        }
+    }
 }
 
 fn reasons(
@@ -275,7 +291,7 @@ fn reasons(
         StepKind::Conditional => {
             let mut changing: Vec<&AssetKey> = graph
                 .upstream_of_index(i)
-                .filter(|&d| kind[d].is_some())
+                .filter(|&d| kind.get(d).is_some_and(Option::is_some))
                 .map(|d| &graph.def(d).key)
                 .collect();
             changing.sort();

@@ -156,7 +156,10 @@ impl World {
                 let mut parts: Vec<String> = plan
                     .steps
                     .iter()
-                    .map(|s| format!("{}({:?}: {})", s.key, s.kind, s.reasons.join("; ")))
+                    .map(|s| {
+                        let reasons = plan.reasons(&self.graph, &statuses, s);
+                        format!("{}({:?}: {})", s.key, s.kind, reasons.join("; "))
+                    })
                     .collect();
                 parts.extend(
                     plan.not_run
