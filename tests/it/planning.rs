@@ -256,7 +256,7 @@ fn bad_selections_fail_with_the_position_and_write_nothing() {
     for (args, message) in [
         (
             vec!["plan", "daily_revenue and (stg_orders"],
-            "error: invalid selection \"daily_revenue and (stg_orders\": column 29: ",
+            "error: invalid selection \"daily_revenue and (stg_orders\": column 30: expected ')' to close the '(' at column 19",
         ),
         (
             vec!["materialize", "status:old"],
