@@ -749,6 +749,28 @@ proptest! {
     }
 
     #[test]
+    fn fresh_exactly_when_code_and_inputs_are_what_was_recorded((sources, deps, events) in world_strategy()) {
+        let mut w = World::new(&random_spec(sources, &deps));
+        w.play(&events);
+        let statuses = Statuses::compute(&w.graph, &w.lineage);
+        for def in w.graph.iter().filter(|d| d.kind != AssetKind::Source) {
+            let Some(m) = w.lineage.materialization(&def.key) else { continue };
+            let consumed: std::collections::BTreeMap<&AssetKey, &DataVersion> =
+                m.inputs.iter().map(|i| (&i.asset, &i.data_version)).collect();
+            let unchanged = def.code_version.as_ref() == Some(&m.code_version)
+                && consumed.keys().copied().eq(def.deps.iter())
+                && def.deps.iter().all(|d| w.lineage.data_version(d) == consumed.get(d).copied());
+            let status = statuses.get(&w.graph, &def.key).unwrap();
+            prop_assert_eq!(status.status == Status::Fresh, unchanged, "{:?}", status);
+            // Every data cause names an input whose version really moved.
+            for c in status.causes.iter().filter(|c| c.category == CauseCategory::Data) {
+                let dep = c.dependency.as_ref().unwrap();
+                prop_assert_ne!(w.lineage.data_version(dep), consumed.get(dep).copied());
+            }
+        }
+    }
+
+    #[test]
     fn unchanged_output_leaves_dependents_unchanged((sources, deps, events) in world_strategy()) {
         let mut w = World::new(&random_spec(sources, &deps));
         w.play(&events);
