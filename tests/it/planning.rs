@@ -1,5 +1,7 @@
 //! `freshet plan`, `freshet status KEY` and selections, on the demo project.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::Value;
 
 use crate::support::{TempProject, edit};
