@@ -18,6 +18,21 @@
 //! Staleness is judged from direct inputs only: an asset whose inputs are unchanged is `fresh`
 //! even when something further upstream is stale. Causes are ordered by category (code, data,
 //! dependencies), then by dependency key.
+//!
+//! # Upstream
+//!
+//! Each report also lists what is behind among the asset's ancestors ([`UpstreamIssue`]), most
+//! upstream first: an ancestor that is `missing` ("has never been materialized"), stale with a
+//! `code` or `dependencies` cause (its reason), or whose current data an asset on the way has not
+//! consumed yet (`data`, "has newer data not yet propagated", named by the asset or source with
+//! the new data). The asset's own causes are not repeated there.
+//!
+//! # Scale
+//!
+//! Per-asset tables are indexed by the graph's dense index. [`Statuses::refresh`] re-judges one
+//! asset and its readers after an edit; [`report_all`] is one topological pass that bounds each
+//! upstream list to [`UPSTREAM_LIMIT`] (the `UPSTREAM_LIMIT` most upstream of a union are the most
+//! upstream of the parts' bounded lists, so the bound loses nothing it shows).
 
 use std::collections::HashMap;
 
