@@ -20,8 +20,8 @@ use freshet_core::model::{
     CodeVersion, DataVersion, FreshnessPolicy, InputVersion, Materialization, MaterializationId,
     Observation, Origin, RunId,
 };
-use freshet_core::planner::{self, PlanRequest, Statuses};
-use freshet_core::selection::{AssetFacts, Selection};
+use freshet_core::planner::{self, Facts, PlanRequest, Statuses};
+use freshet_core::selection::Selection;
 use freshet_core::store::RunStatus;
 use freshet_core::{AssetDef, AssetGraph, AssetKey, AssetKind, Status, Store};
 
@@ -145,19 +145,6 @@ fn xxh(s: &str) -> u128 {
     h
 }
 
-struct Facts<'a>(&'a AssetGraph, &'a Statuses);
-
-impl AssetFacts for Facts<'_> {
-    fn status(&self, key: &AssetKey) -> Status {
-        self.1
-            .get(self.0, key)
-            .map_or(Status::Missing, |s| s.status)
-    }
-    fn freshness(&self, _: &AssetKey) -> freshet_core::freshness::FreshnessState {
-        freshet_core::freshness::FreshnessState::None
-    }
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
@@ -248,15 +235,12 @@ async fn bench(n: usize) {
         steps.iter().max().unwrap()
     );
 
+    let facts = Facts::new(&graph, &lineage, &statuses, now);
     let selection = Selection::parse(&format!("+{}", graph.def(n - 1).key)).unwrap();
-    let (t, chosen) = best(3, || {
-        selection.select(&graph, &Facts(&graph, &statuses)).unwrap()
-    });
+    let (t, chosen) = best(3, || selection.select(&graph, &facts).unwrap());
     println!("selection {selection}: {} ({} assets)", ms(t), chosen.len());
     let selection = Selection::parse("key:l01*/* and not status:fresh").unwrap();
-    let (t, chosen) = best(3, || {
-        selection.select(&graph, &Facts(&graph, &statuses)).unwrap()
-    });
+    let (t, chosen) = best(3, || selection.select(&graph, &facts).unwrap());
     println!("selection {selection}: {} ({} assets)", ms(t), chosen.len());
     store.close().await;
 }

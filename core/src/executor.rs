@@ -37,6 +37,7 @@ use tracing::{Instrument, info, info_span, warn};
 use url::Url;
 
 use crate::fingerprint::{Hasher, RowFingerprint};
+use crate::freshness::DataTimes;
 use crate::model::{
     AssetDef, AssetKey, DataVersion, InputVersion, Materialization, MaterializationId, Observation,
     RunId,
@@ -46,6 +47,13 @@ use crate::project::{Computation, Project, SourceFormat, SourceSpec};
 use crate::rust_asset::{AssetContext, AssetOutput};
 use crate::store::{RunStatus, Store};
 use crate::{Error, Result};
+
+/// Whether observing records what it saw in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Record {
+    Yes,
+    No,
+}
 
 /// Receives progress as a run goes. Called from the run's task; keep it quick.
 pub trait RunObserver: Send + Sync {
@@ -210,7 +218,27 @@ impl Executor {
                 return Err(planner::PlanError::NotSource(key.clone()).into());
             }
         }
-        let lineage = self.store.load_lineage().await?;
+        let mut lineage = self.store.load_lineage().await?;
+        self.observe_into(keys, &mut lineage, observer, Record::Yes)
+            .await
+    }
+
+    /// Observes every source without recording anything, and puts what it saw into `lineage`:
+    /// what a run would see, for plans.
+    pub async fn peek_sources(&self, lineage: &mut Lineage) -> Result<()> {
+        self.observe_into(&[], lineage, &(), Record::No).await?;
+        Ok(())
+    }
+
+    /// Observes sources (all when `keys` is empty) and updates `lineage` with what it saw: a new
+    /// observation for a source whose version moved, a later check time for one that did not.
+    async fn observe_into(
+        &self,
+        keys: &[AssetKey],
+        lineage: &mut Lineage,
+        observer: &dyn RunObserver,
+        record: Record,
+    ) -> Result<Vec<(Observation, bool)>> {
         let mut out = Vec::new();
         for def in self.project.graph().iter() {
             let Some(Computation::Source(spec)) = self.project.computation(&def.key) else {
@@ -220,17 +248,23 @@ impl Executor {
                 continue;
             }
             let observation = self.observe_source(&def.key, spec).await?;
-            let changed = lineage.observation(&def.key).map(|o| &o.data_version)
-                != Some(&observation.data_version);
-            if changed {
-                self.store.record_observation(&observation).await?;
-            } else if let Some(current) = lineage.observation(&def.key) {
-                let checked = Observation {
+            let current = lineage.observation(&def.key);
+            let changed = current.map(|o| &o.data_version) != Some(&observation.data_version);
+            let seen = match current {
+                Some(current) if !changed => Observation {
                     checked_at: observation.checked_at,
                     ..current.clone()
-                };
-                self.store.record_check(&checked).await?;
+                },
+                _ => observation.clone(),
+            };
+            if record == Record::Yes {
+                if changed {
+                    self.store.record_observation(&seen).await?;
+                } else {
+                    self.store.record_check(&seen).await?;
+                }
             }
+            lineage.set_observation(seen);
             observer.event(&RunEvent::Observed {
                 observation: &observation,
                 changed,
@@ -238,23 +272,6 @@ impl Executor {
             out.push((observation, changed));
         }
         Ok(out)
-    }
-
-    /// Observes every source without recording anything, and puts the observations whose version
-    /// moved into `lineage`: what a run would see, for plans.
-    pub async fn peek_sources(&self, lineage: &mut Lineage) -> Result<()> {
-        for def in self.project.graph().iter() {
-            let Some(Computation::Source(spec)) = self.project.computation(&def.key) else {
-                continue;
-            };
-            let observation = self.observe_source(&def.key, spec).await?;
-            if lineage.observation(&def.key).map(|o| &o.data_version)
-                != Some(&observation.data_version)
-            {
-                lineage.set_observation(observation);
-            }
-        }
-        Ok(())
     }
 
     /// Materializes what `request` plans, upstream first.
@@ -286,9 +303,10 @@ impl Executor {
             planner::plan(graph, lineage, &Statuses::compute(graph, lineage), request)
         };
         // Check the request before observing anything, so it changes nothing if bad.
-        plan_now(&self.store.load_lineage().await?)?;
-        self.observe(&[], observer).await?;
         let mut lineage = self.store.load_lineage().await?;
+        plan_now(&lineage)?;
+        self.observe_into(&[], &mut lineage, observer, Record::Yes)
+            .await?;
         let steps = plan_now(&lineage)?.steps;
         if steps.is_empty() {
             return Ok(RunReport::default());
@@ -348,6 +366,9 @@ impl Executor {
     ) -> RunReport {
         let graph = self.project.graph();
         let total = steps.len();
+        // Data times of the inputs, shared by the steps: upstream first, an asset materialized in
+        // this run is only read by later steps, so only its own entry goes out of date.
+        let mut data_times = DataTimes::new(graph.len());
         let mut report = RunReport {
             run_id: Some(run_id.clone()),
             steps: Vec::with_capacity(total),
@@ -376,7 +397,9 @@ impl Executor {
                 });
                 let span = info_span!("materialize", asset = %def.key);
                 let result = tokio::select! {
-                    result = self.materialize_one(run_id, def, lineage).instrument(span) => Some(result),
+                    result = self
+                        .materialize_one(run_id, def, lineage, data_times.of_inputs(graph, lineage, def))
+                        .instrument(span) => Some(result),
                     () = &mut *stop => None,
                 };
                 match result {
@@ -390,6 +413,9 @@ impl Executor {
                     }
                     Some(Ok(m)) => {
                         lineage.set_materialization(m.clone());
+                        if let Some(i) = graph.index_of(&def.key) {
+                            data_times.forget(i);
+                        }
                         StepOutcome::Materialized(m)
                     }
                     Some(Err(e)) => {
@@ -418,12 +444,12 @@ impl Executor {
         run_id: &RunId,
         def: &AssetDef,
         lineage: &Lineage,
+        data_time: Option<chrono::DateTime<Utc>>,
     ) -> Result<Materialization> {
         let started = Instant::now();
         let key = &def.key;
         let exec_error = |e: DataFusionError| execution_error(key, e);
         let ctx = self.session();
-        let data_time = crate::freshness::input_data_time(self.project.graph(), lineage, def);
         let mut inputs = Vec::with_capacity(def.deps.len());
         for dep in &def.deps {
             let data_version = self.register_input(&ctx, dep, lineage).await?;

@@ -326,15 +326,7 @@ impl Freshness {
 /// Evaluates every asset's policy, reusing parsed crons across assets (most projects use few).
 #[derive(Debug, Default)]
 pub struct FreshnessEvaluator {
-    compiled: std::collections::HashMap<FreshnessPolicyKey, Option<CompiledPolicy>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct FreshnessPolicyKey {
-    max_age: Option<std::time::Duration>,
-    warn_after: Option<std::time::Duration>,
-    cron: Option<String>,
-    timezone: Option<String>,
+    compiled: std::collections::HashMap<FreshnessPolicy, Option<CompiledPolicy>>,
 }
 
 impl FreshnessEvaluator {
@@ -355,17 +347,11 @@ impl FreshnessEvaluator {
         let Some(policy) = &def.freshness else {
             return Freshness::none();
         };
-        let key = FreshnessPolicyKey {
-            max_age: policy.max_age,
-            warn_after: policy.warn_after,
-            cron: policy.cron.clone(),
-            timezone: policy.timezone.clone(),
-        };
         // Definitions are validated when loaded, so a policy that does not compile cannot reach
         // here from a project; judge it as having none rather than fail a status.
         let Some(compiled) = self
             .compiled
-            .entry(key)
+            .entry(policy.clone())
             .or_insert_with(|| CompiledPolicy::new(policy).ok())
         else {
             return Freshness::none();
@@ -423,6 +409,28 @@ impl DataTimes {
         self.memo[i].flatten()
     }
 
+    /// The oldest data time among `def`'s inputs as they are now: what a materialization of `def`
+    /// records (`None` when it has no inputs, or one's is unknown).
+    pub fn of_inputs(
+        &mut self,
+        graph: &AssetGraph,
+        lineage: &Lineage,
+        def: &crate::model::AssetDef,
+    ) -> Option<DateTime<Utc>> {
+        let mut oldest: Option<DateTime<Utc>> = None;
+        for dep in &def.deps {
+            let t = self.get(graph, lineage, graph.index_of(dep)?)?;
+            oldest = Some(oldest.map_or(t, |o| o.min(t)));
+        }
+        oldest
+    }
+
+    /// Forgets what was computed for `i`, after it was materialized again. Nothing computed
+    /// before depends on it when assets are materialized upstream first.
+    pub fn forget(&mut self, i: usize) {
+        self.memo[i] = None;
+    }
+
     /// One asset's data time, its inputs' already known.
     fn compute(&self, graph: &AssetGraph, lineage: &Lineage, i: usize) -> Option<DateTime<Utc>> {
         let def = graph.def(i);
@@ -450,28 +458,6 @@ impl DataTimes {
             (t, recorded) => t.or(recorded),
         }
     }
-}
-
-/// Data time for the asset at dense index `i` alone (the executor records it with each
-/// materialization).
-pub fn data_time(graph: &AssetGraph, lineage: &Lineage, i: usize) -> Option<DateTime<Utc>> {
-    DataTimes::new(graph.len()).get(graph, lineage, i)
-}
-
-/// The oldest data time among `def`'s inputs as they are now (`None` when it has none, or one's
-/// is unknown).
-pub fn input_data_time(
-    graph: &AssetGraph,
-    lineage: &Lineage,
-    def: &crate::model::AssetDef,
-) -> Option<DateTime<Utc>> {
-    let mut times = DataTimes::new(graph.len());
-    let mut oldest = None;
-    for dep in &def.deps {
-        let t = times.get(graph, lineage, graph.index_of(dep)?)?;
-        oldest = Some(oldest.map_or(t, |o: DateTime<Utc>| o.min(t)));
-    }
-    oldest
 }
 
 #[cfg(test)]

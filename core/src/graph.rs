@@ -132,15 +132,6 @@ impl AssetGraph {
         self.topo.iter().map(|&i| &self.defs[i])
     }
 
-    /// Sorts keys upstream first (keys not in the graph go last).
-    pub fn sort_topologically(&self, keys: &mut [AssetKey]) {
-        let mut rank = vec![0usize; self.defs.len()];
-        for (pos, &i) in self.topo.iter().enumerate() {
-            rank[i] = pos;
-        }
-        keys.sort_by_key(|k| self.index.get(k).map_or(usize::MAX, |&i| rank[i]));
-    }
-
     /// The position of `key` among the definitions: a dense index for per-asset tables, stable for
     /// the life of the graph (and across [`AssetGraph::replace`]).
     pub fn index_of(&self, key: &AssetKey) -> Option<usize> {
@@ -192,41 +183,6 @@ impl AssetGraph {
         defs[i] = def;
         *self = Self::new(defs)?;
         Ok(())
-    }
-
-    /// The assets that read `key` directly, sorted by key.
-    pub fn dependents(&self, key: &AssetKey) -> Vec<&AssetKey> {
-        let Some(&i) = self.index.get(key) else {
-            return Vec::new();
-        };
-        let mut out: Vec<_> = self
-            .graph
-            .neighbors(NodeIndex::new(i))
-            .map(|n| &self.defs[self.graph[n]].key)
-            .collect();
-        out.sort();
-        out
-    }
-
-    /// Every asset downstream of any of `keys` (not including them unless downstream of another).
-    pub fn downstream_of<'a>(
-        &self,
-        keys: impl IntoIterator<Item = &'a AssetKey>,
-    ) -> BTreeSet<AssetKey> {
-        let mut seen = BTreeSet::new();
-        let mut queue: VecDeque<usize> = keys
-            .into_iter()
-            .filter_map(|k| self.index.get(k).copied())
-            .collect();
-        while let Some(i) = queue.pop_front() {
-            for n in self.graph.neighbors(NodeIndex::new(i)) {
-                let j = self.graph[n];
-                if seen.insert(self.defs[j].key.clone()) {
-                    queue.push_back(j);
-                }
-            }
-        }
-        seen
     }
 }
 
@@ -418,15 +374,16 @@ mod tests {
     }
 
     #[test]
-    fn downstream_closure() {
-        let g = AssetGraph::new(defs("a:\nb: a\nc: b\nd:\ne: d")).unwrap();
-        let a: AssetKey = "a".parse().unwrap();
-        let got: Vec<_> = g
-            .downstream_of([&a])
-            .into_iter()
-            .map(|k| k.to_string())
-            .collect();
-        assert_eq!(got, ["b", "c"]);
-        assert_eq!(g.dependents(&a).len(), 1);
+    fn dense_indices_walk_both_ways() {
+        let g = AssetGraph::new(defs("a:\nb: a\nc: b a\nd:\ne: d")).unwrap();
+        let at = |k: &str| g.index_of(&k.parse().unwrap()).unwrap();
+        let names = |it: &mut dyn Iterator<Item = usize>| {
+            let mut v: Vec<String> = it.map(|i| g.def(i).key.to_string()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&mut g.downstream_of_index(at("a"))), ["b", "c"]);
+        assert_eq!(names(&mut g.upstream_of_index(at("c"))), ["a", "b"]);
+        assert_eq!(names(&mut g.order().iter().copied()).len(), 5);
     }
 }

@@ -211,7 +211,7 @@ impl fmt::Display for AssetKind {
 }
 
 /// A freshness policy as declared. Evaluating it against the clock belongs to the planner.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct FreshnessPolicy {
     /// Fail when the last materialization is older than this.
     #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]

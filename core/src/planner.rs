@@ -81,21 +81,14 @@ impl Lineage {
         self.observations.get(key)
     }
 
-    /// Every record as JSON, with its asset (for the store's one-time fill of head records).
-    pub(crate) fn records(&self) -> impl Iterator<Item = (&AssetKey, crate::Result<String>)> {
-        let json = |v: serde_json::Result<String>| {
-            v.map_err(|e| crate::Error::Store {
-                message: format!("cannot encode a lineage record: {e}"),
-            })
-        };
-        self.materializations
-            .iter()
-            .map(move |(k, m)| (k, json(serde_json::to_string(m))))
-            .chain(
-                self.observations
-                    .iter()
-                    .map(move |(k, o)| (k, json(serde_json::to_string(o)))),
-            )
+    /// Every asset's latest materialization.
+    pub fn materializations(&self) -> impl Iterator<Item = &Materialization> {
+        self.materializations.values()
+    }
+
+    /// Every source's latest observation.
+    pub fn observations(&self) -> impl Iterator<Item = &Observation> {
+        self.observations.values()
     }
 
     /// The current data version of `key`: its latest materialization's, or for a source its latest
@@ -329,6 +322,50 @@ impl Statuses {
     }
 }
 
+/// Status and freshness of every asset, for `status:` and `freshness:` in selections.
+#[derive(Debug)]
+pub struct Facts<'a> {
+    graph: &'a AssetGraph,
+    statuses: &'a Statuses,
+    freshness: Vec<crate::freshness::FreshnessState>,
+}
+
+impl<'a> Facts<'a> {
+    /// Facts as of `now`.
+    pub fn new(
+        graph: &'a AssetGraph,
+        lineage: &Lineage,
+        statuses: &'a Statuses,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut evaluator = FreshnessEvaluator::new();
+        let freshness = (0..graph.len())
+            .map(|i| evaluator.evaluate(graph, lineage, i, now).state)
+            .collect();
+        Self {
+            graph,
+            statuses,
+            freshness,
+        }
+    }
+}
+
+impl crate::selection::AssetFacts for Facts<'_> {
+    fn status(&self, key: &AssetKey) -> Status {
+        self.statuses
+            .get(self.graph, key)
+            .map_or(Status::Missing, |s| s.status)
+    }
+
+    fn freshness(&self, key: &AssetKey) -> crate::freshness::FreshnessState {
+        self.graph
+            .index_of(key)
+            .map_or(crate::freshness::FreshnessState::None, |i| {
+                self.freshness[i]
+            })
+    }
+}
+
 /// How far behind an ancestor is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -388,29 +425,39 @@ impl AssetReport {
     /// The status in one line of words: "fresh, but upstream raw_orders has newer data not yet
     /// propagated", "stale: input raw_orders has a new data version".
     pub fn summary(&self) -> String {
-        let mut out = self.status.as_str().to_owned();
-        if !self.causes.is_empty() {
-            let causes: Vec<String> = self.causes.iter().map(StaleCause::describe).collect();
-            out.push_str(": ");
-            out.push_str(&causes.join("; "));
-        }
-        if !self.upstream.is_empty() {
-            out.push_str(if self.status == Status::Fresh {
-                ", but upstream "
-            } else {
-                "; upstream "
-            });
-            let issues: Vec<String> = self
-                .upstream
-                .iter()
-                .map(|u| format!("{} {}", u.key, u.reason))
-                .collect();
-            out.push_str(&issues.join(", "));
-            if self.upstream_truncated {
-                out.push_str(", and more");
+        let status = self.status.as_str();
+        match (self.causes.is_empty(), self.upstream.is_empty()) {
+            (true, true) => status.to_owned(),
+            (true, false) if self.status == Status::Fresh => {
+                format!("{status}, but upstream {}", self.upstream_words())
             }
+            (true, false) => format!("{status}; upstream {}", self.upstream_words()),
+            (false, true) => format!("{status}: {}", self.causes_words()),
+            (false, false) => format!(
+                "{status}: {}; upstream {}",
+                self.causes_words(),
+                self.upstream_words()
+            ),
         }
-        out
+    }
+
+    /// The causes in words, separated by "; ".
+    pub fn causes_words(&self) -> String {
+        let causes: Vec<String> = self.causes.iter().map(StaleCause::describe).collect();
+        causes.join("; ")
+    }
+
+    /// What is behind upstream in words: "raw_orders has newer data not yet propagated, ...".
+    pub fn upstream_words(&self) -> String {
+        let mut issues: Vec<String> = self
+            .upstream
+            .iter()
+            .map(|u| format!("{} {}", u.key, u.reason))
+            .collect();
+        if self.upstream_truncated {
+            issues.push("and more".to_owned());
+        }
+        issues.join(", ")
     }
 }
 
@@ -432,11 +479,9 @@ pub fn report_all(
     statuses: &Statuses,
     now: DateTime<Utc>,
 ) -> Vec<AssetReport> {
-    let rank = ranks(graph);
+    let mut reporter = Reporter::new(graph, lineage, statuses, now);
     // pending[i]: issues at or above i that would flow into whatever reads i.
     let mut pending: Vec<(Vec<Entry>, bool)> = vec![(Vec::new(), false); graph.len()];
-    let mut freshness = FreshnessEvaluator::new();
-    let mut data_times = DataTimes::new(graph.len());
     let mut out = Vec::with_capacity(graph.len());
     for &i in graph.order() {
         let mut upstream = Vec::new();
@@ -447,20 +492,10 @@ pub fn report_all(
         }
         truncated |= bound(&mut upstream);
         let mut own = upstream.clone();
-        own.extend(own_issues(graph, statuses, &rank, i));
+        own.extend(reporter.own_issues(i));
         let own_truncated = truncated | bound(&mut own);
         pending[i] = (own, own_truncated);
-        out.push(report(
-            graph,
-            lineage,
-            statuses,
-            i,
-            &upstream,
-            truncated,
-            &mut freshness,
-            &mut data_times,
-            now,
-        ));
+        out.push(reporter.report(i, &upstream, truncated));
     }
     out
 }
@@ -474,7 +509,7 @@ pub fn report_one(
     now: DateTime<Utc>,
 ) -> Option<AssetReport> {
     let i = graph.index_of(key)?;
-    let rank = ranks(graph);
+    let mut reporter = Reporter::new(graph, lineage, statuses, now);
     let mut seen = vec![false; graph.len()];
     let mut queue: Vec<usize> = graph.upstream_of_index(i).collect();
     let mut upstream = Vec::new();
@@ -482,30 +517,12 @@ pub fn report_one(
         if std::mem::replace(&mut seen[a], true) {
             continue;
         }
-        upstream.extend(own_issues(graph, statuses, &rank, a));
+        upstream.extend(reporter.own_issues(a));
         queue.extend(graph.upstream_of_index(a).filter(|&d| !seen[d]));
     }
     upstream.sort_unstable();
     upstream.dedup();
-    Some(report(
-        graph,
-        lineage,
-        statuses,
-        i,
-        &upstream,
-        false,
-        &mut FreshnessEvaluator::new(),
-        &mut DataTimes::new(graph.len()),
-        now,
-    ))
-}
-
-fn ranks(graph: &AssetGraph) -> Vec<u32> {
-    let mut rank = vec![0u32; graph.len()];
-    for (pos, &i) in graph.order().iter().enumerate() {
-        rank[i] = u32::try_from(pos).unwrap_or(u32::MAX);
-    }
-    rank
+    Some(reporter.report(i, &upstream, false))
 }
 
 /// Sorts, dedups and cuts to [`UPSTREAM_LIMIT`]; whether anything was cut.
@@ -517,90 +534,118 @@ fn bound(entries: &mut Vec<Entry>) -> bool {
     cut
 }
 
-/// The issues asset `i` itself contributes to what is downstream: being missing, its code and
-/// dependency causes, and for each data cause the input whose new data it has not consumed.
-fn own_issues<'a>(
+/// What building reports needs: the inputs, each asset's topological rank, and the freshness and
+/// data-time caches.
+struct Reporter<'a> {
     graph: &'a AssetGraph,
+    lineage: &'a Lineage,
     statuses: &'a Statuses,
-    rank: &'a [u32],
-    i: usize,
-) -> impl Iterator<Item = Entry> + 'a {
-    let status = statuses.at(i);
-    let idx = |j: usize| u32::try_from(j).unwrap_or(u32::MAX);
-    let missing = (status.status == Status::Missing).then(|| (rank[i], idx(i), MISSING));
-    let causes = status
-        .causes
-        .iter()
-        .enumerate()
-        .filter_map(move |(slot, c)| {
-            if c.category == CauseCategory::Data {
-                let d = graph.index_of(c.dependency.as_ref()?)?;
-                Some((rank[d], idx(d), NEW_DATA))
-            } else {
-                Some((rank[i], idx(i), u16::try_from(slot).unwrap_or(MISSING - 2)))
-            }
-        });
-    missing.into_iter().chain(causes)
+    now: DateTime<Utc>,
+    rank: Vec<u32>,
+    freshness: FreshnessEvaluator,
+    data_times: DataTimes,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn report(
-    graph: &AssetGraph,
-    lineage: &Lineage,
-    statuses: &Statuses,
-    i: usize,
-    upstream: &[Entry],
-    upstream_truncated: bool,
-    freshness: &mut FreshnessEvaluator,
-    data_times: &mut DataTimes,
-    now: DateTime<Utc>,
-) -> AssetReport {
-    let def = graph.def(i);
-    let status = statuses.at(i);
-    let upstream = upstream
-        .iter()
-        .map(|&(_, a, slot)| {
-            let a = a as usize;
-            let key = graph.def(a).key.clone();
-            let (category, reason) = match slot {
-                MISSING if graph.def(a).kind == AssetKind::Source => (
-                    UpstreamCategory::Missing,
-                    "has never been observed".to_owned(),
-                ),
-                MISSING => (
-                    UpstreamCategory::Missing,
-                    "has never been materialized".to_owned(),
-                ),
-                NEW_DATA => (
-                    UpstreamCategory::Data,
-                    "has newer data not yet propagated".to_owned(),
-                ),
-                slot => {
-                    let cause = &statuses.at(a).causes[usize::from(slot)];
-                    let category = match cause.category {
-                        CauseCategory::Code => UpstreamCategory::Code,
-                        CauseCategory::Data => UpstreamCategory::Data,
-                        CauseCategory::Dependencies => UpstreamCategory::Dependencies,
-                    };
-                    (category, cause.reason.clone())
+impl<'a> Reporter<'a> {
+    fn new(
+        graph: &'a AssetGraph,
+        lineage: &'a Lineage,
+        statuses: &'a Statuses,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut rank = vec![0u32; graph.len()];
+        for (pos, &i) in graph.order().iter().enumerate() {
+            rank[i] = u32::try_from(pos).unwrap_or(u32::MAX);
+        }
+        Self {
+            graph,
+            lineage,
+            statuses,
+            now,
+            rank,
+            freshness: FreshnessEvaluator::new(),
+            data_times: DataTimes::new(graph.len()),
+        }
+    }
+
+    /// The issues asset `i` itself contributes to what is downstream: being missing, its code
+    /// and dependency causes, and for each data cause the input whose new data it has not
+    /// consumed.
+    fn own_issues(&self, i: usize) -> impl Iterator<Item = Entry> + '_ {
+        let status = self.statuses.at(i);
+        let idx = |j: usize| u32::try_from(j).unwrap_or(u32::MAX);
+        let missing = (status.status == Status::Missing).then(|| (self.rank[i], idx(i), MISSING));
+        let causes = status
+            .causes
+            .iter()
+            .enumerate()
+            .filter_map(move |(slot, c)| {
+                if c.category == CauseCategory::Data {
+                    let d = self.graph.index_of(c.dependency.as_ref()?)?;
+                    Some((self.rank[d], idx(d), NEW_DATA))
+                } else {
+                    Some((
+                        self.rank[i],
+                        idx(i),
+                        u16::try_from(slot).unwrap_or(MISSING - 2),
+                    ))
                 }
-            };
-            UpstreamIssue {
-                key,
-                category,
-                reason,
+            });
+        missing.into_iter().chain(causes)
+    }
+
+    /// The report on asset `i`, with the given upstream issues.
+    fn report(&mut self, i: usize, upstream: &[Entry], upstream_truncated: bool) -> AssetReport {
+        let def = self.graph.def(i);
+        let status = self.statuses.at(i);
+        let upstream = upstream
+            .iter()
+            .map(|&(_, a, slot)| self.upstream_issue(a as usize, slot))
+            .collect();
+        AssetReport {
+            key: def.key.clone(),
+            kind: def.kind,
+            status: status.status,
+            causes: status.causes.clone(),
+            upstream,
+            upstream_truncated,
+            freshness: self
+                .freshness
+                .evaluate(self.graph, self.lineage, i, self.now),
+            data_time: self.data_times.get(self.graph, self.lineage, i),
+        }
+    }
+
+    fn upstream_issue(&self, a: usize, slot: u16) -> UpstreamIssue {
+        let def = self.graph.def(a);
+        let (category, reason) = match slot {
+            MISSING if def.kind == AssetKind::Source => (
+                UpstreamCategory::Missing,
+                "has never been observed".to_owned(),
+            ),
+            MISSING => (
+                UpstreamCategory::Missing,
+                "has never been materialized".to_owned(),
+            ),
+            NEW_DATA => (
+                UpstreamCategory::Data,
+                "has newer data not yet propagated".to_owned(),
+            ),
+            slot => {
+                let cause = &self.statuses.at(a).causes[usize::from(slot)];
+                let category = match cause.category {
+                    CauseCategory::Code => UpstreamCategory::Code,
+                    CauseCategory::Data => UpstreamCategory::Data,
+                    CauseCategory::Dependencies => UpstreamCategory::Dependencies,
+                };
+                (category, cause.reason.clone())
             }
-        })
-        .collect();
-    AssetReport {
-        key: def.key.clone(),
-        kind: def.kind,
-        status: status.status,
-        causes: status.causes.clone(),
-        upstream,
-        upstream_truncated,
-        freshness: freshness.evaluate(graph, lineage, i, now),
-        data_time: data_times.get(graph, lineage, i),
+        };
+        UpstreamIssue {
+            key: def.key.clone(),
+            category,
+            reason,
+        }
     }
 }
 

@@ -1948,7 +1948,11 @@ mod tests {
                 let neighbours: Vec<&AssetKey> = if up {
                     graph.get(&key).unwrap().deps.iter().collect()
                 } else {
-                    graph.dependents(&key)
+                    graph
+                        .iter()
+                        .filter(|d| d.deps.contains(&key))
+                        .map(|d| &d.key)
+                        .collect()
                 };
                 for n in neighbours {
                     if out.insert(n.to_string()) {

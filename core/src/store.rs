@@ -277,7 +277,11 @@ impl Store {
         }
         let lineage = self.load_lineage_from_events().await?;
         let mut tx = self.pool.begin().await.map_err(store_error)?;
-        for (asset, record) in lineage.records() {
+        let records = lineage
+            .materializations()
+            .map(|m| (&m.asset, to_json(m)))
+            .chain(lineage.observations().map(|o| (&o.asset, to_json(o))));
+        for (asset, record) in records {
             sqlx::query(
                 "UPDATE asset_heads SET record = $1 \
                  WHERE asset = $2 AND partition_key = '' AND record IS NULL",

@@ -11,8 +11,8 @@ use clap::{Parser, Subcommand};
 use std::collections::BTreeSet;
 
 use freshet_core::executor::{RunEvent, RunObserver, StepOutcome};
-use freshet_core::freshness::{Clock, FreshnessEvaluator, FreshnessState, SystemClock};
-use freshet_core::planner::{self, AssetReport, Lineage, PlanError, PlanRequest, Statuses};
+use freshet_core::freshness::{Clock, FreshnessState, SystemClock};
+use freshet_core::planner::{self, AssetReport, Facts, Lineage, PlanError, PlanRequest, Statuses};
 use freshet_core::selection::{AssetFacts, Selection};
 use freshet_core::{
     AssetGraph, AssetKey, AssetKind, Catalogues, Error, Executor, Overrides, Project, Status, Store,
@@ -165,7 +165,10 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
             {
                 return Err(PlanError::Source(first.clone()).into());
             }
-            Some(parsed)
+            Some(Chosen {
+                selection: parsed,
+                keys: chosen,
+            })
         }
         _ => None,
     };
@@ -191,18 +194,13 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
     let store = Store::open(project.database_url()).await?;
     let executor = Executor::new(project.clone(), store.clone())?;
     let now = SystemClock.now();
-    let select = |lineage: &Lineage| -> anyhow::Result<Option<BTreeSet<AssetKey>>> {
-        let Some(selection) = &selection else {
-            return Ok(None);
-        };
-        let statuses = Statuses::compute(graph, lineage);
-        let facts = Facts::new(graph, lineage, &statuses, now, selection.needs_facts());
-        Ok(Some(selection.select(graph, &facts)?))
-    };
     let code = match &cli.command {
         Command::Materialize { stale, .. } => {
             let request = PlanRequest {
-                selection: select(&store.load_lineage().await?)?,
+                selection: match &selection {
+                    Some(chosen) => Some(chosen.keys(graph, &store, now).await?),
+                    None => None,
+                },
                 stale_only: *stale || selection.is_none(),
             };
             let report = executor
@@ -244,11 +242,14 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
             let mut lineage = store.load_lineage().await?;
             // What a run would see: sources as they are now (observed, not recorded).
             executor.peek_sources(&mut lineage).await?;
+            let statuses = Statuses::compute(graph, &lineage);
             let request = PlanRequest {
-                selection: select(&lineage)?,
+                selection: selection
+                    .as_ref()
+                    .map(|c| c.keys_given(graph, &lineage, &statuses, now))
+                    .transpose()?,
                 stale_only: true,
             };
-            let statuses = Statuses::compute(graph, &lineage);
             let plan = planner::plan(graph, &lineage, &statuses, &request)?;
             let history = store.recent_durations(5).await?;
             let estimates = plan.estimate(graph, &lineage, &history);
@@ -265,14 +266,9 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
                     if n.reason != planner::NotRunReason::Fresh || r.upstream.is_empty() {
                         continue;
                     }
-                    let behind: Vec<String> = r
-                        .upstream
-                        .iter()
-                        .map(|u| format!("{} {}", u.key, u.reason))
-                        .collect();
                     notes.insert(
                         n.key.clone(),
-                        format!("upstream {}; select it with +{}", behind.join(", "), n.key),
+                        format!("upstream {}; select it with +{}", r.upstream_words(), n.key),
                     );
                 }
             }
@@ -299,7 +295,10 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
                     .ok_or_else(|| Error::UnknownAsset(key.to_string()))?;
                 output::print_explanation(&project, &lineage, &report, now, *json)?;
             } else {
-                let chosen = select(&lineage)?;
+                let chosen = selection
+                    .as_ref()
+                    .map(|c| c.keys_given(graph, &lineage, &statuses, now))
+                    .transpose()?;
                 let reports = planner::report_all(graph, &lineage, &statuses, now);
                 let shown: Vec<&AssetReport> = reports
                     .iter()
@@ -320,10 +319,12 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
             ExitCode::SUCCESS
         }
         Command::Observe { .. } => {
-            let keys: Vec<AssetKey> = match select(&store.load_lineage().await?)? {
+            let keys: Vec<AssetKey> = match &selection {
                 None => Vec::new(),
                 Some(chosen) => {
                     let sources: Vec<AssetKey> = chosen
+                        .keys(graph, &store, now)
+                        .await?
                         .into_iter()
                         .filter(|k| graph.get(k).is_some_and(|d| d.kind == AssetKind::Source))
                         .collect();
@@ -358,48 +359,41 @@ impl AssetFacts for NoFacts {
     }
 }
 
-/// Status and freshness of every asset, for `status:` and `freshness:` in selections.
-struct Facts<'a> {
-    graph: &'a AssetGraph,
-    statuses: &'a Statuses,
-    freshness: Vec<FreshnessState>,
+/// A parsed selection and what it selects without facts: final unless it uses `status:` or
+/// `freshness:`, which are judged against the store.
+struct Chosen {
+    selection: Selection,
+    keys: BTreeSet<AssetKey>,
 }
 
-impl<'a> Facts<'a> {
-    fn new(
-        graph: &'a AssetGraph,
+impl Chosen {
+    /// The selected keys, judged against `lineage` and `statuses` if the selection needs facts.
+    fn keys_given(
+        &self,
+        graph: &AssetGraph,
         lineage: &Lineage,
-        statuses: &'a Statuses,
+        statuses: &Statuses,
         now: chrono::DateTime<chrono::Utc>,
-        needed: bool,
-    ) -> Self {
-        let mut evaluator = FreshnessEvaluator::new();
-        let freshness = if needed {
-            (0..graph.len())
-                .map(|i| evaluator.evaluate(graph, lineage, i, now).state)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Self {
-            graph,
-            statuses,
-            freshness,
+    ) -> anyhow::Result<BTreeSet<AssetKey>> {
+        if !self.selection.needs_facts() {
+            return Ok(self.keys.clone());
         }
+        let facts = Facts::new(graph, lineage, statuses, now);
+        Ok(self.selection.select(graph, &facts)?)
     }
-}
 
-impl AssetFacts for Facts<'_> {
-    fn status(&self, key: &AssetKey) -> Status {
-        self.statuses
-            .get(self.graph, key)
-            .map_or(Status::Missing, |s| s.status)
-    }
-    fn freshness(&self, key: &AssetKey) -> FreshnessState {
-        self.graph
-            .index_of(key)
-            .and_then(|i| self.freshness.get(i).copied())
-            .unwrap_or(FreshnessState::None)
+    /// The selected keys, reading the store only if the selection needs facts.
+    async fn keys(
+        &self,
+        graph: &AssetGraph,
+        store: &Store,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<BTreeSet<AssetKey>> {
+        if !self.selection.needs_facts() {
+            return Ok(self.keys.clone());
+        }
+        let lineage = store.load_lineage().await?;
+        self.keys_given(graph, &lineage, &Statuses::compute(graph, &lineage), now)
     }
 }
 

@@ -201,17 +201,17 @@ pub fn print_status(
 
 /// The WHY column: causes and what upstream is behind, in words.
 fn why(report: &AssetReport) -> String {
-    let summary = report.summary();
-    let rest = summary
-        .strip_prefix(report.status.as_str())
-        .unwrap_or(&summary)
-        .trim_start_matches([':', ','])
-        .trim_start();
-    let rest = rest.strip_prefix("but ").unwrap_or(rest);
-    if rest.is_empty() && report.status == Status::Missing {
-        return "never materialized".to_owned();
+    let mut parts = Vec::new();
+    if report.status == Status::Missing {
+        parts.push("never materialized".to_owned());
     }
-    rest.to_owned()
+    if !report.causes.is_empty() {
+        parts.push(report.causes_words());
+    }
+    if !report.upstream.is_empty() {
+        parts.push(format!("upstream {}", report.upstream_words()));
+    }
+    parts.join("; ")
 }
 
 /// Explains one asset in words: status, each cause with its times and versions, what upstream is

@@ -27,14 +27,6 @@ impl PlanRequest {
             stale_only: true,
         }
     }
-
-    /// Exactly these assets, whatever their status.
-    pub fn exactly(keys: impl IntoIterator<Item = AssetKey>) -> Self {
-        Self {
-            selection: Some(keys.into_iter().collect()),
-            stale_only: false,
-        }
-    }
 }
 
 /// Why a step is in a plan.

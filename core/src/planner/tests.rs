@@ -77,7 +77,7 @@ impl World {
     fn materialize(&mut self, k: &str, output: &str) {
         let at = self.tick();
         let def = self.graph.get(&key(k)).unwrap();
-        let data_time = crate::freshness::input_data_time(&self.graph, &self.lineage, def);
+        let data_time = DataTimes::new(self.graph.len()).of_inputs(&self.graph, &self.lineage, def);
         let inputs = def
             .deps
             .iter()
