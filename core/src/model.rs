@@ -459,9 +459,11 @@ pub struct Materialization {
     /// Wall time of the computation and write, in microseconds.
     pub duration_us: u64,
     /// When it was recorded.
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub created_at: DateTime<Utc>,
     /// The time of the oldest source data it incorporates, as of when it was written (see
     /// [`crate::freshness`]); `None` when an input's was unknown.
+    #[serde(with = "chrono::serde::ts_microseconds_option")]
     pub data_time: Option<DateTime<Utc>>,
 }
 
@@ -486,8 +488,10 @@ pub struct Observation {
     /// Their total size in bytes.
     pub byte_size: u64,
     /// When this version was first seen: the source's last change, as far as Freshet knows.
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub observed_at: DateTime<Utc>,
     /// When this version was last seen unchanged.
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub checked_at: DateTime<Utc>,
 }
 
