@@ -22,7 +22,7 @@ use freshet_core::model::{
 };
 use freshet_core::planner::{self, Facts, PlanRequest, Statuses};
 use freshet_core::selection::Selection;
-use freshet_core::store::RunStatus;
+use freshet_core::store::{RunKind, RunStatus};
 use freshet_core::{AssetDef, AssetGraph, AssetKey, AssetKind, Status, Store};
 
 /// A small deterministic generator (xorshift64*), so every run builds the same project.
@@ -88,7 +88,7 @@ fn synthetic(n: usize) -> Vec<AssetDef> {
 async fn fill(store: &Store, graph: &AssetGraph) {
     let run = RunId::generate();
     let now = Utc::now();
-    store.begin_run(&run, "", now).await.unwrap();
+    store.begin_run(&run, RunKind::Materialize, "", false, now).await.unwrap();
     let mut versions = std::collections::HashMap::new();
     let mut batch = Vec::new();
     for def in graph.iter() {

@@ -45,7 +45,7 @@ use crate::model::{
 use crate::planner::{self, Lineage, PlanRequest, PlannedStep, Status, Statuses};
 use crate::project::{Computation, Project, SourceFormat, SourceSpec};
 use crate::rust_asset::{AssetContext, AssetOutput};
-use crate::store::{RunStatus, Store};
+use crate::store::{LogLevel, LogLine, RunKind, RunStatus, StepRecord, StepState, Store};
 use crate::{Error, Result};
 
 /// Whether observing records what it saw in the store.
@@ -103,6 +103,13 @@ pub enum RunEvent<'a> {
         total: usize,
         /// How it ended.
         outcome: &'a StepOutcome,
+    },
+    /// A line was added to the run's log (also recorded in the store).
+    Log {
+        /// The run.
+        run_id: &'a RunId,
+        /// The line.
+        line: &'a LogLine,
     },
 }
 
@@ -297,21 +304,10 @@ impl Executor {
         observer: &dyn RunObserver,
         stop: impl Future<Output = ()>,
     ) -> Result<RunReport> {
-        let mut stop = std::pin::pin!(stop);
-        let graph = self.project.graph();
-        let plan_now = |lineage: &Lineage| {
-            planner::plan(graph, lineage, &Statuses::compute(graph, lineage), request)
-        };
-        // Check the request before observing anything, so it changes nothing if bad.
-        let mut lineage = self.store.load_lineage().await?;
-        plan_now(&lineage)?;
-        self.observe_into(&[], &mut lineage, observer, Record::Yes)
-            .await?;
-        let steps = plan_now(&lineage)?.steps;
+        let (mut lineage, _, steps) = self.prepare(request, observer).await?;
         if steps.is_empty() {
             return Ok(RunReport::default());
         }
-
         let run_id = RunId::generate();
         let selection = match &request.selection {
             None => String::new(),
@@ -322,48 +318,171 @@ impl Executor {
                 .join(" "),
         };
         self.store
-            .begin_run(&run_id, &selection, Utc::now())
-            .await?;
-        observer.event(&RunEvent::Planned {
-            run_id: &run_id,
-            steps: &steps,
-        });
-        let span = info_span!("run", run_id = %run_id);
-        let report = self
-            .run_steps(&run_id, &steps, &mut lineage, observer, &mut stop)
-            .instrument(span)
-            .await;
-
-        let (status, error) = if report.interrupted {
-            (RunStatus::Failed, Some("interrupted".to_owned()))
-        } else if report.failed() {
-            let failed: Vec<&str> = report
-                .steps
-                .iter()
-                .filter(|(_, o)| matches!(o, StepOutcome::Failed { .. }))
-                .map(|(k, _)| k.as_str())
-                .collect();
-            (
-                RunStatus::Failed,
-                Some(format!("failed: {}", failed.join(", "))),
+            .begin_run(
+                &run_id,
+                RunKind::Materialize,
+                &selection,
+                request.stale_only,
+                Utc::now(),
             )
-        } else {
-            (RunStatus::Succeeded, None)
-        };
-        self.store
-            .finish_run(&run_id, status, Utc::now(), error.as_deref())
             .await?;
+        let mut log = RunLog::new(&self.store, &run_id, observer);
+        let report = self
+            .execute(&mut log, &steps, &mut lineage, std::pin::pin!(stop))
+            .await;
+        let (status, error) = run_outcome(&report, RunStatus::Failed, "interrupted");
+        log.finish(status, error.as_deref(), &report).await?;
         Ok(report)
+    }
+
+    /// Runs `request` as the run `run_id`, already queued in the store (by a server that returned
+    /// its id): starts it, plans, materializes, and records how it ended, including when there
+    /// was nothing to do or the request turned out bad. `stop` cancels it.
+    pub async fn run_queued(
+        &self,
+        run_id: &RunId,
+        request: &PlanRequest,
+        observer: &dyn RunObserver,
+        stop: impl Future<Output = ()>,
+    ) -> Result<RunReport> {
+        self.store.start_run(run_id, Utc::now()).await?;
+        let mut log = RunLog::new(&self.store, run_id, observer);
+        let (mut lineage, observed, steps) = match self.prepare(request, observer).await {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                let error = e.to_string();
+                log.write(LogLevel::Error, None, error.clone()).await;
+                log.finish(RunStatus::Failed, Some(&error), &RunReport::default())
+                    .await?;
+                return Err(e);
+            }
+        };
+        for (observation, changed) in &observed {
+            log.observed(observation, *changed).await;
+        }
+        let mut report = RunReport {
+            run_id: Some(run_id.clone()),
+            ..RunReport::default()
+        };
+        if steps.is_empty() {
+            log.write(
+                LogLevel::Info,
+                None,
+                "nothing to materialize: every selected asset is fresh".to_owned(),
+            )
+            .await;
+        } else {
+            report = self
+                .execute(&mut log, &steps, &mut lineage, std::pin::pin!(stop))
+                .await;
+        }
+        let (status, error) = run_outcome(&report, RunStatus::Cancelled, "cancelled");
+        log.finish(status, error.as_deref(), &report).await?;
+        Ok(report)
+    }
+
+    /// Observes sources (all when `keys` is empty) as the run `run_id`, already queued in the
+    /// store, logging what each showed.
+    pub async fn observe_queued(
+        &self,
+        run_id: &RunId,
+        keys: &[AssetKey],
+        observer: &dyn RunObserver,
+    ) -> Result<Vec<(Observation, bool)>> {
+        self.store.start_run(run_id, Utc::now()).await?;
+        let mut log = RunLog::new(&self.store, run_id, observer);
+        match self.observe(keys, observer).await {
+            Ok(observed) => {
+                for (observation, changed) in &observed {
+                    log.observed(observation, *changed).await;
+                }
+                let changed = observed.iter().filter(|(_, c)| *c).count();
+                log.write(
+                    LogLevel::Info,
+                    None,
+                    format!(
+                        "observed {} source{}, {changed} with new data",
+                        observed.len(),
+                        if observed.len() == 1 { "" } else { "s" }
+                    ),
+                )
+                .await;
+                self.store
+                    .finish_run(run_id, RunStatus::Succeeded, Utc::now(), None)
+                    .await?;
+                Ok(observed)
+            }
+            Err(e) => {
+                let error = e.to_string();
+                log.write(LogLevel::Error, None, error.clone()).await;
+                self.store
+                    .finish_run(run_id, RunStatus::Failed, Utc::now(), Some(&error))
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks `request`, observes every source (recording what moved), and plans: what a run
+    /// does before its first step. Changes nothing when the request is bad.
+    async fn prepare(
+        &self,
+        request: &PlanRequest,
+        observer: &dyn RunObserver,
+    ) -> Result<(Lineage, Vec<(Observation, bool)>, Vec<PlannedStep>)> {
+        let graph = self.project.graph();
+        let plan_now = |lineage: &Lineage| {
+            planner::plan(graph, lineage, &Statuses::compute(graph, lineage), request)
+        };
+        // Check the request before observing anything, so it changes nothing if bad.
+        let mut lineage = self.store.load_lineage().await?;
+        plan_now(&lineage)?;
+        let observed = self
+            .observe_into(&[], &mut lineage, observer, Record::Yes)
+            .await?;
+        let steps = plan_now(&lineage)?.steps;
+        Ok((lineage, observed, steps))
+    }
+
+    /// Records the plan, runs its steps and returns how each ended.
+    async fn execute(
+        &self,
+        log: &mut RunLog<'_>,
+        steps: &[PlannedStep],
+        lineage: &mut Lineage,
+        mut stop: std::pin::Pin<&mut impl Future<Output = ()>>,
+    ) -> RunReport {
+        let run_id = log.run_id;
+        let keys: Vec<AssetKey> = steps.iter().map(|s| s.key.clone()).collect();
+        if let Err(e) = self.store.plan_steps(run_id, &keys).await {
+            warn!(error = %e, "cannot record the run's steps");
+        }
+        log.observer.event(&RunEvent::Planned { run_id, steps });
+        log.write(
+            LogLevel::Info,
+            None,
+            format!(
+                "planned {} step{}",
+                steps.len(),
+                if steps.len() == 1 { "" } else { "s" }
+            ),
+        )
+        .await;
+        let span = info_span!("run", run_id = %run_id);
+        self.run_steps(log, steps, lineage, &mut stop)
+            .instrument(span)
+            .await
     }
 
     async fn run_steps(
         &self,
-        run_id: &RunId,
+        log: &mut RunLog<'_>,
         steps: &[PlannedStep],
         lineage: &mut Lineage,
-        observer: &dyn RunObserver,
         stop: &mut (impl Future<Output = ()> + Unpin),
     ) -> RunReport {
+        let run_id = log.run_id;
+        let observer = log.observer;
         let graph = self.project.graph();
         let total = steps.len();
         // Data times of the inputs, shared by the steps: upstream first, an asset materialized in
@@ -380,8 +499,9 @@ impl Executor {
             let Some(def) = graph.get(&step.key) else {
                 continue;
             };
+            let mut started_at = None;
             let outcome = if report.interrupted {
-                StepOutcome::Skipped("the run was interrupted".to_owned())
+                StepOutcome::Skipped("the run was stopped".to_owned())
             } else if let Some(dep) = def.deps.iter().find(|d| broken.contains(d)) {
                 broken.push(def.key.clone());
                 StepOutcome::Skipped(format!("upstream {dep} failed"))
@@ -390,11 +510,22 @@ impl Executor {
             {
                 StepOutcome::Skipped("inputs unchanged".to_owned())
             } else {
+                let now = Utc::now();
+                started_at = Some(now);
+                if let Err(e) = self.store.step_started(run_id, i, now).await {
+                    warn!(error = %e, "cannot record a step's start");
+                }
                 observer.event(&RunEvent::StepStarted {
                     key: &def.key,
                     index,
                     total,
                 });
+                log.write(
+                    LogLevel::Info,
+                    Some(&def.key),
+                    format!("materializing {} ({index}/{total})", def.key),
+                )
+                .await;
                 let span = info_span!("materialize", asset = %def.key);
                 let result = tokio::select! {
                     result = self
@@ -407,7 +538,7 @@ impl Executor {
                         warn!(asset = %def.key, "interrupted");
                         report.interrupted = true;
                         StepOutcome::Failed {
-                            error: "interrupted".to_owned(),
+                            error: "the run was stopped while this step ran".to_owned(),
                             retryable: true,
                         }
                     }
@@ -428,6 +559,7 @@ impl Executor {
                     }
                 }
             };
+            log.step_finished(i, &def.key, started_at, &outcome).await;
             observer.event(&RunEvent::StepFinished {
                 key: &def.key,
                 index,
@@ -724,6 +856,183 @@ impl Executor {
 }
 
 /// The object store for `url`, configured with `options` (credentials, endpoint, region).
+
+/// How a run ended, from its steps: `stopped` is the status when `stop` ended it early.
+fn run_outcome(
+    report: &RunReport,
+    stopped: RunStatus,
+    stop_error: &str,
+) -> (RunStatus, Option<String>) {
+    if report.interrupted {
+        (stopped, Some(stop_error.to_owned()))
+    } else if report.failed() {
+        let failed: Vec<&str> = report
+            .steps
+            .iter()
+            .filter(|(_, o)| matches!(o, StepOutcome::Failed { .. }))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        (
+            RunStatus::Failed,
+            Some(format!("failed: {}", failed.join(", "))),
+        )
+    } else {
+        (RunStatus::Succeeded, None)
+    }
+}
+
+/// Writes a run's record as it goes: its log lines and step ends to the store, and each line to
+/// the observer. Recording is best effort: a store that cannot take a log line does not stop the
+/// run (a materialization still cannot become current without the store).
+struct RunLog<'a> {
+    store: &'a Store,
+    run_id: &'a RunId,
+    observer: &'a dyn RunObserver,
+    seq: u64,
+    started: Instant,
+}
+
+impl<'a> RunLog<'a> {
+    fn new(store: &'a Store, run_id: &'a RunId, observer: &'a dyn RunObserver) -> Self {
+        Self {
+            store,
+            run_id,
+            observer,
+            seq: 0,
+            started: Instant::now(),
+        }
+    }
+
+    async fn write(&mut self, level: LogLevel, asset: Option<&AssetKey>, message: String) {
+        self.seq += 1;
+        let line = LogLine {
+            seq: self.seq,
+            at: Utc::now(),
+            level,
+            asset: asset.map(ToString::to_string),
+            message,
+        };
+        if let Err(e) = self.store.append_log(self.run_id, &line).await {
+            warn!(error = %e, "cannot record a log line");
+        }
+        self.observer.event(&RunEvent::Log {
+            run_id: self.run_id,
+            line: &line,
+        });
+    }
+
+    async fn observed(&mut self, observation: &Observation, changed: bool) {
+        let what = if changed {
+            format!(
+                "new data version {} ({} file{}, {} bytes)",
+                short(observation.data_version.as_str()),
+                observation.file_count,
+                if observation.file_count == 1 { "" } else { "s" },
+                observation.byte_size
+            )
+        } else {
+            "unchanged".to_owned()
+        };
+        self.write(
+            LogLevel::Info,
+            Some(&observation.asset),
+            format!("observed {}: {what}", observation.asset),
+        )
+        .await;
+    }
+
+    async fn step_finished(
+        &mut self,
+        position: usize,
+        key: &AssetKey,
+        started_at: Option<chrono::DateTime<Utc>>,
+        outcome: &StepOutcome,
+    ) {
+        let (state, message, level, line) = match outcome {
+            StepOutcome::Materialized(m) => (
+                StepState::Materialized,
+                None,
+                LogLevel::Info,
+                format!(
+                    "materialized {key}: {} rows, {} bytes in {} ms",
+                    m.row_count,
+                    m.byte_size,
+                    m.duration_us / 1000
+                ),
+            ),
+            StepOutcome::Skipped(why) => (
+                StepState::Skipped,
+                Some(why.clone()),
+                if why == "inputs unchanged" {
+                    LogLevel::Info
+                } else {
+                    LogLevel::Warn
+                },
+                format!("skipped {key}: {why}"),
+            ),
+            StepOutcome::Failed { error, .. } => (
+                StepState::Failed,
+                Some(error.clone()),
+                LogLevel::Error,
+                format!("failed {key}: {error}"),
+            ),
+        };
+        let (row_count, byte_size) = match outcome {
+            StepOutcome::Materialized(m) => (Some(m.row_count), Some(m.byte_size)),
+            _ => (None, None),
+        };
+        let end = StepRecord {
+            asset: key.to_string(),
+            state,
+            started_at,
+            finished_at: Some(Utc::now()),
+            message,
+            row_count,
+            byte_size,
+        };
+        if let Err(e) = self.store.step_finished(self.run_id, position, &end).await {
+            warn!(error = %e, "cannot record a step's end");
+        }
+        self.write(level, Some(key), line).await;
+    }
+
+    /// Logs the run's end and records its status.
+    async fn finish(
+        &mut self,
+        status: RunStatus,
+        error: Option<&str>,
+        report: &RunReport,
+    ) -> Result<()> {
+        let skipped = report
+            .steps
+            .iter()
+            .filter(|(_, o)| matches!(o, StepOutcome::Skipped(_)))
+            .count();
+        let mut line = format!(
+            "run {}: {} materialized, {skipped} skipped in {} ms",
+            status.as_str(),
+            report.materialized(),
+            self.started.elapsed().as_millis()
+        );
+        if let Some(error) = error {
+            line.push_str(&format!(" ({error})"));
+        }
+        let level = match status {
+            RunStatus::Succeeded => LogLevel::Info,
+            RunStatus::Cancelled => LogLevel::Warn,
+            _ => LogLevel::Error,
+        };
+        self.write(level, None, line).await;
+        self.store
+            .finish_run(self.run_id, status, Utc::now(), error)
+            .await
+    }
+}
+
+fn short(version: &str) -> &str {
+    version.get(..8).unwrap_or(version)
+}
+
 fn object_store_for(
     url: &Url,
     options: &[(String, String)],

@@ -22,29 +22,15 @@ use crate::model::{
 use crate::planner::Lineage;
 use crate::{Error, Result};
 
+mod history;
+mod runs;
+
+pub use runs::{
+    Failure, LogLevel, LogLine, RunKind, RunQuery, RunRecord, RunStatus, StepCounts, StepRecord,
+    StepState,
+};
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
-
-/// How a run ended (or that it has not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// Started and not yet finished.
-    Running,
-    /// Every step succeeded or was skipped as unneeded.
-    Succeeded,
-    /// At least one step failed.
-    Failed,
-}
-
-impl RunStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-        }
-    }
-}
 
 /// A handle on the metadata database; cheap to clone.
 #[derive(Debug, Clone)]
@@ -92,43 +78,6 @@ impl Store {
         let store = Self { pool };
         store.fill_head_records().await?;
         Ok(store)
-    }
-
-    /// Records the start of a run.
-    pub async fn begin_run(
-        &self,
-        id: &RunId,
-        selection: &str,
-        started_at: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query("INSERT INTO runs (id, status, selection, started_at) VALUES ($1, $2, $3, $4)")
-            .bind(id.as_str())
-            .bind(RunStatus::Running.as_str())
-            .bind(selection)
-            .bind(micros(started_at))
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(())
-    }
-
-    /// Records how a run ended.
-    pub async fn finish_run(
-        &self,
-        id: &RunId,
-        status: RunStatus,
-        finished_at: DateTime<Utc>,
-        error: Option<&str>,
-    ) -> Result<()> {
-        sqlx::query("UPDATE runs SET status = $1, finished_at = $2, error = $3 WHERE id = $4")
-            .bind(status.as_str())
-            .bind(micros(finished_at))
-            .bind(error)
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(())
     }
 
     /// Records a materialization and makes it its asset's current version, atomically.
@@ -379,22 +328,6 @@ impl Store {
         Ok(lineage)
     }
 
-    /// The status and error of a run, if it exists.
-    pub async fn run_status(&self, id: &RunId) -> Result<Option<(RunStatus, Option<String>)>> {
-        let row = sqlx::query("SELECT status, error FROM runs WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
-        let Some(row) = row else { return Ok(None) };
-        let status = match get::<String>(&row, 0)?.as_str() {
-            "running" => RunStatus::Running,
-            "succeeded" => RunStatus::Succeeded,
-            _ => RunStatus::Failed,
-        };
-        Ok(Some((status, get(&row, 1)?)))
-    }
-
     /// Closes the connections, waiting for them to finish.
     pub async fn close(&self) {
         self.pool.close().await;
@@ -550,7 +483,7 @@ mod tests {
         let url = format!("sqlite://{}/meta/freshet.db", dir.path().display());
         let store = Store::open(&url).await.unwrap();
         let run = RunId::generate();
-        store.begin_run(&run, "", Utc::now()).await.unwrap();
+        store.begin_run(&run, RunKind::Materialize, "", false, Utc::now()).await.unwrap();
         let obs = Observation {
             asset: "raw".parse().unwrap(),
             data_version: DataVersion::new("v1"),

@@ -1,0 +1,585 @@
+//! Run records: each run's kind, status and steps, and its log, written as the run goes so that
+//! any process (the web view, `freshet` in another terminal) can follow it and read it back.
+
+use chrono::{DateTime, Utc};
+
+use super::{Store, from_i64, from_micros, get, micros, store_error, to_i64};
+use crate::Result;
+use crate::model::{AssetKey, RunId};
+
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// Materializes a plan.
+    Materialize,
+    /// Observes sources.
+    Observe,
+}
+
+impl RunKind {
+    /// `materialize` or `observe`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunKind::Materialize => "materialize",
+            RunKind::Observe => "observe",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "observe" => RunKind::Observe,
+            _ => RunKind::Materialize,
+        }
+    }
+}
+
+/// How a run ended (or that it has not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Requested, waiting for the run before it.
+    Queued,
+    /// Started and not yet finished.
+    Running,
+    /// Every step succeeded or was skipped as unneeded.
+    Succeeded,
+    /// At least one step failed, or the process stopped it.
+    Failed,
+    /// Stopped on request.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// The status as stored and shown: `queued`, `running`, `succeeded`, `failed`, `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses [`RunStatus::as_str`]'s words.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => RunStatus::Queued,
+            "running" => RunStatus::Running,
+            "succeeded" => RunStatus::Succeeded,
+            "failed" => RunStatus::Failed,
+            "cancelled" => RunStatus::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Whether the run has ended.
+    pub fn is_finished(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+}
+
+/// Where one step of a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepState {
+    /// Planned, not started.
+    Pending,
+    /// Computing now.
+    Running,
+    /// Written and recorded.
+    Materialized,
+    /// Not run: unneeded, or upstream failed, or the run stopped.
+    Skipped,
+    /// Failed.
+    Failed,
+}
+
+impl StepState {
+    /// `pending`, `running`, `materialized`, `skipped` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Running => "running",
+            StepState::Materialized => "materialized",
+            StepState::Skipped => "skipped",
+            StepState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "running" => StepState::Running,
+            "materialized" => StepState::Materialized,
+            "skipped" => StepState::Skipped,
+            "failed" => StepState::Failed,
+            _ => StepState::Pending,
+        }
+    }
+}
+
+/// How many steps of a run ended which way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StepCounts {
+    /// Planned steps.
+    pub total: u64,
+    /// Materialized.
+    pub materialized: u64,
+    /// Skipped.
+    pub skipped: u64,
+    /// Failed.
+    pub failed: u64,
+}
+
+/// One run as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// Its id.
+    pub id: RunId,
+    /// Materialize or observe.
+    pub kind: RunKind,
+    /// Where it is.
+    pub status: RunStatus,
+    /// What was asked for, as typed (`''`: everything behind, or every source).
+    pub selection: String,
+    /// Whether only what is behind was asked for.
+    pub stale_only: bool,
+    /// When it was requested, then when it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why it failed, in one line.
+    pub error: Option<String>,
+    /// Its steps by outcome.
+    pub steps: StepCounts,
+}
+
+/// One step of a run as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRecord {
+    /// The asset.
+    pub asset: String,
+    /// Where it is.
+    pub state: StepState,
+    /// When it started computing.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why it was skipped, or its error.
+    pub message: Option<String>,
+    /// Rows written.
+    pub row_count: Option<u64>,
+    /// Bytes written.
+    pub byte_size: Option<u64>,
+}
+
+/// How much a log line matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Progress.
+    Info,
+    /// Something skipped or odd.
+    Warn,
+    /// A failure.
+    Error,
+}
+
+impl LogLevel {
+    /// `info`, `warn` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "warn" => LogLevel::Warn,
+            "error" => LogLevel::Error,
+            _ => LogLevel::Info,
+        }
+    }
+}
+
+/// One line of a run's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    /// 1-based within the run.
+    pub seq: u64,
+    /// When it was written.
+    pub at: DateTime<Utc>,
+    /// How much it matters.
+    pub level: LogLevel,
+    /// The asset it is about, if one.
+    pub asset: Option<String>,
+    /// In words.
+    pub message: String,
+}
+
+/// Which runs to list: newest first, `limit` of them, older than `before` (a previous page's last
+/// run), optionally only with one status or touching one asset.
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    /// At most this many.
+    pub limit: u32,
+    /// Only runs that sort after this one (started earlier, or same start and smaller id).
+    pub before: Option<(DateTime<Utc>, RunId)>,
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
+    /// Only runs with a step for this asset.
+    pub asset: Option<AssetKey>,
+}
+
+/// The latest failed attempt at an asset after its current version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// The asset.
+    pub asset: String,
+    /// The run it failed in.
+    pub run_id: RunId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The error, in one line.
+    pub error: String,
+}
+
+/// `SELECT <a run and its step counts> FROM runs r <rest>`, as one static string.
+macro_rules! select_runs {
+    ($rest:literal) => {
+        concat!(
+            "SELECT r.id, r.kind, r.status, r.selection, r.stale_only, r.started_at, \
+             r.finished_at, r.error, \
+             (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = r.id), \
+             (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = r.id AND s.state = 'materialized'), \
+             (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = r.id AND s.state = 'skipped'), \
+             (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = r.id AND s.state = 'failed') \
+             FROM runs r ",
+            $rest
+        )
+    };
+}
+
+impl Store {
+    /// Records the start of a run that starts now.
+    pub async fn begin_run(
+        &self,
+        id: &RunId,
+        kind: RunKind,
+        selection: &str,
+        stale_only: bool,
+        started_at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.insert_run(id, kind, RunStatus::Running, selection, stale_only, started_at)
+            .await
+    }
+
+    /// Records a requested run that waits for its turn; [`Store::start_run`] starts it.
+    pub async fn queue_run(
+        &self,
+        id: &RunId,
+        kind: RunKind,
+        selection: &str,
+        stale_only: bool,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        self.insert_run(id, kind, RunStatus::Queued, selection, stale_only, at)
+            .await
+    }
+
+    async fn insert_run(
+        &self,
+        id: &RunId,
+        kind: RunKind,
+        status: RunStatus,
+        selection: &str,
+        stale_only: bool,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO runs (id, kind, status, selection, stale_only, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.as_str())
+        .bind(kind.as_str())
+        .bind(status.as_str())
+        .bind(selection)
+        .bind(i64::from(stale_only))
+        .bind(micros(at))
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Marks a queued run as running from `at`.
+    pub async fn start_run(&self, id: &RunId, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE runs SET status = $1, started_at = $2 WHERE id = $3")
+            .bind(RunStatus::Running.as_str())
+            .bind(micros(at))
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Records how a run ended.
+    pub async fn finish_run(
+        &self,
+        id: &RunId,
+        status: RunStatus,
+        finished_at: DateTime<Utc>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE runs SET status = $1, finished_at = $2, error = $3 WHERE id = $4")
+            .bind(status.as_str())
+            .bind(micros(finished_at))
+            .bind(error)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Ends the runs still queued (a server stopped before it ran them) as cancelled.
+    pub async fn cancel_queued_runs(&self, at: DateTime<Utc>, reason: &str) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE runs SET status = $1, finished_at = $2, error = $3 WHERE status = $4",
+        )
+        .bind(RunStatus::Cancelled.as_str())
+        .bind(micros(at))
+        .bind(reason)
+        .bind(RunStatus::Queued.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(done.rows_affected())
+    }
+
+    /// Records a run's planned steps, in order, as pending.
+    pub async fn plan_steps(&self, id: &RunId, assets: &[AssetKey]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        for (position, asset) in assets.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO run_steps (run_id, position, asset, state) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(id.as_str())
+            .bind(to_i64(position as u64))
+            .bind(asset.as_str())
+            .bind(StepState::Pending.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Records that step `position` (0-based) started computing.
+    pub async fn step_started(&self, id: &RunId, position: usize, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE run_steps SET state = $1, started_at = $2 WHERE run_id = $3 AND position = $4",
+        )
+        .bind(StepState::Running.as_str())
+        .bind(micros(at))
+        .bind(id.as_str())
+        .bind(to_i64(position as u64))
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Records how step `position` (0-based) ended.
+    pub async fn step_finished(
+        &self,
+        id: &RunId,
+        position: usize,
+        end: &StepRecord,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE run_steps SET state = $1, finished_at = $2, message = $3, row_count = $4, \
+             byte_size = $5 WHERE run_id = $6 AND position = $7",
+        )
+        .bind(end.state.as_str())
+        .bind(end.finished_at.map(micros))
+        .bind(end.message.as_deref())
+        .bind(end.row_count.map(to_i64))
+        .bind(end.byte_size.map(to_i64))
+        .bind(id.as_str())
+        .bind(to_i64(position as u64))
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Appends a line to a run's log.
+    pub async fn append_log(&self, id: &RunId, line: &LogLine) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO run_logs (run_id, seq, at, level, asset, message) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(line.seq))
+        .bind(micros(line.at))
+        .bind(line.level.as_str())
+        .bind(line.asset.as_deref())
+        .bind(line.message.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// The status and error of a run, if it exists.
+    pub async fn run_status(&self, id: &RunId) -> Result<Option<(RunStatus, Option<String>)>> {
+        Ok(self.run(id).await?.map(|r| (r.status, r.error)))
+    }
+
+    /// One run, if it exists.
+    pub async fn run(&self, id: &RunId) -> Result<Option<RunRecord>> {
+        const SQL: &str = select_runs!("WHERE r.id = $1");
+        let row = sqlx::query(SQL)
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.map(|row| run_record(&row)).transpose()
+    }
+
+    /// Runs, newest first, as `query` says.
+    pub async fn runs(&self, query: &RunQuery) -> Result<Vec<RunRecord>> {
+        const SQL: &str = select_runs!(
+            "WHERE (CAST($1 AS TEXT) IS NULL OR r.status = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR EXISTS \
+                  (SELECT 1 FROM run_steps s WHERE s.run_id = r.id AND s.asset = $2)) \
+             AND (CAST($3 AS BIGINT) IS NULL OR r.started_at < $3 \
+                  OR (r.started_at = $3 AND r.id < $4)) \
+             ORDER BY r.started_at DESC, r.id DESC LIMIT $5"
+        );
+        let (before_at, before_id) = match &query.before {
+            Some((at, id)) => (Some(micros(*at)), Some(id.as_str().to_owned())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(SQL)
+            .bind(query.status.map(RunStatus::as_str))
+            .bind(query.asset.as_ref().map(AssetKey::as_str))
+            .bind(before_at)
+            .bind(before_id.unwrap_or_default())
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.iter().map(run_record).collect()
+    }
+
+    /// A run's steps, in plan order.
+    pub async fn run_steps(&self, id: &RunId) -> Result<Vec<StepRecord>> {
+        let rows = sqlx::query(
+            "SELECT asset, state, started_at, finished_at, message, row_count, byte_size \
+             FROM run_steps WHERE run_id = $1 ORDER BY position",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(StepRecord {
+                    asset: get(row, 0)?,
+                    state: StepState::parse(&get::<String>(row, 1)?),
+                    started_at: get::<Option<i64>>(row, 2)?.map(from_micros),
+                    finished_at: get::<Option<i64>>(row, 3)?.map(from_micros),
+                    message: get(row, 4)?,
+                    row_count: get::<Option<i64>>(row, 5)?.map(from_i64),
+                    byte_size: get::<Option<i64>>(row, 6)?.map(from_i64),
+                })
+            })
+            .collect()
+    }
+
+    /// A run's log lines after `after_seq` (0: all), in order.
+    pub async fn run_logs(&self, id: &RunId, after_seq: u64) -> Result<Vec<LogLine>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, level, asset, message FROM run_logs \
+             WHERE run_id = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(id.as_str())
+        .bind(to_i64(after_seq))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(LogLine {
+                    seq: from_i64(get(row, 0)?),
+                    at: from_micros(get(row, 1)?),
+                    level: LogLevel::parse(&get::<String>(row, 2)?),
+                    asset: get(row, 3)?,
+                    message: get(row, 4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Each asset's latest failed step, when it came after the asset's current version.
+    pub async fn failures(&self) -> Result<Vec<Failure>> {
+        let rows = sqlx::query(
+            "SELECT s.asset, s.run_id, s.finished_at, s.message FROM run_steps s \
+             WHERE s.state = 'failed' AND s.finished_at > COALESCE( \
+                 (SELECT h.updated_at FROM asset_heads h \
+                  WHERE h.asset = s.asset AND h.partition_key = ''), 0) \
+             ORDER BY s.finished_at",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut latest: std::collections::BTreeMap<String, Failure> = Default::default();
+        for row in &rows {
+            let failure = Failure {
+                asset: get(row, 0)?,
+                run_id: RunId::new(get::<String>(row, 1)?),
+                at: from_micros(get::<Option<i64>>(row, 2)?.unwrap_or(0)),
+                error: get::<Option<String>>(row, 3)?.unwrap_or_default(),
+            };
+            latest.insert(failure.asset.clone(), failure);
+        }
+        Ok(latest.into_values().collect())
+    }
+
+    /// A value that changes whenever a head moves or a run is requested, starts, progresses or
+    /// ends, in this process or another: what the web view polls to stay current.
+    pub async fn change_marker(&self) -> Result<(i64, i64, i64)> {
+        let row = sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(updated_at), 0) FROM asset_heads), \
+             (SELECT COUNT(*) FROM run_logs), \
+             (SELECT COUNT(*) + COALESCE(MAX(finished_at), 0) + COALESCE(MAX(started_at), 0) \
+              FROM runs)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok((get(&row, 0)?, get(&row, 1)?, get(&row, 2)?))
+    }
+}
+
+fn run_record(row: &sqlx::any::AnyRow) -> Result<RunRecord> {
+    Ok(RunRecord {
+        id: RunId::new(get::<String>(row, 0)?),
+        kind: RunKind::parse(&get::<String>(row, 1)?),
+        status: RunStatus::parse(&get::<String>(row, 2)?).unwrap_or(RunStatus::Failed),
+        selection: get(row, 3)?,
+        stale_only: get::<i64>(row, 4)? != 0,
+        started_at: from_micros(get(row, 5)?),
+        finished_at: get::<Option<i64>>(row, 6)?.map(from_micros),
+        error: get(row, 7)?,
+        steps: StepCounts {
+            total: from_i64(get(row, 8)?),
+            materialized: from_i64(get(row, 9)?),
+            skipped: from_i64(get(row, 10)?),
+            failed: from_i64(get(row, 11)?),
+        },
+    })
+}
