@@ -1,6 +1,6 @@
-//! The `freshet` command line (and, later, the HTTP API and web view).
+//! The `freshet` command line, and (in [`serve`]) the HTTP API and web view.
 //!
-//! **Boundary:** the only crate that knows about terminals, JSON output and (later) HTTP. Core types
+//! **Boundary:** the only crate that knows about terminals, JSON output and HTTP. Core types
 //! never become the wire format: [`output`] owns the JSON shapes and converts from core types.
 
 use std::path::PathBuf;
@@ -20,6 +20,7 @@ use freshet_core::{
 
 mod init;
 pub mod output;
+pub mod serve;
 
 /// Asset-based data orchestration: declare the data you want, materialize what is missing or stale.
 #[derive(Debug, Parser)]
@@ -100,6 +101,17 @@ enum Command {
     Observe {
         /// Selections; the sources among them are observed. All sources when none.
         selection: Vec<String>,
+    },
+    /// Serve the web view and the HTTP API (under /api).
+    Serve {
+        /// The address to listen on. Anything other than a loopback address exposes the
+        /// project to the network: the page then asks for the token.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: std::net::SocketAddr,
+        /// The bearer token that actions (materialize, observe, cancel) need; a random one is
+        /// generated and printed when unset.
+        #[arg(long, env = "FRESHET_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
 }
 
@@ -193,6 +205,9 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
 
     let store = Store::open(project.database_url()).await?;
     let executor = Executor::new(project.clone(), store.clone())?;
+    if let Command::Serve { addr, token } = &cli.command {
+        return serve_command(project, store, executor, *addr, token.clone()).await;
+    }
     let now = SystemClock.now();
     let code = match &cli.command {
         Command::Materialize { stale, .. } => {
@@ -339,7 +354,10 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
             executor.observe(&keys, &Progress).await?;
             ExitCode::SUCCESS
         }
-        Command::Init { .. } | Command::Assets { .. } | Command::Lineage { .. } => {
+        Command::Init { .. }
+        | Command::Assets { .. }
+        | Command::Lineage { .. }
+        | Command::Serve { .. } => {
             ExitCode::SUCCESS
         }
     };
@@ -395,6 +413,54 @@ impl Chosen {
         let lineage = store.load_lineage().await?;
         self.keys_given(graph, &lineage, &Statuses::compute(graph, &lineage), now)
     }
+}
+
+/// `freshet serve`: binds, prints where and the token (once), and serves until Ctrl-C.
+async fn serve_command(
+    project: Project,
+    store: Store,
+    executor: Executor,
+    addr: std::net::SocketAddr,
+    token: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let (token, generated) = match token.filter(|t| !t.trim().is_empty()) {
+        Some(t) if t.trim().len() < 16 => {
+            anyhow::bail!("FRESHET_TOKEN is too short: use at least 16 characters")
+        }
+        Some(t) => (t.trim().to_owned(), false),
+        None => (serve::generate_token(), true),
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener.local_addr().context("cannot read the bound address")?;
+    let loopback = serve::is_loopback(&bound);
+    // Runs a killed server left queued never ran: say so rather than show them waiting forever.
+    store
+        .cancel_queued_runs(SystemClock.now(), "the server stopped before it ran")
+        .await?;
+    let state = serve::AppState::new(
+        project,
+        store.clone(),
+        executor,
+        std::sync::Arc::new(SystemClock),
+        token.clone(),
+        loopback,
+    );
+    eprintln!("freshet: serving http://{bound}/ (API under /api)");
+    if generated {
+        eprintln!("freshet: token for actions (shown once; set FRESHET_TOKEN to choose one): {token}");
+    }
+    if !loopback {
+        eprintln!(
+            "freshet: listening beyond this machine; the page asks for the token before any action"
+        );
+    }
+    serve::serve(state, listener, shutdown_signal())
+        .await
+        .context("the server stopped")?;
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Completes on Ctrl-C or SIGTERM.

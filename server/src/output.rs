@@ -214,6 +214,41 @@ fn why(report: &AssetReport) -> String {
     parts.join("; ")
 }
 
+/// One stale cause in words with its versions and times: "input raw_orders has a new data version
+/// since observed 2026-11-22 10:03:12 UTC: consumed 1a2b3c4d5e6f, now 5e6f7a8b9c0d".
+pub fn cause_words(def: &AssetDef, cause: &StaleCause, lineage: &Lineage) -> String {
+    let m = lineage.materialization(&def.key);
+    match (cause.category, &cause.dependency, m) {
+        (CauseCategory::Code, _, Some(m)) => format!(
+            "has a new code version: materialized at {} with {}, now {}",
+            time(m.created_at),
+            short(m.code_version.as_str()),
+            def.code_version.as_ref().map_or("-", |v| short(v.as_str()))
+        ),
+        (CauseCategory::Data, Some(dep), Some(m)) => {
+            let consumed = m
+                .inputs
+                .iter()
+                .find(|i| &i.asset == dep)
+                .map_or("-", |i| short(i.data_version.as_str()));
+            let current = lineage.data_version(dep).map_or("-", |v| short(v.as_str()));
+            let since = lineage
+                .materialization(dep)
+                .map(|d| format!("materialized {}", time(d.created_at)))
+                .or_else(|| {
+                    lineage
+                        .observation(dep)
+                        .map(|o| format!("observed {}", time(o.observed_at)))
+                })
+                .unwrap_or_default();
+            format!(
+                "input {dep} has a new data version since {since}: consumed {consumed}, now {current}"
+            )
+        }
+        _ => cause.describe(),
+    }
+}
+
 /// Explains one asset in words: status, each cause with its times and versions, what upstream is
 /// behind, freshness, data time and the current version.
 pub fn print_explanation(
@@ -244,35 +279,7 @@ pub fn print_explanation(
         _ => {}
     }
     for cause in &report.causes {
-        let detail = match (cause.category, &cause.dependency, m) {
-            (CauseCategory::Code, _, Some(m)) => format!(
-                "has a new code version: materialized at {} with {}, now {}",
-                time(m.created_at),
-                short(m.code_version.as_str()),
-                def.code_version.as_ref().map_or("-", |v| short(v.as_str()))
-            ),
-            (CauseCategory::Data, Some(dep), Some(m)) => {
-                let consumed = m
-                    .inputs
-                    .iter()
-                    .find(|i| &i.asset == dep)
-                    .map_or("-", |i| short(i.data_version.as_str()));
-                let current = lineage.data_version(dep).map_or("-", |v| short(v.as_str()));
-                let since = lineage
-                    .materialization(dep)
-                    .map(|d| format!("materialized {}", time(d.created_at)))
-                    .or_else(|| {
-                        lineage
-                            .observation(dep)
-                            .map(|o| format!("observed {}", time(o.observed_at)))
-                    })
-                    .unwrap_or_default();
-                format!(
-                    "input {dep} has a new data version since {since}: consumed {consumed}, now {current}"
-                )
-            }
-            _ => cause.reason.clone(),
-        };
+        let detail = cause_words(def, cause, lineage);
         out.push_str(&format!("  - {detail}\n"));
     }
     if !report.upstream.is_empty() {

@@ -1,0 +1,207 @@
+//! `freshet serve`: the JSON API under `/api` (documented in `openapi.json`) and the web view,
+//! from one process.
+//!
+//! **Invariant:** every state-changing request (every POST) carries the bearer token, compared
+//! in constant time, before its handler runs; a server on a loopback address only answers
+//! requests naming a loopback host (no DNS rebinding); there is no CORS, so other origins can
+//! neither read responses nor send the token.
+//!
+//! **Boundary:** handlers translate HTTP to core calls and core values to JSON; what a status,
+//! a plan or a run is stays in the core. Errors reaching a client are one line; internal ones are
+//! a generic 500 with the detail in the log only.
+
+mod api;
+mod error;
+mod layout;
+mod state;
+mod web;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+pub use state::AppState;
+
+use error::ApiError;
+
+/// The OpenAPI document of the API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Largest request body accepted, in bytes.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// Every API route, as `(method, path)` in the OpenAPI document's spelling.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/project"),
+    ("GET", "/api/assets"),
+    ("GET", "/api/assets/{key}"),
+    ("GET", "/api/assets/{key}/history"),
+    ("GET", "/api/assets/{key}/preview"),
+    ("GET", "/api/lineage"),
+    ("GET", "/api/runs"),
+    ("POST", "/api/runs"),
+    ("GET", "/api/runs/{id}"),
+    ("POST", "/api/runs/{id}/cancel"),
+    ("POST", "/api/observe"),
+    ("GET", "/api/events"),
+    ("GET", "/api/openapi.json"),
+];
+
+/// The API and the web view.
+pub fn router(state: AppState) -> Router {
+    let actions = Router::new()
+        .route("/api/runs", post(api::request_run))
+        .route("/api/runs/{id}/cancel", post(api::cancel))
+        .route("/api/observe", post(api::request_observe))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_token,
+        ));
+    let reads = Router::new()
+        .route("/api/project", get(api::project))
+        .route("/api/assets", get(api::assets))
+        .route("/api/assets/{key}", get(api::asset))
+        .route("/api/assets/{key}/history", get(api::history))
+        .route("/api/assets/{key}/preview", get(api::preview))
+        .route("/api/lineage", get(api::lineage))
+        .route("/api/runs", get(api::runs))
+        .route("/api/runs/{id}", get(api::run))
+        .route("/api/events", get(api::events))
+        .route("/api/openapi.json", get(api::openapi))
+        .route("/", get(web::index))
+        .route("/app.js", get(web::app_js))
+        .route("/style.css", get(web::style_css))
+        .route("/favicon.svg", get(web::favicon));
+    actions
+        .merge(reads)
+        .fallback(api::not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), check_host))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes. The token is printed by the caller.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let watcher = state.spawn_watcher();
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    watcher.abort();
+    result
+}
+
+/// Whether `addr` only accepts connections from this machine.
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+/// A fresh random token: 64 hex digits (244 random bits).
+pub fn generate_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    match given {
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing bearer token: send the header `Authorization: Bearer <token>` \
+             (printed by `freshet serve`, or set with FRESHET_TOKEN)",
+        )
+        .into_response(),
+        Some(value) => {
+            let token = value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+                .unwrap_or("")
+                .trim();
+            if constant_time_eq(token.as_bytes(), state.0.token.as_bytes()) {
+                next.run(request).await
+            } else {
+                ApiError::new(StatusCode::FORBIDDEN, "wrong bearer token").into_response()
+            }
+        }
+    }
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal the token.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// On a loopback server, refuses requests whose Host is not a loopback name: a page from another
+/// site that rebinds its domain to 127.0.0.1 sends its own name.
+async fn check_host(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.0.loopback
+        && let Some(host) = request.headers().get(header::HOST)
+        && !host.to_str().is_ok_and(is_loopback_host)
+    {
+        return ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this server answers only requests addressed to localhost or a loopback address",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if api || headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} is not allowed here"),
+    )
+}

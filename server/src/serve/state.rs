@@ -1,0 +1,383 @@
+//! What the server holds between requests: the project, the store, a cached snapshot of every
+//! asset's status, the runs it started, and the channel live updates go out on.
+//!
+//! **Invariant:** the snapshot is recomputed whenever the store changed (a run here, or
+//! `freshet` in another process: a poll notices) or a freshness deadline passed, so no response
+//! is staler than one poll interval.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use freshet_core::executor::{RunEvent, RunObserver, StepOutcome};
+use freshet_core::freshness::{Clock, FreshnessState};
+use freshet_core::planner::{self, AssetReport, Statuses};
+use freshet_core::selection::AssetFacts;
+use freshet_core::store::{Failure, RunKind, RunStatus};
+use freshet_core::{AssetKey, Executor, Lineage, PlanRequest, Project, RunId, Status, Store};
+use serde_json::json;
+use tokio::sync::{broadcast, watch};
+
+use super::layout::{self, Layout};
+
+/// How often the store is polled for changes made by other processes.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The server's state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(pub(crate) Arc<Shared>);
+
+/// One live update: an SSE event name and its JSON data.
+pub(crate) type LiveEvent = (&'static str, String);
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) project: Project,
+    pub(crate) store: Store,
+    pub(crate) executor: Executor,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) token: String,
+    /// Bound to a loopback address: requests must name a loopback host, and the page carries
+    /// the token.
+    pub(crate) loopback: bool,
+    /// The whole graph's layout (the graph does not change while serving).
+    pub(crate) layout: Layout,
+    pub(crate) events: broadcast::Sender<LiveEvent>,
+    snapshot: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
+    dirty: AtomicBool,
+    /// Assets being materialized by this server's runs now.
+    running: Mutex<HashMap<AssetKey, RunId>>,
+    /// This server's queued and running runs, with the switch that cancels each.
+    active: Mutex<HashMap<RunId, watch::Sender<bool>>>,
+    /// Held by the run executing now: runs go one at a time, in request order.
+    turn: tokio::sync::Mutex<()>,
+}
+
+/// Every asset's status, report and latest failure at one moment.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) lineage: Lineage,
+    pub(crate) statuses: Statuses,
+    /// In topological order.
+    pub(crate) reports: Vec<AssetReport>,
+    /// Graph index to position in `reports`.
+    position: Vec<usize>,
+    pub(crate) failures: HashMap<String, Failure>,
+    /// When freshness next changes by time alone.
+    valid_until: Option<DateTime<Utc>>,
+}
+
+impl Snapshot {
+    /// The report on the asset at graph index `i`.
+    pub(crate) fn report(&self, i: usize) -> Option<&AssetReport> {
+        self.position.get(i).and_then(|&p| self.reports.get(p))
+    }
+}
+
+/// Status and freshness from a snapshot, for `status:` and `freshness:` in selections.
+pub(crate) struct SnapshotFacts<'a> {
+    pub(crate) graph: &'a freshet_core::AssetGraph,
+    pub(crate) snapshot: &'a Snapshot,
+}
+
+impl AssetFacts for SnapshotFacts<'_> {
+    fn status(&self, key: &AssetKey) -> Status {
+        self.snapshot
+            .statuses
+            .get(self.graph, key)
+            .map_or(Status::Missing, |s| s.status)
+    }
+
+    fn freshness(&self, key: &AssetKey) -> FreshnessState {
+        self.graph
+            .index_of(key)
+            .and_then(|i| self.snapshot.report(i))
+            .map_or(FreshnessState::None, |r| r.freshness.state)
+    }
+}
+
+impl AppState {
+    /// State for serving `project`. `loopback` says whether the listening address is a loopback
+    /// one (see [`super::serve`]).
+    pub fn new(
+        project: Project,
+        store: Store,
+        executor: Executor,
+        clock: Arc<dyn Clock>,
+        token: String,
+        loopback: bool,
+    ) -> Self {
+        let layout = layout::layout(project.graph(), None);
+        let (events, _) = broadcast::channel(1024);
+        Self(Arc::new(Shared {
+            project,
+            store,
+            executor,
+            clock,
+            token,
+            loopback,
+            layout,
+            events,
+            snapshot: tokio::sync::Mutex::new(None),
+            dirty: AtomicBool::new(true),
+            running: Mutex::new(HashMap::new()),
+            active: Mutex::new(HashMap::new()),
+            turn: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// Watches the store for changes made elsewhere and for freshness deadlines, telling live
+    /// clients when statuses may have changed. Runs until the returned task is aborted.
+    pub fn spawn_watcher(&self) -> tokio::task::JoinHandle<()> {
+        let shared = self.0.clone();
+        tokio::spawn(async move {
+            let mut last = None;
+            let mut interval = tokio::time::interval(POLL);
+            loop {
+                interval.tick().await;
+                let marker = shared.store.change_marker().await.ok();
+                let moved = marker.is_some() && last.is_some() && marker != last;
+                if marker.is_some() {
+                    last = marker;
+                }
+                let deadline = {
+                    let cached = shared.snapshot.lock().await;
+                    cached
+                        .as_ref()
+                        .and_then(|s| s.valid_until)
+                        .is_some_and(|t| shared.clock.now() >= t)
+                };
+                if moved || deadline {
+                    shared.changed();
+                }
+            }
+        })
+    }
+}
+
+impl Shared {
+    /// Marks the snapshot out of date and tells live clients.
+    pub(crate) fn changed(&self) {
+        self.dirty.store(true, Ordering::SeqCst);
+        self.send("assets", json!({}));
+    }
+
+    pub(crate) fn send(&self, name: &'static str, data: serde_json::Value) {
+        // No receivers is fine: nobody is watching.
+        let _ = self.events.send((name, data.to_string()));
+    }
+
+    /// Every asset's status now, from the cache when nothing changed.
+    pub(crate) async fn snapshot(&self) -> Result<Arc<Snapshot>, freshet_core::Error> {
+        let now = self.clock.now();
+        let mut cached = self.snapshot.lock().await;
+        if let Some(s) = cached.as_ref()
+            && !self.dirty.load(Ordering::SeqCst)
+            && s.valid_until.is_none_or(|t| now < t)
+        {
+            return Ok(s.clone());
+        }
+        self.dirty.store(false, Ordering::SeqCst);
+        let lineage = self.store.load_lineage().await?;
+        let failures = self
+            .store
+            .failures()
+            .await?
+            .into_iter()
+            .map(|f| (f.asset.clone(), f))
+            .collect();
+        let graph = self.project.graph();
+        let statuses = Statuses::compute(graph, &lineage);
+        let reports = planner::report_all(graph, &lineage, &statuses, now);
+        let mut position = vec![0; graph.len()];
+        for (p, r) in reports.iter().enumerate() {
+            if let Some(i) = graph.index_of(&r.key) {
+                position[i] = p;
+            }
+        }
+        let valid_until = reports
+            .iter()
+            .filter_map(|r| r.freshness.next_change.map(|c| c.at))
+            .min();
+        let snapshot = Arc::new(Snapshot {
+            lineage,
+            statuses,
+            reports,
+            position,
+            failures,
+            valid_until,
+        });
+        *cached = Some(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// `running` while one of this server's runs computes it, `failed` when its latest attempt
+    /// failed after its current version, else nothing.
+    pub(crate) fn run_state(&self, snapshot: &Snapshot, key: &AssetKey) -> Option<&'static str> {
+        if lock(&self.running).contains_key(key) {
+            Some("running")
+        } else if snapshot.failures.contains_key(key.as_str()) {
+            Some("failed")
+        } else {
+            None
+        }
+    }
+
+    /// The assets being computed now.
+    pub(crate) fn running(&self) -> HashSet<AssetKey> {
+        lock(&self.running).keys().cloned().collect()
+    }
+
+    /// Queues a run and starts a task that runs it in turn; returns its id at once.
+    pub(crate) async fn request(
+        self: &Arc<Self>,
+        work: Work,
+        selection: &str,
+    ) -> Result<RunId, freshet_core::Error> {
+        let id = RunId::generate();
+        let (kind, stale_only) = match &work {
+            Work::Materialize(request) => (RunKind::Materialize, request.stale_only),
+            Work::Observe(_) => (RunKind::Observe, false),
+        };
+        self.store
+            .queue_run(&id, kind, selection, stale_only, self.clock.now())
+            .await?;
+        let (cancel, mut cancelled) = watch::channel(false);
+        lock(&self.active).insert(id.clone(), cancel);
+        self.send_run(&id, RunStatus::Queued);
+        self.changed();
+
+        let shared = self.clone();
+        let run_id = id.clone();
+        tokio::spawn(async move {
+            let turn = shared.turn.lock().await;
+            if *cancelled.borrow() {
+                let _ = shared
+                    .store
+                    .finish_run(
+                        &run_id,
+                        RunStatus::Cancelled,
+                        shared.clock.now(),
+                        Some("cancelled before it started"),
+                    )
+                    .await;
+            } else {
+                shared.send_run(&run_id, RunStatus::Running);
+                let observer = ServerObserver {
+                    shared: shared.clone(),
+                    run_id: run_id.clone(),
+                };
+                let stop = async move {
+                    // Completes when cancelled; never when the switch is dropped unflipped.
+                    if cancelled.wait_for(|c| *c).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                };
+                let result = match &work {
+                    Work::Materialize(request) => shared
+                        .executor
+                        .run_queued(&run_id, request, &observer, stop)
+                        .await
+                        .map(drop),
+                    Work::Observe(keys) => shared
+                        .executor
+                        .observe_queued(&run_id, keys, &observer)
+                        .await
+                        .map(drop),
+                };
+                if let Err(e) = result {
+                    tracing::warn!(run_id = %run_id, error = %e, "run failed");
+                }
+            }
+            drop(turn);
+            lock(&shared.active).remove(&run_id);
+            lock(&shared.running).retain(|_, r| r != &run_id);
+            let status = match shared.store.run_status(&run_id).await {
+                Ok(Some((status, _))) => status,
+                _ => RunStatus::Failed,
+            };
+            shared.send_run(&run_id, status);
+            shared.changed();
+        });
+        Ok(id)
+    }
+
+    /// Cancels one of this server's runs. `false` when it is not one of them (finished, or run
+    /// by another process).
+    pub(crate) fn cancel(&self, id: &RunId) -> bool {
+        match lock(&self.active).get(id) {
+            Some(switch) => {
+                switch.send_replace(true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn send_run(&self, id: &RunId, status: RunStatus) {
+        self.send(
+            "run",
+            json!({ "run_id": id.as_str(), "status": status.as_str() }),
+        );
+    }
+}
+
+/// What a requested run does.
+#[derive(Debug)]
+pub(crate) enum Work {
+    Materialize(PlanRequest),
+    Observe(Vec<AssetKey>),
+}
+
+/// Turns a run's progress into live updates.
+struct ServerObserver {
+    shared: Arc<Shared>,
+    run_id: RunId,
+}
+
+impl RunObserver for ServerObserver {
+    fn event(&self, event: &RunEvent<'_>) {
+        let step = |key: &AssetKey, state: &str, message: Option<&str>| {
+            self.shared.send(
+                "step",
+                json!({
+                    "run_id": self.run_id.as_str(),
+                    "asset": key.as_str(),
+                    "state": state,
+                    "message": message,
+                }),
+            );
+        };
+        match event {
+            RunEvent::StepStarted { key, .. } => {
+                lock(&self.shared.running).insert((*key).clone(), self.run_id.clone());
+                step(key, "running", None);
+                self.shared.changed();
+            }
+            RunEvent::StepFinished { key, outcome, .. } => {
+                lock(&self.shared.running).remove(*key);
+                let (state, message) = match outcome {
+                    StepOutcome::Materialized(_) => ("materialized", None),
+                    StepOutcome::Skipped(why) => ("skipped", Some(why.as_str())),
+                    StepOutcome::Failed { error, .. } => ("failed", Some(error.as_str())),
+                };
+                step(key, state, message);
+                self.shared.changed();
+            }
+            RunEvent::Log { line, .. } => {
+                self.shared
+                    .send("log", super::api::log_json(Some(&self.run_id), line));
+            }
+            RunEvent::Observed { changed: true, .. } => self.shared.changed(),
+            _ => {}
+        }
+    }
+}
+
+/// Locks a mutex whose data stays consistent even if a holder panicked (plain maps).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+

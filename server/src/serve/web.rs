@@ -1,0 +1,60 @@
+//! The web view's files, embedded in the binary: one page and its script, style and icon.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+
+use super::state::AppState;
+
+const INDEX: &str = include_str!("../../web/index.html");
+const APP_JS: &str = include_str!("../../web/app.js");
+const STYLE_CSS: &str = include_str!("../../web/style.css");
+const FAVICON: &str = include_str!("../../web/favicon.svg");
+
+const TOKEN_META: &str = r#"<meta name="freshet-token" content="">"#;
+
+/// Scripts, styles and connections from this origin only, and never inside another site's frame.
+pub(crate) const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self'; \
+    script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    form-action 'self'";
+
+/// The page. On a loopback server (whose requests were checked to name a loopback host, so no
+/// other site can read this through DNS rebinding) it carries the token; other origins cannot
+/// read it (no CORS, no framing). Elsewhere the page asks the user for the token.
+pub(crate) async fn index(State(state): State<AppState>) -> Response {
+    let page = if state.0.loopback {
+        INDEX.replacen(
+            TOKEN_META,
+            &format!(r#"<meta name="freshet-token" content="{}">"#, state.0.token),
+            1,
+        )
+    } else {
+        INDEX.to_owned()
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    (headers, page).into_response()
+}
+
+pub(crate) async fn app_js() -> Response {
+    file("text/javascript; charset=utf-8", APP_JS)
+}
+
+pub(crate) async fn style_css() -> Response {
+    file("text/css; charset=utf-8", STYLE_CSS)
+}
+
+pub(crate) async fn favicon() -> Response {
+    file("image/svg+xml", FAVICON)
+}
+
+fn file(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
