@@ -9,10 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 venv="$PWD/target/test-venv"
-if ! "$venv/bin/python" -c 'import pyarrow, moto, boto3' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import pyarrow, moto, boto3, openapi_spec_validator' 2>/dev/null; then
     echo "tests/run.sh: installing pyarrow and moto into $venv" >&2
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'pyarrow==26.0.1' 'moto[server]==5.2.5'
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'pyarrow==26.0.1' 'moto[server]==5.2.5' 'openapi-spec-validator==0.9.0'
 fi
 export FRESHET_TEST_PYTHON="$venv/bin/python"
 

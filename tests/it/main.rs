@@ -1,6 +1,7 @@
 //! Freshet's integration tests: one binary (DataFusion links once) driving the `freshet` command on
 //! temporary projects, with real SQLite files and real Parquet on disk.
 
+mod api;
 mod demo;
 mod errors;
 mod init;

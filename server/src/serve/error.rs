@@ -70,7 +70,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 fn json_rejection(rejection: &JsonRejection) -> ApiError {
-    let status = rejection.status();
+    // A body that is JSON but not the expected shape is as bad a request as one that is not JSON.
+    let status = match rejection.status() {
+        StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+        other => other,
+    };
     let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
         format!(
             "request body too large: at most {} bytes",

@@ -1,0 +1,715 @@
+//! The HTTP API through its router, without sockets: every endpoint, its errors and its paging,
+//! on a copy of the demo project with a real SQLite store and real Parquet files.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use freshet_core::freshness::SystemClock;
+use freshet_core::{Executor, Overrides, Project, Store};
+use freshet_server::serve::{self, AppState};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+use crate::support::{TempProject, edit};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// A demo project, materialized, then with `daily_revenue`'s logic edited (stale by code), served
+/// by an in-process router.
+struct Api {
+    project: TempProject,
+    router: Router,
+}
+
+impl Api {
+    async fn demo() -> Self {
+        let project = TempProject::demo();
+        project.ok(&["materialize"]);
+        edit(
+            &project,
+            "sql/marts/daily_revenue.sql",
+            "count(*) AS orders",
+            "count(order_id) AS orders",
+        );
+        let router = router_for(&project, true).await;
+        Self { project, router }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(text) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(text.to_owned())
+            }
+            None => Body::empty(),
+        };
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).expect("request"))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 10 << 20)
+            .await
+            .expect("body");
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("{uri}: not JSON: {}", String::from_utf8_lossy(&bytes)));
+        (status, value)
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, uri, None, None).await
+    }
+
+    async fn post(&self, uri: &str, body: &str) -> (StatusCode, Value) {
+        self.call(Method::POST, uri, Some(TOKEN), Some(body)).await
+    }
+
+    /// Waits (at most 30 s) for a run to end and returns its page.
+    async fn finished(&self, id: &str) -> Value {
+        for _ in 0..300 {
+            let (status, page) = self.get(&format!("/api/runs/{id}")).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let s = page["run"]["status"].as_str().unwrap_or("");
+            if !matches!(s, "queued" | "running") {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("run {id} did not finish within 30 s");
+    }
+
+    fn asset<'a>(list: &'a Value, key: &str) -> &'a Value {
+        list["assets"]
+            .as_array()
+            .and_then(|a| a.iter().find(|v| v["key"] == key))
+            .unwrap_or_else(|| panic!("{key} not listed"))
+    }
+}
+
+async fn router_for(project: &TempProject, loopback: bool) -> Router {
+    let project = Project::load(
+        project.path(),
+        &freshet_assets::catalogues(),
+        &Overrides::default(),
+    )
+    .expect("project loads");
+    let store = Store::open(project.database_url()).await.expect("store");
+    let executor = Executor::new(project.clone(), store.clone()).expect("executor");
+    let state = AppState::new(
+        project,
+        store,
+        executor,
+        Arc::new(SystemClock),
+        TOKEN.to_owned(),
+        loopback,
+    );
+    serve::router(state)
+}
+
+#[tokio::test]
+async fn lists_assets_with_status_causes_and_selection() {
+    let api = Api::demo().await;
+    let (status, list) = api.get("/api/assets").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["count"], 10);
+    let revenue = Api::asset(&list, "daily_revenue");
+    assert_eq!(revenue["status"], "stale");
+    assert_eq!(revenue["display_status"], "stale");
+    assert_eq!(revenue["group"], "marts");
+    assert_eq!(revenue["kind"], "sql");
+    assert_eq!(revenue["causes"][0]["category"], "code");
+    let words = revenue["causes"][0]["words"].as_str().unwrap_or("");
+    assert!(
+        words.starts_with("has a new code version: materialized at "),
+        "{words}"
+    );
+    assert_eq!(revenue["freshness"]["state"], "pass");
+    assert_eq!(revenue["freshness"]["next_state"], "warn");
+    assert!(revenue["data_time"].is_string());
+    assert_eq!(Api::asset(&list, "raw_orders")["kind"], "source");
+    assert_eq!(Api::asset(&list, "daily_sessions")["status"], "fresh");
+
+    let (_, stale) = api.get("/api/assets?selection=status:stale").await;
+    let keys: Vec<&str> = stale["assets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["daily_revenue"]);
+    let (_, marts) = api.get("/api/assets?selection=group:marts").await;
+    assert_eq!(marts["count"], 3);
+    let (_, up) = api.get("/api/assets?selection=%2Bdaily_revenue").await;
+    assert_eq!(up["count"], 6, "{up}");
+
+    let (status, error) = api.get("/api/assets?selection=%2Bnope").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        error["error"],
+        "invalid selection \"+nope\": column 2: unknown asset \"nope\""
+    );
+    let (status, error) = api.get("/api/assets?selection=status:soon").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["error"].as_str().unwrap().contains("column 8"),
+        "{error}"
+    );
+
+    let (status, project) = api.get("/api/project").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(project["name"], "shop_demo");
+    assert_eq!(project["asset_count"], 10);
+    assert_eq!(project["groups"], json!(["marts", "raw", "staging"]));
+}
+
+#[tokio::test]
+async fn one_asset_with_definition_schema_history_and_preview() {
+    let api = Api::demo().await;
+    // Two more versions of daily_revenue, so history has three.
+    api.project.ok(&["materialize", "daily_revenue"]);
+    api.project.ok(&["materialize", "daily_revenue"]);
+
+    let (status, asset) = api.get("/api/assets/daily_revenue").await;
+    assert_eq!(status, StatusCode::OK, "{asset}");
+    assert!(
+        asset["sql"]
+            .as_str()
+            .unwrap()
+            .contains("count(order_id) AS orders")
+    );
+    assert_eq!(
+        asset["origin"],
+        json!({"type": "file", "path": "sql/marts/daily_revenue.sql"})
+    );
+    assert_eq!(asset["owners"], json!(["finance@shop.example"]));
+    assert_eq!(asset["deps"], json!(["orders_enriched"]));
+    assert_eq!(asset["status"], "fresh");
+    assert_eq!(asset["current"]["kind"], "materialization");
+    assert_eq!(asset["current"]["row_count"], 61);
+    let columns: Vec<&str> = asset["schema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["order_date", "orders", "customers", "revenue"]);
+    assert_eq!(asset["schema"][1]["type"], "Int64");
+
+    let (_, rust) = api.get("/api/assets/web_sessions").await;
+    assert_eq!(rust["origin"]["type"], "rust");
+    assert!(
+        rust["origin"]["location"]
+            .as_str()
+            .unwrap()
+            .contains("sessions.rs:"),
+        "{rust}"
+    );
+    let (_, source) = api.get("/api/assets/raw_orders").await;
+    assert_eq!(source["current"]["kind"], "observation");
+    assert_eq!(source["source"]["format"], "csv");
+    assert_eq!(source["dependents"], json!(["stg_orders"]));
+
+    // History, newest first, two per page.
+    let (status, first) = api.get("/api/assets/daily_revenue/history?limit=2").await;
+    assert_eq!(status, StatusCode::OK);
+    let items = first["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["id"], asset["current"]["id"]);
+    assert!(items[0]["at"].as_str() > items[1]["at"].as_str());
+    let next = first["next"].as_str().expect("a next page");
+    let (_, second) = api
+        .get(&format!(
+            "/api/assets/daily_revenue/history?limit=2&cursor={next}"
+        ))
+        .await;
+    let rest = second["items"].as_array().unwrap();
+    assert_eq!(rest.len(), 1, "{second}");
+    assert!(rest[0]["at"].as_str() < items[1]["at"].as_str());
+    assert_eq!(second["next"], Value::Null);
+    let oldest = rest[0]["id"].as_str().unwrap().to_owned();
+    let (_, observations) = api.get("/api/assets/raw_orders/history").await;
+    assert_eq!(observations["items"][0]["kind"], "observation");
+
+    for bad in [
+        "limit=0",
+        "limit=501",
+        "limit=ten",
+        "cursor=nonsense",
+        "cursor=1~x%20y",
+    ] {
+        let (status, error) = api
+            .get(&format!("/api/assets/daily_revenue/history?{bad}"))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {error}");
+        assert!(error["error"].is_string());
+    }
+
+    // Preview of the current version and of an older one.
+    let (status, preview) = api.get("/api/assets/daily_revenue/preview?limit=3").await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["rows"].as_array().unwrap().len(), 3);
+    assert_eq!(preview["columns"][0]["name"], "order_date");
+    assert!(preview["rows"][0][0].as_str().unwrap().starts_with("2026-"));
+    let (status, old) = api
+        .get(&format!(
+            "/api/assets/daily_revenue/preview?version={oldest}"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{old}");
+    assert_eq!(old["version"], oldest);
+    let (status, _) = api
+        .get("/api/assets/daily_revenue/preview?version=01a20000-0000-7000-8000-000000000000")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api
+        .get("/api/assets/daily_revenue/preview?limit=100000")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, raw) = api.get("/api/assets/raw_orders/preview?limit=2").await;
+    assert_eq!(status, StatusCode::OK, "{raw}");
+    assert_eq!(raw["rows"].as_array().unwrap().len(), 2);
+
+    // Bad and unknown keys.
+    let (status, error) = api.get("/api/assets/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error["error"], "unknown asset \"nope\"");
+    let (status, error) = api.get("/api/assets/bad%20key").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid asset key \"bad key\""),
+        "{error}"
+    );
+    let (status, _) = api.get("/api/assets/nope/history").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn lineage_is_laid_out_left_to_right() {
+    let api = Api::demo().await;
+    let (status, lineage) = api.get("/api/lineage").await;
+    assert_eq!(status, StatusCode::OK);
+    let nodes = lineage["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 10);
+    assert_eq!(lineage["edges"].as_array().unwrap().len(), 8);
+    let at = |key: &str| {
+        let n = nodes.iter().find(|n| n["key"] == key).unwrap();
+        (n["x"].as_f64().unwrap(), n["y"].as_f64().unwrap())
+    };
+    for edge in lineage["edges"].as_array().unwrap() {
+        let (from, to) = (
+            at(edge["from"].as_str().unwrap()),
+            at(edge["to"].as_str().unwrap()),
+        );
+        assert!(from.0 < to.0, "{edge} does not point right");
+    }
+    let (w, h) = (
+        lineage["node_width"].as_f64().unwrap(),
+        lineage["node_height"].as_f64().unwrap(),
+    );
+    for (i, a) in nodes.iter().enumerate() {
+        let (ax, ay) = at(a["key"].as_str().unwrap());
+        assert!(ax + w <= lineage["width"].as_f64().unwrap() + 0.5);
+        assert!(ay + h <= lineage["height"].as_f64().unwrap() + 0.5);
+        for b in &nodes[i + 1..] {
+            let (bx, by) = at(b["key"].as_str().unwrap());
+            assert!(
+                (ax - bx).abs() >= w || (ay - by).abs() >= h,
+                "{a} overlaps {b}"
+            );
+        }
+    }
+    let revenue = nodes.iter().find(|n| n["key"] == "daily_revenue").unwrap();
+    assert_eq!(revenue["display_status"], "stale");
+    assert_eq!(revenue["freshness"], "pass");
+
+    let (_, sub) = api.get("/api/lineage?selection=%2Bdaily_revenue").await;
+    assert_eq!(sub["nodes"].as_array().unwrap().len(), 6);
+    assert_eq!(sub["edges"].as_array().unwrap().len(), 5);
+    let (status, _) = api.get("/api/lineage?selection=(").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn actions_need_the_token_and_a_small_valid_body() {
+    let api = Api::demo().await;
+    let body = r#"{"selection": "daily_revenue"}"#;
+    for uri in [
+        "/api/runs",
+        "/api/observe",
+        "/api/runs/01a20000-0000-7000-8000-000000000000/cancel",
+    ] {
+        let (status, error) = api.call(Method::POST, uri, None, Some(body)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{uri}");
+        assert!(
+            error["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("missing bearer token")
+        );
+        let (status, error) = api
+            .call(
+                Method::POST,
+                uri,
+                Some("wrong-token-0123456789"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{uri}");
+        assert_eq!(error["error"], "wrong bearer token");
+    }
+    let big = format!(r#"{{"selection": "{}"}}"#, "a".repeat(20_000));
+    let (status, error) = api.post("/api/runs", &big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        error["error"],
+        "request body too large: at most 16384 bytes"
+    );
+    let (status, _) = api.post("/api/runs", "{not json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, error) = api
+        .post("/api/runs", r#"{"selection": "x", "force": true}"#)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `force`"),
+        "{error}"
+    );
+    let (status, error) = api.post("/api/runs", r#"{"selection": "nope+"}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown asset \"nope\""),
+        "{error}"
+    );
+    let (status, error) = api
+        .post("/api/runs", r#"{"selection": "raw_orders"}"#)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        error["error"].as_str().unwrap().contains("only sources"),
+        "{error}"
+    );
+    let (status, _) = api
+        .post("/api/observe", r#"{"selection": "daily_revenue"}"#)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // None of it started a run.
+    let (_, runs) = api.get("/api/runs").await;
+    assert_eq!(
+        runs["items"].as_array().unwrap().len(),
+        1,
+        "only the first materialize: {runs}"
+    );
+
+    let (status, error) = api.get("/api/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error["error"], "no such endpoint");
+    let (status, _) = api
+        .call(Method::DELETE, "/api/runs", Some(TOKEN), None)
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn a_requested_run_makes_the_stale_asset_fresh_and_records_its_steps() {
+    let api = Api::demo().await;
+    let (status, accepted) = api
+        .post("/api/runs", r#"{"selection": "daily_revenue"}"#)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["run_id"].as_str().unwrap().to_owned();
+    let page = api.finished(&id).await;
+    assert_eq!(page["run"]["status"], "succeeded", "{page}");
+    assert_eq!(page["run"]["selection"], "daily_revenue");
+    assert_eq!(
+        page["run"]["steps"],
+        json!({"total": 1, "materialized": 1, "skipped": 0, "failed": 0})
+    );
+    assert_eq!(page["steps"][0]["asset"], "daily_revenue");
+    assert_eq!(page["steps"][0]["state"], "materialized");
+    assert_eq!(page["steps"][0]["row_count"], 61);
+    assert!(page["steps"][0]["duration_ms"].as_f64().unwrap() > 0.0);
+    let logs: Vec<&str> = page["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with("materialized daily_revenue: 61 rows")),
+        "{logs:?}"
+    );
+    assert!(
+        logs.last()
+            .unwrap()
+            .starts_with("run succeeded: 1 materialized"),
+        "{logs:?}"
+    );
+
+    let (_, asset) = api.get("/api/assets/daily_revenue").await;
+    assert_eq!(asset["status"], "fresh");
+    assert_eq!(asset["current"]["run_id"], id.as_str());
+
+    // Nothing stale left: a stale-only run says so and succeeds.
+    let (_, accepted) = api
+        .post("/api/runs", r#"{"selection": null, "stale_only": true}"#)
+        .await;
+    let empty = api.finished(accepted["run_id"].as_str().unwrap()).await;
+    assert_eq!(empty["run"]["status"], "succeeded");
+    assert_eq!(empty["run"]["steps"]["total"], 0);
+    assert!(
+        empty["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["message"] == "nothing to materialize: every selected asset is fresh")
+    );
+
+    // Listing and filtering runs, a page at a time.
+    let (_, all) = api.get("/api/runs").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 3);
+    let (_, page1) = api.get("/api/runs?limit=2").await;
+    assert_eq!(page1["items"][0]["id"], empty["run"]["id"]);
+    assert_eq!(page1["items"][1]["id"], id.as_str());
+    let next = page1["next"].as_str().unwrap();
+    let (_, page2) = api.get(&format!("/api/runs?limit=2&cursor={next}")).await;
+    assert_eq!(page2["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page2["next"], Value::Null);
+    let (_, touching) = api.get("/api/runs?asset=daily_revenue").await;
+    assert_eq!(touching["items"].as_array().unwrap().len(), 2);
+    let (_, failed) = api.get("/api/runs?status=failed").await;
+    assert_eq!(failed["items"].as_array().unwrap().len(), 0);
+    let (status, _) = api.get("/api/runs?status=done").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = api.get("/api/runs?limit=1000").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let (status, error) = api.post(&format!("/api/runs/{id}/cancel"), "{}").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(error["error"], format!("run {id} has already succeeded"));
+    let (status, _) = api
+        .get("/api/runs/01a20000-0000-7000-8000-000000000000")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = api.get("/api/runs/not%20an%20id").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn observe_runs_and_a_queued_run_can_be_cancelled() {
+    let api = Api::demo().await;
+    let (status, accepted) = api.post("/api/observe", r#"{"selection": null}"#).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let page = api.finished(accepted["run_id"].as_str().unwrap()).await;
+    assert_eq!(page["run"]["kind"], "observe");
+    assert_eq!(page["run"]["status"], "succeeded");
+    assert!(
+        page["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["message"] == "observed raw_orders: unchanged")
+    );
+
+    // Runs go one at a time: the second waits behind the first and is cancelled while it does.
+    let (_, first) = api
+        .post("/api/runs", r#"{"selection": "*", "stale_only": false}"#)
+        .await;
+    let (_, second) = api
+        .post("/api/runs", r#"{"selection": "daily_revenue"}"#)
+        .await;
+    let second = second["run_id"].as_str().unwrap().to_owned();
+    let (status, _) = api.post(&format!("/api/runs/{second}/cancel"), "").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let cancelled = api.finished(&second).await;
+    assert_eq!(cancelled["run"]["status"], "cancelled", "{cancelled}");
+    let first = api.finished(first["run_id"].as_str().unwrap()).await;
+    assert_eq!(first["run"]["status"], "succeeded", "{first}");
+    // The cancelled run changed nothing: daily_revenue is still as the first run left it.
+    let (_, asset) = api.get("/api/assets/daily_revenue").await;
+    assert_eq!(asset["current"]["run_id"], first["run"]["id"]);
+}
+
+#[tokio::test]
+async fn live_updates_announce_runs() {
+    let api = Api::demo().await;
+    let response = api
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/api/events")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut stream = response.into_body().into_data_stream();
+    let (_, accepted) = api
+        .post("/api/runs", r#"{"selection": "daily_revenue"}"#)
+        .await;
+    let id = accepted["run_id"].as_str().unwrap().to_owned();
+    let mut seen = String::new();
+    let finished = format!(r#"{{"run_id":"{id}","status":"succeeded"}}"#);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    use futures::StreamExt as _;
+    while !seen.contains(&finished) {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("the run's end within 30 s")
+            .expect("stream open")
+            .expect("chunk");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        seen.contains(&format!(
+            "event: run\ndata: {{\"run_id\":\"{id}\",\"status\":\"queued\"}}"
+        )),
+        "{seen}"
+    );
+    assert!(seen.contains("event: step\ndata: "), "{seen}");
+    assert!(seen.contains("\"state\":\"materialized\""), "{seen}");
+    assert!(seen.contains("event: log\ndata: "), "{seen}");
+    assert!(seen.contains("event: assets\n"), "{seen}");
+}
+
+#[tokio::test]
+async fn the_page_carries_the_token_only_for_loopback_hosts() {
+    let api = Api::demo().await;
+    let page = |router: Router, host: &'static str| async move {
+        let response = router
+            .oneshot(
+                Request::get("/")
+                    .header(header::HOST, host)
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let csp = response
+            .headers()
+            .get(header::CONTENT_SECURITY_POLICY)
+            .map(|v| v.to_str().unwrap_or("").to_owned());
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, csp, String::from_utf8_lossy(&body).into_owned())
+    };
+    let (status, csp, html) = page(api.router.clone(), "127.0.0.1:3000").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!(r#"<meta name="freshet-token" content="{TOKEN}">"#)));
+    let csp = csp.expect("a CSP");
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    let (_, _, html) = page(api.router.clone(), "localhost:3000").await;
+    assert!(html.contains(TOKEN));
+    // Another name pointing here (DNS rebinding) gets nothing, not even the page.
+    let (status, _, html) = page(api.router.clone(), "evil.example:3000").await;
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
+    assert!(!html.contains(TOKEN));
+    // A server listening beyond loopback never puts the token in the page.
+    let open = router_for(&api.project, false).await;
+    let (status, _, html) = page(open, "data.example.com").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains(TOKEN));
+    assert!(html.contains(r#"<meta name="freshet-token" content="">"#));
+}
+
+#[tokio::test]
+async fn openapi_documents_every_route_and_every_route_answers() {
+    let api = Api::demo().await;
+    let (status, doc) = api.get("/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().expect("paths");
+    for (method, path) in serve::ROUTES {
+        let operation = &paths
+            .get(*path)
+            .unwrap_or_else(|| panic!("{path} not documented"))[method.to_lowercase()];
+        assert!(operation.is_object(), "{method} {path} not documented");
+        assert!(operation["operationId"].is_string());
+    }
+    let mut documented = 0;
+    for (path, item) in paths {
+        for method in item
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|m| ["get", "post", "put", "patch", "delete"].contains(&m.as_str()))
+        {
+            documented += 1;
+            assert!(
+                serve::ROUTES
+                    .iter()
+                    .any(|(m, p)| m.eq_ignore_ascii_case(method) && p == path),
+                "{method} {path} is documented but not routed"
+            );
+        }
+    }
+    assert_eq!(documented, serve::ROUTES.len());
+    // Each route reaches a handler: not the fallback's 404 nor a 405.
+    for (method, path) in serve::ROUTES {
+        if *path == "/api/events" {
+            continue; // never ends; covered by live_updates_announce_runs
+        }
+        let uri = path
+            .replace("{key}", "daily_revenue")
+            .replace("{id}", "01a20000-0000-7000-8000-000000000000");
+        let method: Method = method.parse().unwrap();
+        let (status, body) = api
+            .call(method.clone(), &uri, Some(TOKEN), Some("{}"))
+            .await;
+        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert_ne!(body["error"], "no such endpoint", "{method} {uri}");
+    }
+}
+
+#[test]
+fn openapi_document_is_valid() {
+    let python = crate::demo::python();
+    let validator = std::path::Path::new(&python).with_file_name("openapi-spec-validator");
+    let doc =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/src/serve/openapi.json");
+    let out = std::process::Command::new(&validator)
+        .arg(&doc)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} (tests/run.sh installs it): {e}",
+                validator.display()
+            )
+        });
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains(": OK"), "{text}");
+}
