@@ -2,8 +2,9 @@
 # Runs Freshet's whole test suite on a fresh clone on a fresh machine.
 #
 # Installs what the tests need first: a Python virtual environment with pyarrow (the independent
-# Parquet reader the end-to-end tests check Freshet's output with) and moto's S3-compatible
-# server (which the object storage tests start on a loopback port). Extra arguments go to
+# Parquet reader the end-to-end tests check Freshet's output with), moto's S3-compatible server
+# (which the object storage tests start on a loopback port) and openapi-spec-validator; Debian's
+# Chromium and playwright-core from npm for the browser tests of the web view. Extra arguments go to
 # `cargo test` (e.g. `tests/run.sh staleness` runs the tests whose names contain "staleness").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +16,21 @@ if ! "$venv/bin/python" -c 'import pyarrow, moto, boto3, openapi_spec_validator'
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'pyarrow==26.0.1' 'moto[server]==5.2.5' 'openapi-spec-validator==0.9.0'
 fi
 export FRESHET_TEST_PYTHON="$venv/bin/python"
+
+missing=""
+command -v chromium >/dev/null || missing="$missing chromium"
+command -v npm >/dev/null || missing="$missing nodejs npm"
+if [ -n "$missing" ]; then
+    echo "tests/run.sh: installing$missing (Debian packages)" >&2
+    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
+if [ ! -d tests/e2e/node_modules/playwright-core ]; then
+    echo "tests/run.sh: installing playwright-core into tests/e2e/node_modules" >&2
+    npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+fi
 
 cargo test --workspace --locked "$@"

@@ -88,7 +88,10 @@ fn synthetic(n: usize) -> Vec<AssetDef> {
 async fn fill(store: &Store, graph: &AssetGraph) {
     let run = RunId::generate();
     let now = Utc::now();
-    store.begin_run(&run, RunKind::Materialize, "", false, now).await.unwrap();
+    store
+        .begin_run(&run, RunKind::Materialize, "", false, now)
+        .await
+        .unwrap();
     let mut versions = std::collections::HashMap::new();
     let mut batch = Vec::new();
     for def in graph.iter() {

@@ -779,12 +779,14 @@ impl Executor {
                 Some(m) => m,
                 None => {
                     current = self.store.load_lineage().await?;
-                    current.materialization(key).ok_or_else(|| Error::Execution {
-                        asset: key.to_string(),
-                        message: "has never been materialized; run `freshet materialize` first"
-                            .to_owned(),
-                        retryable: false,
-                    })?
+                    current
+                        .materialization(key)
+                        .ok_or_else(|| Error::Execution {
+                            asset: key.to_string(),
+                            message: "has never been materialized; run `freshet materialize` first"
+                                .to_owned(),
+                            retryable: false,
+                        })?
                 }
             };
             ctx.register_parquet(table.clone(), &m.location, ParquetReadOptions::default())
@@ -878,8 +880,6 @@ impl Executor {
         })
     }
 }
-
-/// The object store for `url`, configured with `options` (credentials, endpoint, region).
 
 /// How a run ended, from its steps: `stopped` is the status when `stop` ended it early.
 fn run_outcome(
@@ -1057,6 +1057,7 @@ fn short(version: &str) -> &str {
     version.get(..8).unwrap_or(version)
 }
 
+/// The object store for `url`, configured with `options` (credentials, endpoint, region).
 fn object_store_for(
     url: &Url,
     options: &[(String, String)],

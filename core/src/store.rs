@@ -483,7 +483,10 @@ mod tests {
         let url = format!("sqlite://{}/meta/freshet.db", dir.path().display());
         let store = Store::open(&url).await.unwrap();
         let run = RunId::generate();
-        store.begin_run(&run, RunKind::Materialize, "", false, Utc::now()).await.unwrap();
+        store
+            .begin_run(&run, RunKind::Materialize, "", false, Utc::now())
+            .await
+            .unwrap();
         let obs = Observation {
             asset: "raw".parse().unwrap(),
             data_version: DataVersion::new("v1"),

@@ -357,9 +357,7 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
         Command::Init { .. }
         | Command::Assets { .. }
         | Command::Lineage { .. }
-        | Command::Serve { .. } => {
-            ExitCode::SUCCESS
-        }
+        | Command::Serve { .. } => ExitCode::SUCCESS,
     };
     store.close().await;
     Ok(code)
@@ -427,13 +425,18 @@ async fn serve_command(
         Some(t) if t.trim().len() < 16 => {
             anyhow::bail!("FRESHET_TOKEN is too short: use at least 16 characters")
         }
+        Some(t) if !serve::is_valid_token(t.trim()) => anyhow::bail!(
+            "FRESHET_TOKEN has characters a bearer token cannot carry: use letters, digits and - . _ ~ + /"
+        ),
         Some(t) => (t.trim().to_owned(), false),
         None => (serve::generate_token(), true),
     };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
-    let bound = listener.local_addr().context("cannot read the bound address")?;
+    let bound = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
     let loopback = serve::is_loopback(&bound);
     // Runs a killed server left queued never ran: say so rather than show them waiting forever.
     store
@@ -449,7 +452,9 @@ async fn serve_command(
     );
     eprintln!("freshet: serving http://{bound}/ (API under /api)");
     if generated {
-        eprintln!("freshet: token for actions (shown once; set FRESHET_TOKEN to choose one): {token}");
+        eprintln!(
+            "freshet: token for actions (shown once; set FRESHET_TOKEN to choose one): {token}"
+        );
     }
     if !loopback {
         eprintln!(

@@ -1,6 +1,8 @@
 //! The HTTP API through its router, without sockets: every endpoint, its errors and its paging,
 //! on a copy of the demo project with a real SQLite store and real Parquet files.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use freshet_server::serve::{self, AppState};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-use crate::support::{TempProject, edit};
+use crate::support::TempProject;
 
 const TOKEN: &str = "test-token-0123456789abcdef";
 
@@ -26,14 +28,7 @@ struct Api {
 
 impl Api {
     async fn demo() -> Self {
-        let project = TempProject::demo();
-        project.ok(&["materialize"]);
-        edit(
-            &project,
-            "sql/marts/daily_revenue.sql",
-            "count(*) AS orders",
-            "count(order_id) AS orders",
-        );
+        let project = TempProject::demo_with_stale_revenue();
         let router = router_for(&project, true).await;
         Self { project, router }
     }

@@ -10,3 +10,4 @@ mod s3;
 mod sources;
 mod staleness;
 mod support;
+mod web;

@@ -37,6 +37,20 @@ impl TempProject {
         project
     }
 
+    /// The demo, materialized, then with `daily_revenue`'s logic edited so it is stale by code:
+    /// what the web view and API tests start from.
+    pub(crate) fn demo_with_stale_revenue() -> Self {
+        let project = Self::demo();
+        project.ok(&["materialize"]);
+        edit(
+            &project,
+            "sql/marts/daily_revenue.sql",
+            "count(*) AS orders",
+            "count(order_id) AS orders",
+        );
+        project
+    }
+
     /// A project made of `files` (path, text).
     pub(crate) fn with_files(files: &[(&str, &str)]) -> Self {
         let project = Self::empty();

@@ -269,8 +269,15 @@ impl Store {
         stale_only: bool,
         started_at: DateTime<Utc>,
     ) -> Result<()> {
-        self.insert_run(id, kind, RunStatus::Running, selection, stale_only, started_at)
-            .await
+        self.insert_run(
+            id,
+            kind,
+            RunStatus::Running,
+            selection,
+            stale_only,
+            started_at,
+        )
+        .await
     }
 
     /// Records a requested run that waits for its turn; [`Store::start_run`] starts it.
@@ -392,12 +399,7 @@ impl Store {
     }
 
     /// Records how step `position` (0-based) ended.
-    pub async fn step_finished(
-        &self,
-        id: &RunId,
-        position: usize,
-        end: &StepRecord,
-    ) -> Result<()> {
+    pub async fn step_finished(&self, id: &RunId, position: usize, end: &StepRecord) -> Result<()> {
         sqlx::query(
             "UPDATE run_steps SET state = $1, finished_at = $2, message = $3, row_count = $4, \
              byte_size = $5 WHERE run_id = $6 AND position = $7",

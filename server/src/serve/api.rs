@@ -362,7 +362,11 @@ pub(crate) async fn asset(
         Some(Computation::Source(spec)) => (
             None,
             Some(json!({
-                "location": freshet_core::store::redact_url(&spec.location),
+                "location": if spec.location.contains("://") {
+                    freshet_core::store::redact_url(&spec.location)
+                } else {
+                    spec.location.clone()
+                },
                 "format": format!("{:?}", spec.format).to_lowercase(),
             })),
         ),
@@ -400,9 +404,10 @@ pub(crate) async fn asset(
             }
         }
     };
-    let failure = snapshot.failures.get(key.as_str()).map(|f| {
-        json!({ "run_id": f.run_id.as_str(), "at": time(f.at), "error": f.error })
-    });
+    let failure = snapshot
+        .failures
+        .get(key.as_str())
+        .map(|f| json!({ "run_id": f.run_id.as_str(), "at": time(f.at), "error": f.error }));
     if let Some(map) = out.as_object_mut() {
         map.insert("owners".into(), json!(def.owners));
         map.insert(
@@ -459,7 +464,10 @@ pub(crate) async fn history(
             .collect();
         (items, next)
     } else {
-        let rows = shared.store.materializations_of(&key, limit, before).await?;
+        let rows = shared
+            .store
+            .materializations_of(&key, limit, before)
+            .await?;
         let next = (rows.len() == limit as usize)
             .then(|| rows.last().map(|m| cursor(m.created_at, m.id.as_str())))
             .flatten();
@@ -495,9 +503,8 @@ pub(crate) async fn preview(
             )));
         }
         Some(id) => {
-            let id = parse_run_id(id).map_err(|_| {
-                ApiError::bad_request(format!("invalid version {id:?}"))
-            })?;
+            let id = parse_run_id(id)
+                .map_err(|_| ApiError::bad_request(format!("invalid version {id:?}")))?;
             let m = shared
                 .store
                 .materialization(id.as_str())
@@ -537,14 +544,16 @@ pub(crate) async fn preview(
         .map(|f| json!({ "name": f.name(), "type": f.data_type().to_string() }))
         .collect();
     Ok(Json(json!({
-        "version": version.as_ref().map(|m| m.id.as_str()).or_else(|| None),
+        "version": version.as_ref().map(|m| m.id.as_str()),
         "columns": columns,
         "rows": rows_json(&batches).map_err(|e| ApiError::internal(&e))?,
     })))
 }
 
 /// Cells as display strings (`null` for nulls), row by row.
-fn rows_json(batches: &[RecordBatch]) -> Result<Vec<Vec<Value>>, datafusion::arrow::error::ArrowError> {
+fn rows_json(
+    batches: &[RecordBatch],
+) -> Result<Vec<Vec<Value>>, datafusion::arrow::error::ArrowError> {
     let options = FormatOptions::default();
     let mut rows = Vec::new();
     for batch in batches {
@@ -793,7 +802,9 @@ pub(crate) async fn request_observe(
             sources
         }
     };
-    let id = shared.request(Work::Observe(keys), text.unwrap_or("")).await?;
+    let id = shared
+        .request(Work::Observe(keys), text.unwrap_or(""))
+        .await?;
     Ok(accepted(&id))
 }
 
@@ -831,6 +842,8 @@ pub(crate) async fn events(
     State(state): State<AppState>,
 ) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
     let receiver = state.0.events.subscribe();
+    // A first comment sends the headers at once, so the client knows it is connected.
+    let hello = futures::stream::once(async { Ok(Event::default().comment("connected")) });
     let stream = futures::stream::unfold(receiver, |mut receiver| async move {
         let event = match receiver.recv().await {
             Ok((name, data)) => Event::default().event(name).data(data),
@@ -842,7 +855,8 @@ pub(crate) async fn events(
         };
         Some((Ok(event), receiver))
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+    Sse::new(futures::StreamExt::chain(hello, stream))
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
 }
 
 pub(crate) async fn openapi() -> Response {
@@ -856,4 +870,3 @@ pub(crate) async fn openapi() -> Response {
 pub(crate) async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
-

@@ -75,7 +75,11 @@ pub(crate) fn layout(graph: &AssetGraph, include: Option<&[bool]>) -> Layout {
                     } else {
                         neighbours(graph.downstream_of_index(i), &included, &pos)
                     };
-                    let key = if count == 0 { pos[i] } else { sum / count as f64 };
+                    let key = if count == 0 {
+                        pos[i]
+                    } else {
+                        sum / count as f64
+                    };
                     (key, i)
                 })
                 .collect();

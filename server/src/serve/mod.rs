@@ -58,10 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runs", post(api::request_run))
         .route("/api/runs/{id}/cancel", post(api::cancel))
         .route("/api/observe", post(api::request_observe))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            require_token,
-        ));
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let reads = Router::new()
         .route("/api/project", get(api::project))
         .route("/api/assets", get(api::assets))
@@ -113,6 +110,15 @@ pub fn generate_token() -> String {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     )
+}
+
+/// Whether `token` is made of the characters a bearer token may carry (RFC 6750's token68), which
+/// also makes it safe to put in the page as is.
+pub fn is_valid_token(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b))
 }
 
 async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {

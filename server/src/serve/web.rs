@@ -22,7 +22,8 @@ pub(crate) const CSP: &str = "default-src 'self'; img-src 'self' data:; style-sr
 /// other site can read this through DNS rebinding) it carries the token; other origins cannot
 /// read it (no CORS, no framing). Elsewhere the page asks the user for the token.
 pub(crate) async fn index(State(state): State<AppState>) -> Response {
-    let page = if state.0.loopback {
+    // Tokens are checked to be token68 characters when the server starts; nothing to escape.
+    let page = if state.0.loopback && super::is_valid_token(&state.0.token) {
         INDEX.replacen(
             TOKEN_META,
             &format!(r#"<meta name="freshet-token" content="{}">"#, state.0.token),

@@ -1,0 +1,181 @@
+// The web view in a real Chromium against a running `freshet serve`.
+//
+// Run with: node --test tests/e2e/web.test.mjs
+// Environment: FRESHET_URL (the server), FRESHET_TOKEN (its bearer token), FRESHET_STALE_ASSET
+// (an asset the server reports as stale because its code changed), CHROMIUM (the browser
+// binary, default /usr/bin/chromium), ARTIFACTS (a folder for screenshots).
+//
+// The tests run in order on one page, as a user would: the graph, the stale asset's page,
+// materializing it and watching it turn fresh without a reload, then the run it started.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const BASE = (process.env.FRESHET_URL || '').replace(/\/+$/, '');
+const TOKEN = process.env.FRESHET_TOKEN || '';
+const STALE = process.env.FRESHET_STALE_ASSET || '';
+const ARTIFACTS = process.env.ARTIFACTS || path.join('target', 'e2e-artifacts');
+const WAIT = 15000;
+const TEST_TIMEOUT = 45000;
+
+let browser;
+let page;
+let runId = null;
+const problems = [];
+
+/** A CSS attribute value in double quotes. */
+const attr = (value) => `"${String(value).replace(/["\\]/g, '\\$&')}"`;
+const nodeSelector = (key) => `g.node[data-key=${attr(key)}]`;
+const shot = (name) => page.screenshot({ path: path.join(ARTIFACTS, name), fullPage: true });
+
+async function api(pathname) {
+  const res = await fetch(`${BASE}${pathname}`);
+  assert.equal(res.status, 200, `GET ${pathname}`);
+  return res.json();
+}
+
+/** Fails with every console error, uncaught exception and CSP violation the page had so far. */
+async function assertNoBrowserErrors() {
+  const violations = await page.evaluate(() => window.__cspViolations || []).catch(() => []);
+  const all = problems.splice(0).concat(violations.map((v) => `CSP violation: ${v}`));
+  assert.deepEqual(all, [], `the browser reported errors:\n${all.join('\n')}`);
+}
+
+before(async () => {
+  for (const [name, value] of [['FRESHET_URL', BASE], ['FRESHET_TOKEN', TOKEN], ['FRESHET_STALE_ASSET', STALE]]) {
+    assert.ok(value, `${name} must be set`);
+  }
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-dev-shm-usage'],
+  });
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  // Init scripts are injected by the browser itself, so the page's CSP does not block this one.
+  await context.addInitScript(() => {
+    window.__cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`);
+    });
+  });
+  page = await context.newPage();
+  page.setDefaultTimeout(WAIT);
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const where = msg.location().url || '';
+    if (where.endsWith('/favicon.svg') || where.endsWith('/favicon.ico')) return;
+    problems.push(`console error: ${msg.text()}${where ? ` (${where})` : ''}`);
+  });
+  page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
+});
+
+after(async () => {
+  if (browser) await browser.close();
+});
+
+test('the lineage graph shows every asset with its status', { timeout: TEST_TIMEOUT }, async () => {
+  const truth = await api('/api/assets');
+  assert.ok(truth.assets.length > 0, 'the project has assets');
+  const stale = truth.assets.find((a) => a.key === STALE);
+  assert.ok(stale, `${STALE} is an asset`);
+  assert.equal(stale.display_status, 'stale', `${STALE} starts stale`);
+
+  await page.goto(`${BASE}/`);
+  await page.locator('body[data-graph-ready="1"]').waitFor({ state: 'attached' });
+  for (const a of truth.assets) {
+    const node = page.locator(nodeSelector(a.key));
+    assert.equal(await node.count(), 1, `one node for ${a.key}`);
+    assert.equal(await node.getAttribute('data-status'), a.display_status, `status of ${a.key}`);
+  }
+  assert.equal(await page.locator('g.node').count(), truth.assets.length, 'no other nodes');
+  await shot('graph.png');
+  await assertNoBrowserErrors();
+});
+
+test('clicking the stale asset opens its page saying why it is stale', { timeout: TEST_TIMEOUT }, async () => {
+  await page.locator(nodeSelector(STALE)).click();
+  await page.waitForFunction((key) => location.hash === `#/assets/${encodeURIComponent(key)}`, STALE);
+  await page.locator('.status-badge[data-status="stale"]').waitFor();
+  assert.equal((await page.locator('.asset-key').textContent()).trim(), STALE);
+  await page.locator('.causes li', { hasText: /\bcode\b/ }).first().waitFor();
+  await shot('asset.png');
+  await assertNoBrowserErrors();
+});
+
+test('materializing from the asset page turns it fresh without a reload', { timeout: TEST_TIMEOUT }, async () => {
+  await page.evaluate(() => {
+    window.__marker = 1;
+  });
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => new URL(r.url()).pathname === '/api/runs' && r.request().method() === 'POST'),
+    page.locator('#materialize').click(),
+  ]);
+  assert.equal(response.status(), 202, 'the run was accepted');
+  assert.equal(response.request().headers().authorization, `Bearer ${TOKEN}`, 'the page sent its token');
+  runId = (await response.json()).run_id;
+  assert.ok(runId, 'the server returned a run id');
+
+  await page.locator(`.toast a[href=${attr(`#/runs/${encodeURIComponent(runId)}`)}]`).waitFor();
+  await page.locator('.status-badge[data-status="fresh"]').waitFor();
+  assert.equal(await page.evaluate(() => window.__marker), 1, 'the page was not reloaded');
+  await assertNoBrowserErrors();
+});
+
+test('the run is listed and its page shows the asset materialized', { timeout: TEST_TIMEOUT }, async () => {
+  assert.ok(runId, 'the previous test started a run');
+  await page.locator('nav a[href="#/runs"]').click();
+  const row = page.locator(`tr[data-run-id=${attr(runId)}]`);
+  await row.waitFor();
+  await row.locator('a.run-link').click();
+  await page.waitForFunction((id) => location.hash === `#/runs/${encodeURIComponent(id)}`, runId);
+  await page.locator(`.step[data-asset=${attr(STALE)}][data-state="materialized"]`).waitFor();
+  await page.locator('.logs').waitFor();
+  await shot('run.png');
+  await assertNoBrowserErrors();
+});
+
+/** GET / with a given Host header (fetch cannot set one). */
+function getWithHost(host) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${BASE}/`, { headers: { Host: host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => {
+        body += chunk;
+      });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+test('the server refuses runs without the token and serves the page with a strict CSP', { timeout: TEST_TIMEOUT }, async () => {
+  const body = JSON.stringify({ selection: STALE, stale_only: false });
+  const headers = { 'Content-Type': 'application/json' };
+  const anonymous = await fetch(`${BASE}/api/runs`, { method: 'POST', headers, body });
+  assert.equal(anonymous.status, 401, 'no token: 401');
+  assert.equal(typeof (await anonymous.json()).error, 'string');
+  const wrong = await fetch(`${BASE}/api/runs`, {
+    method: 'POST',
+    headers: { ...headers, Authorization: `Bearer not-${TOKEN}` },
+    body,
+  });
+  assert.equal(wrong.status, 403, 'wrong token: 403');
+
+  const index = await fetch(`${BASE}/`);
+  assert.equal(index.status, 200);
+  const csp = index.headers.get('content-security-policy') || '';
+  for (const directive of ["default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"]) {
+    assert.ok(csp.includes(directive), `CSP has ${directive}: ${csp}`);
+  }
+  assert.ok(!csp.includes('unsafe-inline') && !csp.includes('unsafe-eval'), `CSP allows nothing inline: ${csp}`);
+  assert.ok((await index.text()).includes(`content="${TOKEN}"`), 'a loopback page carries the token');
+
+  // Another host name (as after DNS rebinding) never gets the token.
+  const foreign = await getWithHost('freshet.example');
+  assert.ok(foreign.status !== 200 || !foreign.body.includes(TOKEN), 'a page for another host does not carry the token');
+});
