@@ -30,4 +30,4 @@ CREATE TABLE run_logs (
     PRIMARY KEY (run_id, seq)
 );
 
-CREATE INDEX runs_by_start ON runs (started_at, id);
+CREATE INDEX runs_by_status ON runs (status);

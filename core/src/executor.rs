@@ -350,7 +350,7 @@ impl Executor {
         let (mut lineage, observed, steps) = match self.prepare(request, observer).await {
             Ok(prepared) => prepared,
             Err(e) => {
-                let error = e.to_string();
+                let error = run_error(&e);
                 log.write(LogLevel::Error, None, error.clone()).await;
                 log.finish(RunStatus::Failed, Some(&error), &RunReport::default())
                     .await?;
@@ -413,7 +413,7 @@ impl Executor {
                 Ok(observed)
             }
             Err(e) => {
-                let error = e.to_string();
+                let error = run_error(&e);
                 log.write(LogLevel::Error, None, error.clone()).await;
                 self.store
                     .finish_run(run_id, RunStatus::Failed, Utc::now(), Some(&error))
@@ -535,12 +535,10 @@ impl Executor {
                 };
                 match result {
                     None => {
+                        // Not the asset's failure: its previous version stays current.
                         warn!(asset = %def.key, "interrupted");
                         report.interrupted = true;
-                        StepOutcome::Failed {
-                            error: "the run was stopped while this step ran".to_owned(),
-                            retryable: true,
-                        }
+                        StepOutcome::Skipped("the run was stopped while this step ran".to_owned())
                     }
                     Some(Ok(m)) => {
                         lineage.set_materialization(m.clone());
@@ -878,6 +876,18 @@ impl Executor {
             observed_at: now,
             checked_at: now,
         })
+    }
+}
+
+/// A run's error as recorded where anyone who can see runs reads it: the metadata store's own
+/// errors are logged, not recorded.
+fn run_error(e: &Error) -> String {
+    match e {
+        Error::Store { .. } => {
+            warn!(error = %e, "run failed on the metadata store");
+            "internal error in the metadata store (see the log)".to_owned()
+        }
+        other => other.to_string(),
     }
 }
 

@@ -158,6 +158,13 @@ async fn lists_assets_with_status_causes_and_selection() {
         error["error"],
         "invalid selection \"+nope\": column 2: unknown asset \"nope\""
     );
+    let long = format!("/api/assets?selection={}", "a%20or%20".repeat(500) + "a");
+    let (status, error) = api.get(&long).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        error["error"],
+        "selection too long: at most 2048 characters"
+    );
     let (status, error) = api.get("/api/assets?selection=status:soon").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
@@ -225,7 +232,7 @@ async fn one_asset_with_definition_schema_history_and_preview() {
     let items = first["items"].as_array().unwrap();
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["id"], asset["current"]["id"]);
-    assert!(items[0]["at"].as_str() > items[1]["at"].as_str());
+    assert!(items[0]["at"].as_str().unwrap() > items[1]["at"].as_str().unwrap());
     let next = first["next"].as_str().expect("a next page");
     let (_, second) = api
         .get(&format!(
@@ -234,7 +241,7 @@ async fn one_asset_with_definition_schema_history_and_preview() {
         .await;
     let rest = second["items"].as_array().unwrap();
     assert_eq!(rest.len(), 1, "{second}");
-    assert!(rest[0]["at"].as_str() < items[1]["at"].as_str());
+    assert!(rest[0]["at"].as_str().unwrap() < items[1]["at"].as_str().unwrap());
     assert_eq!(second["next"], Value::Null);
     let oldest = rest[0]["id"].as_str().unwrap().to_owned();
     let (_, observations) = api.get("/api/assets/raw_orders/history").await;

@@ -216,14 +216,15 @@ pub struct LogLine {
     pub message: String,
 }
 
-/// Which runs to list: newest first, `limit` of them, older than `before` (a previous page's last
-/// run), optionally only with one status or touching one asset.
+/// Which runs to list: newest first (by id, which is time-ordered and never changes), `limit` of
+/// them, older than `before` (a previous page's last run), optionally only with one status or
+/// touching one asset.
 #[derive(Debug, Clone, Default)]
 pub struct RunQuery {
     /// At most this many.
     pub limit: u32,
-    /// Only runs that sort after this one (started earlier, or same start and smaller id).
-    pub before: Option<(DateTime<Utc>, RunId)>,
+    /// Only runs requested before this one.
+    pub before: Option<RunId>,
     /// Only runs with this status.
     pub status: Option<RunStatus>,
     /// Only runs with a step for this asset.
@@ -457,19 +458,13 @@ impl Store {
             "WHERE (CAST($1 AS TEXT) IS NULL OR r.status = $1) \
              AND (CAST($2 AS TEXT) IS NULL OR EXISTS \
                   (SELECT 1 FROM run_steps s WHERE s.run_id = r.id AND s.asset = $2)) \
-             AND (CAST($3 AS BIGINT) IS NULL OR r.started_at < $3 \
-                  OR (r.started_at = $3 AND r.id < $4)) \
-             ORDER BY r.started_at DESC, r.id DESC LIMIT $5"
+             AND (CAST($3 AS TEXT) IS NULL OR r.id < $3) \
+             ORDER BY r.id DESC LIMIT $4"
         );
-        let (before_at, before_id) = match &query.before {
-            Some((at, id)) => (Some(micros(*at)), Some(id.as_str().to_owned())),
-            None => (None, None),
-        };
         let rows = sqlx::query(SQL)
             .bind(query.status.map(RunStatus::as_str))
             .bind(query.asset.as_ref().map(AssetKey::as_str))
-            .bind(before_at)
-            .bind(before_id.unwrap_or_default())
+            .bind(query.before.as_ref().map(RunId::as_str))
             .bind(i64::from(query.limit))
             .fetch_all(&self.pool)
             .await
@@ -552,18 +547,20 @@ impl Store {
     }
 
     /// A value that changes whenever a head moves or a run is requested, starts, progresses or
-    /// ends, in this process or another: what the web view polls to stay current.
-    pub async fn change_marker(&self) -> Result<(i64, i64, i64)> {
+    /// ends, in this process or another: what the web view polls to stay current. Reads only
+    /// indexed rows and the runs not yet finished, so it stays cheap as history grows.
+    pub async fn change_marker(&self) -> Result<(i64, String, i64, i64)> {
         let row = sqlx::query(
             "SELECT (SELECT COALESCE(MAX(updated_at), 0) FROM asset_heads), \
-             (SELECT COUNT(*) FROM run_logs), \
-             (SELECT COUNT(*) + COALESCE(MAX(finished_at), 0) + COALESCE(MAX(started_at), 0) \
-              FROM runs)",
+             (SELECT COALESCE(MAX(id), '') FROM runs), \
+             (SELECT COUNT(*) FROM runs WHERE status IN ('queued', 'running')), \
+             (SELECT COUNT(*) FROM run_logs WHERE run_id IN \
+                 (SELECT id FROM runs WHERE status IN ('queued', 'running')))",
         )
         .fetch_one(&self.pool)
         .await
         .map_err(store_error)?;
-        Ok((get(&row, 0)?, get(&row, 1)?, get(&row, 2)?))
+        Ok((get(&row, 0)?, get(&row, 1)?, get(&row, 2)?, get(&row, 3)?))
     }
 }
 

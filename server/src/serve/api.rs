@@ -244,7 +244,16 @@ fn parse_key(shared: &Shared, text: &str) -> ApiResult<(usize, AssetKey)> {
     Ok((i, key))
 }
 
+/// Longest selection accepted: far beyond what people type, short enough that evaluating one
+/// cannot hold the server up.
+const MAX_SELECTION: usize = 2048;
+
 fn parse_selection(text: &str) -> ApiResult<Selection> {
+    if text.len() > MAX_SELECTION {
+        return Err(ApiError::bad_request(format!(
+            "selection too long: at most {MAX_SELECTION} characters"
+        )));
+    }
     Selection::parse(text).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
@@ -454,8 +463,13 @@ pub(crate) async fn history(
     let before = parse_cursor(q.cursor.as_deref())?;
     let before = before.as_ref().map(|(at, id)| (*at, id.as_str()));
     let (items, next) = if shared.project.graph().def(i).kind == AssetKind::Source {
-        let rows = shared.store.observations_of(&key, limit, before).await?;
-        let next = (rows.len() == limit as usize)
+        let mut rows = shared
+            .store
+            .observations_of(&key, limit + 1, before)
+            .await?;
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = more
             .then(|| rows.last().map(|(id, o)| cursor(o.observed_at, id)))
             .flatten();
         let items: Vec<Value> = rows
@@ -670,7 +684,13 @@ pub(crate) async fn runs(
 ) -> ApiResult<Json<Value>> {
     let shared = &state.0;
     let limit = parse_limit(q.limit, DEFAULT_PAGE, MAX_PAGE)?;
-    let before = parse_cursor(q.cursor.as_deref())?.map(|(at, id)| (at, RunId::new(id)));
+    let before = match q.cursor.as_deref() {
+        Some(id) => Some(
+            parse_run_id(id)
+                .map_err(|_| ApiError::bad_request(format!("invalid cursor {id:?}")))?,
+        ),
+        None => None,
+    };
     let status = match q.status.as_deref() {
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
             ApiError::bad_request(format!(
@@ -683,17 +703,19 @@ pub(crate) async fn runs(
         Some(text) => Some(parse_key(shared, text)?.1),
         None => None,
     };
-    let records = shared
+    let mut records = shared
         .store
         .runs(&RunQuery {
-            limit,
+            limit: limit + 1,
             before,
             status,
             asset,
         })
         .await?;
-    let next = (records.len() == limit as usize)
-        .then(|| records.last().map(|r| cursor(r.started_at, r.id.as_str())))
+    let more = records.len() > limit as usize;
+    records.truncate(limit as usize);
+    let next = more
+        .then(|| records.last().map(|r| r.id.as_str().to_owned()))
         .flatten();
     let items: Vec<Value> = records.iter().map(run_json).collect();
     Ok(Json(json!({ "items": items, "next": next })))
@@ -855,8 +877,12 @@ pub(crate) async fn events(
         };
         Some((Ok(event), receiver))
     });
-    Sse::new(futures::StreamExt::chain(hello, stream))
-        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+    let mut stopping = state.0.stopping.subscribe();
+    let stopped = async move {
+        let _ = stopping.wait_for(|s| *s).await;
+    };
+    let stream = futures::StreamExt::take_until(futures::StreamExt::chain(hello, stream), stopped);
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
 }
 
 pub(crate) async fn openapi() -> Response {

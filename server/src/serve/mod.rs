@@ -91,10 +91,18 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let watcher = state.spawn_watcher();
+    let shared = state.0.clone();
+    let stopping = shared.clone();
     let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open event streams would otherwise hold the shutdown forever.
+            stopping.stopping.send_replace(true);
+        })
         .await;
     watcher.abort();
+    // Runs still going are cancelled and recorded as such, not left `running`.
+    shared.cancel_all(std::time::Duration::from_secs(10)).await;
     result
 }
 

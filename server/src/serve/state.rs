@@ -32,7 +32,6 @@ pub struct AppState(pub(crate) Arc<Shared>);
 /// One live update: an SSE event name and its JSON data.
 pub(crate) type LiveEvent = (&'static str, String);
 
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) project: Project,
     pub(crate) store: Store,
@@ -45,6 +44,8 @@ pub(crate) struct Shared {
     /// The whole graph's layout (the graph does not change while serving).
     pub(crate) layout: Layout,
     pub(crate) events: broadcast::Sender<LiveEvent>,
+    /// Flipped when the server shuts down: ends the event streams, which never end otherwise.
+    pub(crate) stopping: watch::Sender<bool>,
     snapshot: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
     dirty: AtomicBool,
     /// Assets being materialized by this server's runs now.
@@ -55,6 +56,16 @@ pub(crate) struct Shared {
     turn: tokio::sync::Mutex<()>,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("Shared")
+            .field("project", &self.project)
+            .field("loopback", &self.loopback)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Every asset's status, report and latest failure at one moment.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
@@ -63,7 +74,7 @@ pub(crate) struct Snapshot {
     /// In topological order.
     pub(crate) reports: Vec<AssetReport>,
     /// Graph index to position in `reports`.
-    position: Vec<usize>,
+    position: Vec<Option<usize>>,
     pub(crate) failures: HashMap<String, Failure>,
     /// When freshness next changes by time alone.
     valid_until: Option<DateTime<Utc>>,
@@ -72,7 +83,11 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     /// The report on the asset at graph index `i`.
     pub(crate) fn report(&self, i: usize) -> Option<&AssetReport> {
-        self.position.get(i).and_then(|&p| self.reports.get(p))
+        self.position
+            .get(i)
+            .copied()
+            .flatten()
+            .and_then(|p| self.reports.get(p))
     }
 }
 
@@ -120,6 +135,7 @@ impl AppState {
             loopback,
             layout,
             events,
+            stopping: watch::Sender::new(false),
             snapshot: tokio::sync::Mutex::new(None),
             dirty: AtomicBool::new(true),
             running: Mutex::new(HashMap::new()),
@@ -180,21 +196,27 @@ impl Shared {
             return Ok(s.clone());
         }
         self.dirty.store(false, Ordering::SeqCst);
-        let lineage = self.store.load_lineage().await?;
-        let failures = self
-            .store
-            .failures()
-            .await?
-            .into_iter()
-            .map(|f| (f.asset.clone(), f))
-            .collect();
+        let loaded = async {
+            let lineage = self.store.load_lineage().await?;
+            let failures = self.store.failures().await?;
+            Ok::<_, freshet_core::Error>((lineage, failures))
+        };
+        let (lineage, failures) = match loaded.await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                // Try again on the next request rather than keep what may be out of date.
+                self.dirty.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
+        let failures = failures.into_iter().map(|f| (f.asset.clone(), f)).collect();
         let graph = self.project.graph();
         let statuses = Statuses::compute(graph, &lineage);
         let reports = planner::report_all(graph, &lineage, &statuses, now);
-        let mut position = vec![0; graph.len()];
+        let mut position = vec![None; graph.len()];
         for (p, r) in reports.iter().enumerate() {
             if let Some(i) = graph.index_of(&r.key) {
-                position[i] = p;
+                position[i] = Some(p);
             }
         }
         let valid_until = reports
@@ -252,8 +274,12 @@ impl Shared {
         let shared = self.clone();
         let run_id = id.clone();
         tokio::spawn(async move {
-            let turn = shared.turn.lock().await;
-            if *cancelled.borrow() {
+            // Wait for this run's turn, unless it is cancelled first.
+            let turn = tokio::select! {
+                turn = shared.turn.lock() => Some(turn),
+                _ = cancelled.wait_for(|c| *c) => None,
+            };
+            if turn.is_none() || *cancelled.borrow() {
                 let _ = shared
                     .store
                     .finish_run(
@@ -265,43 +291,48 @@ impl Shared {
                     .await;
             } else {
                 shared.send_run(&run_id, RunStatus::Running);
-                let observer = ServerObserver {
-                    shared: shared.clone(),
-                    run_id: run_id.clone(),
-                };
-                let stop = async move {
-                    // Completes when cancelled; never when the switch is dropped unflipped.
-                    if cancelled.wait_for(|c| *c).await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                };
-                let result = match &work {
-                    Work::Materialize(request) => shared
-                        .executor
-                        .run_queued(&run_id, request, &observer, stop)
-                        .await
-                        .map(drop),
-                    Work::Observe(keys) => shared
-                        .executor
-                        .observe_queued(&run_id, keys, &observer)
-                        .await
-                        .map(drop),
-                };
-                if let Err(e) = result {
-                    tracing::warn!(run_id = %run_id, error = %e, "run failed");
+                // In a task of its own, so a panic in an asset's code ends this run, not the
+                // bookkeeping below.
+                let work = tokio::spawn(run(shared.clone(), run_id.clone(), work, cancelled));
+                if let Err(e) = work.await {
+                    tracing::error!(run_id = %run_id, error = %e, "run task ended abnormally");
                 }
             }
             drop(turn);
             lock(&shared.active).remove(&run_id);
             lock(&shared.running).retain(|_, r| r != &run_id);
             let status = match shared.store.run_status(&run_id).await {
-                Ok(Some((status, _))) => status,
-                _ => RunStatus::Failed,
+                Ok(Some((status, _))) if status.is_finished() => status,
+                _ => {
+                    // It did not get to record its end (a panic, the store went away).
+                    let _ = shared
+                        .store
+                        .finish_run(
+                            &run_id,
+                            RunStatus::Failed,
+                            shared.clock.now(),
+                            Some("the run stopped abnormally (see the server log)"),
+                        )
+                        .await;
+                    RunStatus::Failed
+                }
             };
             shared.send_run(&run_id, status);
             shared.changed();
         });
         Ok(id)
+    }
+
+    /// Cancels every run of this server and waits (at most `patience`) for them to record how
+    /// they ended: what a server does before it exits.
+    pub(crate) async fn cancel_all(&self, patience: Duration) {
+        for switch in lock(&self.active).values() {
+            switch.send_replace(true);
+        }
+        let deadline = tokio::time::Instant::now() + patience;
+        while !lock(&self.active).is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Cancels one of this server's runs. `false` when it is not one of them (finished, or run
@@ -321,6 +352,35 @@ impl Shared {
             "run",
             json!({ "run_id": id.as_str(), "status": status.as_str() }),
         );
+    }
+}
+
+/// Runs `work` as the run `run_id`; `cancelled` stops it.
+async fn run(shared: Arc<Shared>, run_id: RunId, work: Work, mut cancelled: watch::Receiver<bool>) {
+    let observer = ServerObserver {
+        shared: shared.clone(),
+        run_id: run_id.clone(),
+    };
+    let stop = async move {
+        // Completes when cancelled; never when the switch is dropped unflipped.
+        if cancelled.wait_for(|c| *c).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = match &work {
+        Work::Materialize(request) => shared
+            .executor
+            .run_queued(&run_id, request, &observer, stop)
+            .await
+            .map(drop),
+        Work::Observe(keys) => shared
+            .executor
+            .observe_queued(&run_id, keys, &observer)
+            .await
+            .map(drop),
+    };
+    if let Err(e) = result {
+        tracing::warn!(run_id = %run_id, error = %e, "run failed");
     }
 }
 
