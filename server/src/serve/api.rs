@@ -2,6 +2,9 @@
 //! shapes documented in `openapi.json`.
 
 use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use axum::body::Bytes;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -329,21 +332,57 @@ pub(crate) struct SelectionQuery {
 pub(crate) async fn assets(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<SelectionQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let shared = &state.0;
     let snapshot = shared.snapshot().await?;
     let chosen = match q.selection.as_deref().filter(|s| !s.trim().is_empty()) {
         Some(text) => Some(select(shared, &snapshot, text)?),
         None => None,
     };
-    let graph = shared.project.graph();
-    let assets: Vec<AssetSummary> = snapshot
-        .reports
-        .iter()
-        .filter(|r| chosen.as_ref().is_none_or(|c| c.contains(&r.key)))
-        .filter_map(|r| Some(summary(shared, &snapshot, graph.get(&r.key)?, r)))
-        .collect();
-    Ok(Json(json!({ "count": assets.len(), "assets": assets })))
+    let render = || {
+        let graph = shared.project.graph();
+        let assets: Vec<AssetSummary> = snapshot
+            .reports
+            .iter()
+            .filter(|r| chosen.as_ref().is_none_or(|c| c.contains(&r.key)))
+            .filter_map(|r| Some(summary(shared, &snapshot, graph.get(&r.key)?, r)))
+            .collect();
+        json_body(&AssetList {
+            count: assets.len(),
+            assets,
+        })
+    };
+    // The whole list is what the web view asks for again and again: kept with the snapshot.
+    let body = match &chosen {
+        None => cached(&snapshot.assets_body, render)?,
+        Some(_) => render()?,
+    };
+    Ok(json_response(body))
+}
+
+#[derive(Debug, Serialize)]
+struct AssetList {
+    count: usize,
+    assets: Vec<AssetSummary>,
+}
+
+fn json_body<T: Serialize>(value: &T) -> ApiResult<Bytes> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::internal(&e))
+}
+
+/// The body in `cell`, rendered on first use.
+fn cached(cell: &OnceLock<Bytes>, render: impl FnOnce() -> ApiResult<Bytes>) -> ApiResult<Bytes> {
+    if let Some(body) = cell.get() {
+        return Ok(body.clone());
+    }
+    let body = render()?;
+    Ok(cell.get_or_init(|| body).clone())
+}
+
+fn json_response(body: Bytes) -> Response {
+    ([(http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 pub(crate) async fn asset(
@@ -599,7 +638,7 @@ fn rows_json(
 pub(crate) async fn lineage(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<SelectionQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let shared = &state.0;
     let snapshot = shared.snapshot().await?;
     let graph = shared.project.graph();
@@ -616,58 +655,87 @@ pub(crate) async fn lineage(
         }
         None => None,
     };
-    let sub;
-    let layout = match &selected {
-        Some(include) => {
-            sub = layout::layout(graph, Some(include));
-            &sub
-        }
-        None => &shared.layout,
-    };
-    let running = shared.running();
-    let mut nodes = Vec::with_capacity(graph.len());
-    let mut edges = Vec::new();
-    for &i in graph.order() {
-        let Some((layer, x, y)) = layout.at[i] else {
-            continue;
-        };
-        let def = graph.def(i);
-        let Some(report) = snapshot.report(i) else {
-            continue;
-        };
-        let run_state = if running.contains(&def.key) {
-            Some("running")
-        } else if snapshot.failures.contains_key(def.key.as_str()) {
-            Some("failed")
-        } else {
-            None
-        };
-        nodes.push(json!({
-            "key": def.key.as_str(),
-            "kind": def.kind.as_str(),
-            "group": def.group,
-            "layer": layer,
-            "x": x,
-            "y": y,
-            "status": report.status.as_str(),
-            "run_state": run_state,
-            "display_status": run_state.unwrap_or(report.status.as_str()),
-            "freshness": report.freshness.state.as_str(),
-        }));
-        for u in graph.upstream_of_index(i) {
-            if layout.at[u].is_some() {
-                edges.push(json!({ "from": graph.def(u).key.as_str(), "to": def.key.as_str() }));
+    let render = |layout: &layout::Layout| {
+        let running = shared.running();
+        let mut nodes = Vec::with_capacity(graph.len());
+        let mut edges = Vec::new();
+        for &i in graph.order() {
+            let (Some((layer, x, y)), Some(report)) = (layout.at[i], snapshot.report(i)) else {
+                continue;
+            };
+            let def = graph.def(i);
+            let run_state = if running.contains(&def.key) {
+                Some("running")
+            } else if snapshot.failures.contains_key(def.key.as_str()) {
+                Some("failed")
+            } else {
+                None
+            };
+            nodes.push(NodeJson {
+                key: def.key.as_str(),
+                kind: def.kind.as_str(),
+                group: &def.group,
+                layer,
+                x,
+                y,
+                status: report.status.as_str(),
+                run_state,
+                display_status: run_state.unwrap_or(report.status.as_str()),
+                freshness: report.freshness.state.as_str(),
+            });
+            for u in graph.upstream_of_index(i) {
+                if layout.at[u].is_some() {
+                    edges.push(EdgeJson {
+                        from: graph.def(u).key.as_str(),
+                        to: def.key.as_str(),
+                    });
+                }
             }
         }
-    }
-    Ok(Json(json!({
-        "nodes": nodes,
-        "edges": edges,
-        "width": layout.width,
-        "height": layout.height,
-        "node_width": NODE_WIDTH,
-        "node_height": NODE_HEIGHT,
-    })))
+        json_body(&LineageJson {
+            nodes,
+            edges,
+            width: layout.width,
+            height: layout.height,
+            node_width: NODE_WIDTH,
+            node_height: NODE_HEIGHT,
+        })
+    };
+    let body = match &selected {
+        None => cached(&snapshot.lineage_body, || render(&shared.layout))?,
+        Some(include) => render(&layout::layout(graph, Some(include)))?,
+    };
+    Ok(json_response(body))
+}
+
+#[derive(Debug, Serialize)]
+struct LineageJson<'a> {
+    nodes: Vec<NodeJson<'a>>,
+    edges: Vec<EdgeJson<'a>>,
+    width: f64,
+    height: f64,
+    node_width: f64,
+    node_height: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct NodeJson<'a> {
+    key: &'a str,
+    kind: &'static str,
+    group: &'a str,
+    layer: usize,
+    x: f64,
+    y: f64,
+    status: &'static str,
+    run_state: Option<&'static str>,
+    display_status: &'static str,
+    freshness: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct EdgeJson<'a> {
+    from: &'a str,
+    to: &'a str,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,9 +7,10 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use freshet_core::executor::{RunEvent, RunObserver, StepOutcome};
 use freshet_core::freshness::{Clock, FreshnessState};
@@ -78,6 +79,9 @@ pub(crate) struct Snapshot {
     pub(crate) failures: HashMap<String, Failure>,
     /// When freshness next changes by time alone.
     valid_until: Option<DateTime<Utc>>,
+    /// The unfiltered `/api/assets` and `/api/lineage` bodies, rendered on first use.
+    pub(crate) assets_body: OnceLock<Bytes>,
+    pub(crate) lineage_body: OnceLock<Bytes>,
 }
 
 impl Snapshot {
@@ -142,6 +146,12 @@ impl AppState {
             active: Mutex::new(HashMap::new()),
             turn: tokio::sync::Mutex::new(()),
         }))
+    }
+
+    /// Forgets every cached status: the next request reads the store and judges every asset
+    /// again. What the server does itself whenever a run moves or the store changed.
+    pub fn refresh(&self) {
+        self.0.changed();
     }
 
     /// Watches the store for changes made elsewhere and for freshness deadlines, telling live
@@ -230,6 +240,8 @@ impl Shared {
             position,
             failures,
             valid_until,
+            assets_body: OnceLock::new(),
+            lineage_body: OnceLock::new(),
         });
         *cached = Some(snapshot.clone());
         Ok(snapshot)
