@@ -100,6 +100,16 @@ pub struct FreshnessJson {
     pub next_state: Option<&'static str>,
 }
 
+impl From<&freshet_core::planner::UpstreamIssue> for UpstreamJson {
+    fn from(u: &freshet_core::planner::UpstreamIssue) -> Self {
+        Self {
+            key: u.key.to_string(),
+            category: u.category,
+            reason: u.reason.clone(),
+        }
+    }
+}
+
 impl From<&Freshness> for FreshnessJson {
     fn from(f: &Freshness) -> Self {
         Self {
@@ -119,15 +129,7 @@ fn status_json(def: &AssetDef, report: &AssetReport, lineage: &Lineage) -> Statu
         group: def.group.clone(),
         status: report.status.as_str(),
         causes: report.causes.iter().map(CauseJson::from).collect(),
-        upstream: report
-            .upstream
-            .iter()
-            .map(|u| UpstreamJson {
-                key: u.key.to_string(),
-                category: u.category,
-                reason: u.reason.clone(),
-            })
-            .collect(),
+        upstream: report.upstream.iter().map(UpstreamJson::from).collect(),
         upstream_truncated: report.upstream_truncated,
         summary: report.summary(),
         freshness: FreshnessJson::from(&report.freshness),

@@ -1,7 +1,7 @@
 //! The JSON API under `/api`: handlers that check their input, ask the core, and answer in the
 //! shapes documented in `openapi.json`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::OnceLock;
 
 use axum::body::Bytes;
@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use super::error::{ApiError, ApiJson, ApiQuery};
 use super::layout::{self, NODE_HEIGHT, NODE_WIDTH};
 use super::state::{AppState, Shared, Snapshot, SnapshotFacts, Work};
-use crate::output::cause_words;
+use crate::output::{UpstreamJson, cause_words};
 
 type ApiResult<T> = Result<T, ApiError>;
 
@@ -45,13 +45,6 @@ struct CauseJson {
     reason: String,
     dependency: Option<String>,
     words: String,
-}
-
-#[derive(Debug, Serialize)]
-struct UpstreamJson {
-    key: String,
-    category: freshet_core::planner::UpstreamCategory,
-    reason: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,13 +89,13 @@ struct AssetSummary {
 }
 
 fn summary(
-    shared: &Shared,
+    running: &HashSet<AssetKey>,
     snapshot: &Snapshot,
     def: &AssetDef,
     report: &AssetReport,
 ) -> AssetSummary {
     let lineage = &snapshot.lineage;
-    let run_state = shared.run_state(snapshot, &def.key);
+    let run_state = run_state(running, snapshot, &def.key);
     AssetSummary {
         key: def.key.to_string(),
         kind: def.kind.as_str(),
@@ -123,15 +116,7 @@ fn summary(
                 words: cause_words(def, c, lineage),
             })
             .collect(),
-        upstream: report
-            .upstream
-            .iter()
-            .map(|u| UpstreamJson {
-                key: u.key.to_string(),
-                category: u.category,
-                reason: u.reason.clone(),
-            })
-            .collect(),
+        upstream: report.upstream.iter().map(UpstreamJson::from).collect(),
         upstream_truncated: report.upstream_truncated,
         freshness: FreshnessJson::from(&report.freshness),
         data_time: report.data_time.map(time),
@@ -142,6 +127,22 @@ fn summary(
                 .or_else(|| lineage.observation(&def.key).map(|o| time(o.observed_at)))
         }),
         data_version: lineage.data_version(&def.key).map(ToString::to_string),
+    }
+}
+
+/// `running` while one of this server's runs computes it, `failed` when its latest attempt
+/// failed after its current version, else nothing.
+fn run_state(
+    running: &HashSet<AssetKey>,
+    snapshot: &Snapshot,
+    key: &AssetKey,
+) -> Option<&'static str> {
+    if running.contains(key) {
+        Some("running")
+    } else if snapshot.failures.contains_key(key.as_str()) {
+        Some("failed")
+    } else {
+        None
     }
 }
 
@@ -302,6 +303,11 @@ fn parse_run_id(text: &str) -> ApiResult<RunId> {
     Ok(RunId::new(text))
 }
 
+/// A selection as given, or `None` when absent or blank (meaning every asset).
+fn given(selection: Option<&str>) -> Option<&str> {
+    selection.map(str::trim).filter(|s| !s.is_empty())
+}
+
 /// The keys a selection picks, judged on `snapshot` for `status:` and `freshness:`.
 fn select(shared: &Shared, snapshot: &Snapshot, text: &str) -> ApiResult<BTreeSet<AssetKey>> {
     let selection = parse_selection(text)?;
@@ -335,17 +341,18 @@ pub(crate) async fn assets(
 ) -> ApiResult<Response> {
     let shared = &state.0;
     let snapshot = shared.snapshot().await?;
-    let chosen = match q.selection.as_deref().filter(|s| !s.trim().is_empty()) {
+    let chosen = match given(q.selection.as_deref()) {
         Some(text) => Some(select(shared, &snapshot, text)?),
         None => None,
     };
     let render = || {
         let graph = shared.project.graph();
+        let running = shared.running();
         let assets: Vec<AssetSummary> = snapshot
             .reports
             .iter()
             .filter(|r| chosen.as_ref().is_none_or(|c| c.contains(&r.key)))
-            .filter_map(|r| Some(summary(shared, &snapshot, graph.get(&r.key)?, r)))
+            .filter_map(|r| Some(summary(&running, &snapshot, graph.get(&r.key)?, r)))
             .collect();
         json_body(&AssetList {
             count: assets.len(),
@@ -403,7 +410,7 @@ pub(crate) async fn asset(
         shared.clock.now(),
     )
     .ok_or_else(|| ApiError::not_found(format!("unknown asset {:?}", key.as_str())))?;
-    let mut out = serde_json::to_value(summary(shared, &snapshot, def, &report))
+    let mut out = serde_json::to_value(summary(&shared.running(), &snapshot, def, &report))
         .map_err(|e| ApiError::internal(&e))?;
     let (sql, source) = match shared.project.computation(&key) {
         Some(Computation::Sql { query }) => (Some(query.clone()), None),
@@ -432,7 +439,8 @@ pub(crate) async fn asset(
         // A source's schema is read from its files by the preview; nothing is read here.
         None
     } else {
-        match shared.executor.preview_version(&key, None, 0).await {
+        let current = snapshot.lineage.materialization(&key);
+        match shared.executor.preview_version(&key, current, 0).await {
             Ok((schema, _)) => Some(
                 schema
                     .fields()
@@ -568,15 +576,17 @@ pub(crate) async fn preview(
                 })?;
             Some(m)
         }
-        None => {
-            let snapshot = shared.snapshot().await?;
-            if !is_source && snapshot.lineage.materialization(&key).is_none() {
-                return Err(ApiError::not_found(format!(
-                    "{key} has never been materialized"
-                )));
-            }
-            None
-        }
+        // The current version, as the snapshot already knows it (a source reads its files).
+        None if is_source => None,
+        None => Some(
+            shared
+                .snapshot()
+                .await?
+                .lineage
+                .materialization(&key)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(format!("{key} has never been materialized")))?,
+        ),
     };
     let (schema, batches) = shared
         .executor
@@ -597,7 +607,8 @@ pub(crate) async fn preview(
         .map(|f| json!({ "name": f.name(), "type": f.data_type().to_string() }))
         .collect();
     Ok(Json(json!({
-        "version": version.as_ref().map(|m| m.id.as_str()),
+        // Only a version asked for is named; the current one is `null`.
+        "version": q.version.as_ref().and(version.as_ref()).map(|m| m.id.as_str()),
         "columns": columns,
         "rows": rows_json(&batches).map_err(|e| ApiError::internal(&e))?,
     })))
@@ -642,7 +653,7 @@ pub(crate) async fn lineage(
     let shared = &state.0;
     let snapshot = shared.snapshot().await?;
     let graph = shared.project.graph();
-    let selected = match q.selection.as_deref().filter(|s| !s.trim().is_empty()) {
+    let selected = match given(q.selection.as_deref()) {
         Some(text) => {
             let keys = select(shared, &snapshot, text)?;
             let mut include = vec![false; graph.len()];
@@ -664,13 +675,7 @@ pub(crate) async fn lineage(
                 continue;
             };
             let def = graph.def(i);
-            let run_state = if running.contains(&def.key) {
-                Some("running")
-            } else if snapshot.failures.contains_key(def.key.as_str()) {
-                Some("failed")
-            } else {
-                None
-            };
+            let run_state = run_state(&running, &snapshot, &def.key);
             nodes.push(NodeJson {
                 key: def.key.as_str(),
                 kind: def.kind.as_str(),
@@ -822,11 +827,7 @@ pub(crate) async fn request_run(
     ApiJson(body): ApiJson<RunRequest>,
 ) -> ApiResult<Response> {
     let shared = &state.0;
-    let text = body
-        .selection
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+    let text = given(body.selection.as_deref());
     let request = match text {
         None => PlanRequest::stale(),
         Some(text) => {
@@ -870,11 +871,7 @@ pub(crate) async fn request_observe(
     ApiJson(body): ApiJson<ObserveRequest>,
 ) -> ApiResult<Response> {
     let shared = &state.0;
-    let text = body
-        .selection
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
+    let text = given(body.selection.as_deref());
     let keys = match text {
         None => Vec::new(),
         Some(text) => {

@@ -247,18 +247,6 @@ impl Shared {
         Ok(snapshot)
     }
 
-    /// `running` while one of this server's runs computes it, `failed` when its latest attempt
-    /// failed after its current version, else nothing.
-    pub(crate) fn run_state(&self, snapshot: &Snapshot, key: &AssetKey) -> Option<&'static str> {
-        if lock(&self.running).contains_key(key) {
-            Some("running")
-        } else if snapshot.failures.contains_key(key.as_str()) {
-            Some("failed")
-        } else {
-            None
-        }
-    }
-
     /// The assets being computed now.
     pub(crate) fn running(&self) -> HashSet<AssetKey> {
         lock(&self.running).keys().cloned().collect()
