@@ -399,7 +399,7 @@ struct ServerObserver {
 
 impl RunObserver for ServerObserver {
     fn event(&self, event: &RunEvent<'_>) {
-        let step = |key: &AssetKey, state: &str, message: Option<&str>| {
+        let step = |key: &AssetKey, state: &str, message: Option<String>| {
             self.shared.send(
                 "step",
                 json!({
@@ -420,8 +420,8 @@ impl RunObserver for ServerObserver {
                 lock(&self.shared.running).remove(*key);
                 let (state, message) = match outcome {
                     StepOutcome::Materialized(_) => ("materialized", None),
-                    StepOutcome::Skipped(why) => ("skipped", Some(why.as_str())),
-                    StepOutcome::Failed { error, .. } => ("failed", Some(error.as_str())),
+                    StepOutcome::Skipped(why) => ("skipped", Some(why.to_string())),
+                    StepOutcome::Failed { error, .. } => ("failed", Some(error.clone())),
                 };
                 step(key, state, message);
                 self.shared.changed();

@@ -105,7 +105,7 @@ impl AssetContext {
         }
         Ok(self
             .session
-            .table(crate::executor::table_reference(&key)?)
+            .table(crate::tables::table_reference(&key)?)
             .await?)
     }
 

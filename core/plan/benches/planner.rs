@@ -2,7 +2,7 @@
 //! store. Prints figures; asserts nothing.
 //!
 //! ```sh
-//! cargo bench -p freshet-core --bench planner --profile perf -- 100000 10000
+//! cargo bench -p freshet-plan --bench planner --profile perf -- 100000 10000
 //! ```
 //!
 //! Measures, per size: building the graph; reading the store; judging every asset (status with
@@ -14,16 +14,16 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use freshet_core::freshness::Clock as _;
-use freshet_core::freshness::SystemClock;
-use freshet_core::model::{
+use freshet_plan::freshness::Clock as _;
+use freshet_plan::freshness::SystemClock;
+use freshet_plan::model::{
     CodeVersion, DataVersion, FreshnessPolicy, InputVersion, Materialization, MaterializationId,
     Observation, Origin, RunId,
 };
-use freshet_core::planner::{self, Facts, PlanRequest, Statuses};
-use freshet_core::selection::Selection;
-use freshet_core::store::{RunKind, RunStatus};
-use freshet_core::{AssetDef, AssetGraph, AssetKey, AssetKind, Status, Store};
+use freshet_plan::planner::{self, Facts, PlanRequest, Statuses};
+use freshet_plan::selection::Selection;
+use freshet_plan::{AssetDef, AssetGraph, AssetKey, AssetKind, Status};
+use freshet_store::{RunKind, RunStatus, Store};
 
 /// A small deterministic generator (xorshift64*), so every run builds the same project.
 struct Rng(u64);

@@ -75,10 +75,8 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::freshness::FreshnessState;
 use crate::graph::AssetGraph;
-use crate::model::{AssetDef, AssetKey, AssetKind};
-use crate::planner::Status;
+use crate::model::{AssetDef, AssetKey, AssetKind, FreshnessState, Status};
 
 /// What evaluating `status:` and `freshness:` needs to know; the planner implements it.
 ///
@@ -95,7 +93,7 @@ pub trait AssetFacts {
 ///
 /// # Example
 /// ```
-/// use freshet_core::selection::Selection;
+/// use freshet_plan::selection::Selection;
 /// let sel = Selection::parse("+marts/daily_revenue and not kind:source").unwrap();
 /// assert_eq!(sel.as_str(), "+marts/daily_revenue and not kind:source");
 /// assert!(!sel.needs_facts());
@@ -191,6 +189,26 @@ impl Selection {
     /// Whether `status:` or `freshness:` appear (then the caller must supply real facts).
     pub fn needs_facts(&self) -> bool {
         self.expr.needs_facts()
+    }
+
+    /// The selected keys judged by definitions alone, as if nothing had been materialized yet
+    /// (`status:` sees every asset missing, `freshness:` every asset without a policy). Final for
+    /// a selection that does not [need facts](Selection::needs_facts); for one that does, it
+    /// checks the keys (the same errors as [`Selection::select`]) before any facts are read.
+    pub fn select_by_definition(
+        &self,
+        graph: &AssetGraph,
+    ) -> Result<BTreeSet<AssetKey>, SelectionError> {
+        struct Unknown;
+        impl AssetFacts for Unknown {
+            fn status(&self, _: &AssetKey) -> Status {
+                Status::Missing
+            }
+            fn freshness(&self, _: &AssetKey) -> FreshnessState {
+                FreshnessState::None
+            }
+        }
+        self.select(graph, &Unknown)
     }
 
     /// The selected keys. Errors only for an exact key not in the graph (the first one in the

@@ -34,95 +34,18 @@
 //! upstream list to [`UPSTREAM_LIMIT`] (the `UPSTREAM_LIMIT` most upstream of a union are the most
 //! upstream of the parts' bounded lists, so the bound loses nothing it shows).
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 
 use crate::freshness::{DataTimes, Freshness, FreshnessEvaluator};
 use crate::graph::AssetGraph;
-use crate::model::{AssetDef, AssetKey, AssetKind, DataVersion, Materialization, Observation};
+use crate::model::{AssetDef, AssetKey, AssetKind, FreshnessState, Materialization};
+pub use crate::model::{Lineage, Status};
 
 mod plan;
 
 pub use plan::{
     NotRun, NotRunReason, Plan, PlanError, PlanRequest, PlannedStep, StepEstimate, StepKind, plan,
 };
-
-/// The latest recorded event of every asset: what the planner judges against.
-#[derive(Debug, Clone, Default)]
-pub struct Lineage {
-    materializations: HashMap<AssetKey, Materialization>,
-    observations: HashMap<AssetKey, Observation>,
-}
-
-impl Lineage {
-    /// An empty lineage: nothing materialized or observed.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records `m` as its asset's latest materialization.
-    pub fn set_materialization(&mut self, m: Materialization) {
-        self.materializations.insert(m.asset.clone(), m);
-    }
-
-    /// Records `o` as its source's latest observation.
-    pub fn set_observation(&mut self, o: Observation) {
-        self.observations.insert(o.asset.clone(), o);
-    }
-
-    /// The latest materialization of `key`.
-    pub fn materialization(&self, key: &AssetKey) -> Option<&Materialization> {
-        self.materializations.get(key)
-    }
-
-    /// The latest observation of `key`.
-    pub fn observation(&self, key: &AssetKey) -> Option<&Observation> {
-        self.observations.get(key)
-    }
-
-    /// Every asset's latest materialization.
-    pub fn materializations(&self) -> impl Iterator<Item = &Materialization> {
-        self.materializations.values()
-    }
-
-    /// Every source's latest observation.
-    pub fn observations(&self) -> impl Iterator<Item = &Observation> {
-        self.observations.values()
-    }
-
-    /// The current data version of `key`: its latest materialization's, or for a source its latest
-    /// observation's.
-    pub fn data_version(&self, key: &AssetKey) -> Option<&DataVersion> {
-        self.materializations
-            .get(key)
-            .map(|m| &m.data_version)
-            .or_else(|| self.observations.get(key).map(|o| &o.data_version))
-    }
-}
-
-/// An asset's staleness status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// Materialized and nothing it depends on directly has changed.
-    Fresh,
-    /// Materialized, but its code, inputs or dependency set changed since.
-    Stale,
-    /// Never materialized (or, for a source, never observed).
-    Missing,
-}
-
-impl Status {
-    /// The lower-case name used in output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Fresh => "fresh",
-            Status::Stale => "stale",
-            Status::Missing => "missing",
-        }
-    }
-}
 
 /// The category of a stale cause. Ordered as causes are reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -322,12 +245,14 @@ impl Statuses {
     }
 }
 
-/// Status and freshness of every asset, for `status:` and `freshness:` in selections.
+/// Status and freshness of every asset, for `status:` and `freshness:` in selections: the one
+/// implementation of [`crate::selection::AssetFacts`].
 #[derive(Debug)]
 pub struct Facts<'a> {
     graph: &'a AssetGraph,
     statuses: &'a Statuses,
-    freshness: Vec<crate::freshness::FreshnessState>,
+    /// By graph index.
+    freshness: Vec<FreshnessState>,
 }
 
 impl<'a> Facts<'a> {
@@ -348,6 +273,26 @@ impl<'a> Facts<'a> {
             freshness,
         }
     }
+
+    /// Facts read off reports already made (by [`report_all`] on the same statuses), without
+    /// evaluating freshness again.
+    pub fn from_reports(
+        graph: &'a AssetGraph,
+        statuses: &'a Statuses,
+        reports: &[AssetReport],
+    ) -> Self {
+        let mut freshness = vec![FreshnessState::None; graph.len()];
+        for r in reports {
+            if let Some(i) = graph.index_of(&r.key) {
+                freshness[i] = r.freshness.state;
+            }
+        }
+        Self {
+            graph,
+            statuses,
+            freshness,
+        }
+    }
 }
 
 impl crate::selection::AssetFacts for Facts<'_> {
@@ -357,10 +302,10 @@ impl crate::selection::AssetFacts for Facts<'_> {
             .map_or(Status::Missing, |s| s.status)
     }
 
-    fn freshness(&self, key: &AssetKey) -> crate::freshness::FreshnessState {
+    fn freshness(&self, key: &AssetKey) -> FreshnessState {
         self.graph
             .index_of(key)
-            .map_or(crate::freshness::FreshnessState::None, |i| {
+            .map_or(FreshnessState::None, |i| {
                 self.freshness[i]
             })
     }

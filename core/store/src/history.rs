@@ -3,12 +3,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, from_i64, from_micros, get, micros, store_error};
-use crate::Result;
-use crate::model::{
+use freshet_plan::model::{
     AssetKey, CodeVersion, DataVersion, InputVersion, Materialization, MaterializationId,
     Observation, RunId,
 };
+
+use crate::lineage::parse_key;
+use crate::{Result, Store, from_i64, from_micros, get, micros, store_error};
 
 /// Selects materializations with their inputs (one row per input, or one with NULL inputs).
 macro_rules! select_materializations {
@@ -108,13 +109,10 @@ fn materializations(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Materialization>> 
     for row in rows {
         let id: String = get(row, 0)?;
         let input = match get::<Option<String>>(row, 11)? {
-            Some(asset) => match AssetKey::parse(&asset) {
-                Ok(asset) => Some(InputVersion {
-                    asset,
-                    data_version: DataVersion::new(get::<String>(row, 12)?),
-                }),
-                Err(_) => None,
-            },
+            Some(asset) => Some(InputVersion {
+                asset: parse_key(&asset, "materialization_inputs")?,
+                data_version: DataVersion::new(get::<String>(row, 12)?),
+            }),
             None => None,
         };
         if let Some(last) = out.last_mut()
@@ -123,9 +121,7 @@ fn materializations(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Materialization>> 
             last.inputs.extend(input);
             continue;
         }
-        let Ok(asset) = AssetKey::parse(&get::<String>(row, 1)?) else {
-            continue;
-        };
+        let asset = parse_key(&get::<String>(row, 1)?, "materializations")?;
         out.push(Materialization {
             id: MaterializationId::new(id),
             asset,

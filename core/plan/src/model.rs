@@ -9,7 +9,12 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+
+mod lineage;
+mod state;
+
+pub use lineage::{InputVersion, Lineage, Materialization, Observation};
+pub use state::{FreshnessState, Status};
 
 /// The name of an asset: one or more segments joined by `/`, each made of ASCII letters, digits
 /// and underscores (`raw_orders`, `marts/daily_revenue`).
@@ -18,7 +23,7 @@ use chrono::{DateTime, Utc};
 ///
 /// # Example
 /// ```
-/// use freshet_core::AssetKey;
+/// use freshet_plan::AssetKey;
 /// let key: AssetKey = "marts/daily_revenue".parse().unwrap();
 /// assert_eq!(key.segments().collect::<Vec<_>>(), ["marts", "daily_revenue"]);
 /// assert!("daily-revenue".parse::<AssetKey>().is_err());
@@ -241,69 +246,6 @@ mod opt_duration {
     }
 }
 
-impl FreshnessPolicy {
-    /// Parses the compact form used in SQL headers: space-separated `name=value` pairs, e.g.
-    /// `max_age=1h warn_after=30m` or `cron="0 6 * * *" timezone=Europe/Paris`.
-    pub fn parse_compact(s: &str) -> Result<Self, String> {
-        let mut policy = FreshnessPolicy::default();
-        let mut rest = s.trim();
-        while !rest.is_empty() {
-            let (name, after) = rest
-                .split_once('=')
-                .ok_or_else(|| format!("expected name=value, found {rest:?}"))?;
-            let after = after.trim_start();
-            let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
-                let end = quoted
-                    .find('"')
-                    .ok_or_else(|| format!("unterminated quote in {after:?}"))?;
-                (&quoted[..end], &quoted[end + 1..])
-            } else {
-                after.split_at(after.find(char::is_whitespace).unwrap_or(after.len()))
-            };
-            policy.set(name.trim(), value)?;
-            rest = tail.trim_start();
-        }
-        policy.validate()?;
-        Ok(policy)
-    }
-
-    /// Sets one field by name from its textual value.
-    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
-        match name {
-            "max_age" => self.max_age = Some(parse_duration(value)?),
-            "warn_after" => self.warn_after = Some(parse_duration(value)?),
-            "cron" => self.cron = Some(value.to_owned()),
-            "timezone" => self.timezone = Some(value.to_owned()),
-            other => {
-                return Err(format!(
-                    "unknown freshness setting {other:?} (expected max_age, warn_after, cron or timezone)"
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Checks the fields agree with each other.
-    pub fn validate(&self) -> Result<(), String> {
-        if let (Some(warn), Some(max)) = (self.warn_after, self.max_age)
-            && warn >= max
-        {
-            return Err("warn_after must be shorter than max_age".to_owned());
-        }
-        if self.warn_after.is_some() && self.max_age.is_none() {
-            return Err("warn_after needs max_age".to_owned());
-        }
-        if self.max_age.is_none() && self.cron.is_none() {
-            return Err("a freshness policy needs max_age or cron".to_owned());
-        }
-        if self.timezone.is_some() && self.cron.is_none() {
-            return Err("timezone needs cron".to_owned());
-        }
-        crate::freshness::CompiledPolicy::new(self)?;
-        Ok(())
-    }
-}
-
 /// Parses durations such as `90s`, `15m`, `1h30m`, `2d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("invalid duration {s:?} (expected e.g. 30m, 1h30m, 2d)");
@@ -433,66 +375,6 @@ impl AssetDef {
         self.deps = deps;
         self
     }
-}
-
-/// One recorded materialization: the lineage Freshet keeps for every output it writes.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Materialization {
-    /// Unique, time-ordered.
-    pub id: MaterializationId,
-    /// The asset materialized.
-    pub asset: AssetKey,
-    /// The run that wrote it.
-    pub run_id: RunId,
-    /// The asset's code version when it ran.
-    pub code_version: CodeVersion,
-    /// The fingerprint of the rows written.
-    pub data_version: DataVersion,
-    /// The data version of every input read, sorted by asset key.
-    pub inputs: Vec<InputVersion>,
-    /// URL of the immutable Parquet object written.
-    pub location: String,
-    /// Rows written.
-    pub row_count: u64,
-    /// Size of the Parquet object in bytes.
-    pub byte_size: u64,
-    /// Wall time of the computation and write, in microseconds.
-    pub duration_us: u64,
-    /// When it was recorded.
-    #[serde(with = "chrono::serde::ts_microseconds")]
-    pub created_at: DateTime<Utc>,
-    /// The time of the oldest source data it incorporates, as of when it was written (see
-    /// [`crate::freshness`]); `None` when an input's was unknown.
-    #[serde(with = "chrono::serde::ts_microseconds_option")]
-    pub data_time: Option<DateTime<Utc>>,
-}
-
-/// The version of one input a materialization read.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct InputVersion {
-    /// The upstream asset.
-    pub asset: AssetKey,
-    /// Its data version at the time it was read.
-    pub data_version: DataVersion,
-}
-
-/// One observation of a source: the version of the external data at a moment.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Observation {
-    /// The source observed.
-    pub asset: AssetKey,
-    /// Fingerprint of the observed objects (their paths, sizes and e-tags).
-    pub data_version: DataVersion,
-    /// Number of objects that matched the source's location.
-    pub file_count: u64,
-    /// Their total size in bytes.
-    pub byte_size: u64,
-    /// When this version was first seen: the source's last change, as far as Freshet knows.
-    #[serde(with = "chrono::serde::ts_microseconds")]
-    pub observed_at: DateTime<Utc>,
-    /// When this version was last seen unchanged.
-    #[serde(with = "chrono::serde::ts_microseconds")]
-    pub checked_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

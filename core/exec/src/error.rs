@@ -4,7 +4,12 @@
 //! outside world (a database or object store that fails; often worth retrying), and a step's own
 //! computation. Every message is one line and names what is wrong.
 
+use std::fmt;
+
+use datafusion::error::DataFusionError;
+
 use crate::graph::GraphError;
+use crate::model::AssetKey;
 use crate::planner::PlanError;
 use crate::sql::SqlError;
 
@@ -45,12 +50,9 @@ pub enum Error {
     /// An asset named on the command line does not exist.
     #[error("unknown asset {0:?}")]
     UnknownAsset(String),
-    /// The metadata database failed.
-    #[error("{message}")]
-    Store {
-        /// What failed (never includes a password).
-        message: String,
-    },
+    /// The metadata store failed (its message never includes a password).
+    #[error(transparent)]
+    Store(#[from] freshet_store::Error),
     /// Object storage or a source's files failed.
     #[error("{message}")]
     Storage {
@@ -92,7 +94,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Storage { retryable, .. } | Error::Execution { retryable, .. } => *retryable,
-            Error::Store { .. } => true,
+            Error::Store(e) => e.is_retryable(),
             _ => false,
         }
     }
@@ -100,3 +102,29 @@ impl Error {
 
 /// Result with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn execution_error(key: &AssetKey, e: DataFusionError) -> Error {
+    let retryable = matches!(
+        e,
+        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_)
+    );
+    Error::Execution {
+        asset: key.to_string(),
+        message: one_line(&e),
+        retryable,
+    }
+}
+
+pub(crate) fn storage_error(key: &AssetKey, e: &datafusion::object_store::Error) -> Error {
+    Error::Storage {
+        message: format!("{key}: {}", one_line(e)),
+        retryable: true,
+    }
+}
+
+pub(crate) fn one_line(e: &dyn fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}

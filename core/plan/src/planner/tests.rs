@@ -5,7 +5,11 @@ use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 
 use super::*;
-use crate::model::{CodeVersion, InputVersion, MaterializationId, Origin, RunId};
+use std::collections::HashMap;
+
+use crate::model::{
+    CodeVersion, DataVersion, InputVersion, MaterializationId, Observation, Origin, RunId,
+};
 
 /// A small world: definitions from `"key[@code]: deps"` lines (a `source` when the key starts with
 /// `raw`), and a lineage changed by the same events a run records.

@@ -39,8 +39,9 @@ use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 
 use crate::graph::AssetGraph;
-use crate::model::{AssetKind, FreshnessPolicy, format_duration};
-use crate::planner::Lineage;
+use crate::model::{AssetKind, FreshnessPolicy, Lineage, format_duration, parse_duration};
+
+pub use crate::model::FreshnessState;
 
 /// Where the current time comes from.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -86,38 +87,68 @@ impl Clock for ManualClock {
     }
 }
 
-/// The result of evaluating an asset's freshness policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FreshnessState {
-    /// Within the policy.
-    Pass,
-    /// Past the warning threshold, not yet failing.
-    Warn,
-    /// Overdue.
-    Fail,
-    /// Has a policy but was never materialized (for a source: never observed).
-    Unknown,
-    /// Has no policy.
-    None,
-}
-
-impl FreshnessState {
-    /// The lower-case name used in output and selections.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FreshnessState::Pass => "pass",
-            FreshnessState::Warn => "warn",
-            FreshnessState::Fail => "fail",
-            FreshnessState::Unknown => "unknown",
-            FreshnessState::None => "none",
+/// Parsing and checking a policy live here, beside the evaluator that compiles it, so the model
+/// stays plain data.
+impl FreshnessPolicy {
+    /// Parses the compact form used in SQL headers: space-separated `name=value` pairs, e.g.
+    /// `max_age=1h warn_after=30m` or `cron="0 6 * * *" timezone=Europe/Paris`.
+    pub fn parse_compact(s: &str) -> Result<Self, String> {
+        let mut policy = FreshnessPolicy::default();
+        let mut rest = s.trim();
+        while !rest.is_empty() {
+            let (name, after) = rest
+                .split_once('=')
+                .ok_or_else(|| format!("expected name=value, found {rest:?}"))?;
+            let after = after.trim_start();
+            let (value, tail) = if let Some(quoted) = after.strip_prefix('"') {
+                let end = quoted
+                    .find('"')
+                    .ok_or_else(|| format!("unterminated quote in {after:?}"))?;
+                (&quoted[..end], &quoted[end + 1..])
+            } else {
+                after.split_at(after.find(char::is_whitespace).unwrap_or(after.len()))
+            };
+            policy.set(name.trim(), value)?;
+            rest = tail.trim_start();
         }
+        policy.validate()?;
+        Ok(policy)
     }
-}
 
-impl fmt::Display for FreshnessState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    /// Sets one field by name from its textual value.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+        match name {
+            "max_age" => self.max_age = Some(parse_duration(value)?),
+            "warn_after" => self.warn_after = Some(parse_duration(value)?),
+            "cron" => self.cron = Some(value.to_owned()),
+            "timezone" => self.timezone = Some(value.to_owned()),
+            other => {
+                return Err(format!(
+                    "unknown freshness setting {other:?} (expected max_age, warn_after, cron or timezone)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the fields agree with each other.
+    pub fn validate(&self) -> Result<(), String> {
+        if let (Some(warn), Some(max)) = (self.warn_after, self.max_age)
+            && warn >= max
+        {
+            return Err("warn_after must be shorter than max_age".to_owned());
+        }
+        if self.warn_after.is_some() && self.max_age.is_none() {
+            return Err("warn_after needs max_age".to_owned());
+        }
+        if self.max_age.is_none() && self.cron.is_none() {
+            return Err("a freshness policy needs max_age or cron".to_owned());
+        }
+        if self.timezone.is_some() && self.cron.is_none() {
+            return Err("timezone needs cron".to_owned());
+        }
+        CompiledPolicy::new(self)?;
+        Ok(())
     }
 }
 

@@ -3,118 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, from_i64, from_micros, get, micros, store_error, to_i64};
-use crate::Result;
-use crate::model::{AssetKey, RunId};
+use freshet_plan::model::{AssetKey, RunId};
 
-/// What a run does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunKind {
-    /// Materializes a plan.
-    Materialize,
-    /// Observes sources.
-    Observe,
-}
-
-impl RunKind {
-    /// `materialize` or `observe`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunKind::Materialize => "materialize",
-            RunKind::Observe => "observe",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "observe" => RunKind::Observe,
-            _ => RunKind::Materialize,
-        }
-    }
-}
-
-/// How a run ended (or that it has not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    /// Requested, waiting for the run before it.
-    Queued,
-    /// Started and not yet finished.
-    Running,
-    /// Every step succeeded or was skipped as unneeded.
-    Succeeded,
-    /// At least one step failed, or the process stopped it.
-    Failed,
-    /// Stopped on request.
-    Cancelled,
-}
-
-impl RunStatus {
-    /// The status as stored and shown: `queued`, `running`, `succeeded`, `failed`, `cancelled`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-        }
-    }
-
-    /// Parses [`RunStatus::as_str`]'s words.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "queued" => RunStatus::Queued,
-            "running" => RunStatus::Running,
-            "succeeded" => RunStatus::Succeeded,
-            "failed" => RunStatus::Failed,
-            "cancelled" => RunStatus::Cancelled,
-            _ => return None,
-        })
-    }
-
-    /// Whether the run has ended.
-    pub fn is_finished(self) -> bool {
-        !matches!(self, RunStatus::Queued | RunStatus::Running)
-    }
-}
-
-/// Where one step of a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepState {
-    /// Planned, not started.
-    Pending,
-    /// Computing now.
-    Running,
-    /// Written and recorded.
-    Materialized,
-    /// Not run: unneeded, or upstream failed, or the run stopped.
-    Skipped,
-    /// Failed.
-    Failed,
-}
-
-impl StepState {
-    /// `pending`, `running`, `materialized`, `skipped` or `failed`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepState::Pending => "pending",
-            StepState::Running => "running",
-            StepState::Materialized => "materialized",
-            StepState::Skipped => "skipped",
-            StepState::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "running" => StepState::Running,
-            "materialized" => StepState::Materialized,
-            "skipped" => StepState::Skipped,
-            "failed" => StepState::Failed,
-            _ => StepState::Pending,
-        }
-    }
-}
+use crate::lifecycle::{LogLevel, RunKind, RunStatus, StepState};
+use crate::{Error, Result, Store, from_i64, from_micros, get, micros, store_error, to_i64};
 
 /// How many steps of a run ended which way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -169,36 +61,6 @@ pub struct StepRecord {
     pub row_count: Option<u64>,
     /// Bytes written.
     pub byte_size: Option<u64>,
-}
-
-/// How much a log line matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogLevel {
-    /// Progress.
-    Info,
-    /// Something skipped or odd.
-    Warn,
-    /// A failure.
-    Error,
-}
-
-impl LogLevel {
-    /// `info`, `warn` or `error`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogLevel::Info => "info",
-            LogLevel::Warn => "warn",
-            LogLevel::Error => "error",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "warn" => LogLevel::Warn,
-            "error" => LogLevel::Error,
-            _ => LogLevel::Info,
-        }
-    }
 }
 
 /// One line of a run's log.
@@ -319,19 +181,13 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a queued run as running from `at`.
+    /// Marks a queued run as running from `at`. Refused unless the run is queued.
     pub async fn start_run(&self, id: &RunId, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE runs SET status = $1, started_at = $2 WHERE id = $3")
-            .bind(RunStatus::Running.as_str())
-            .bind(micros(at))
-            .bind(id.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
-        Ok(())
+        self.move_run(id, RunStatus::Running, at, None).await
     }
 
-    /// Records how a run ended.
+    /// Records how a run ended. Refused (an [`Error::Transition`]) when the run already ended or
+    /// `status` is not an end the lifecycle allows from where it is.
     pub async fn finish_run(
         &self,
         id: &RunId,
@@ -339,15 +195,54 @@ impl Store {
         finished_at: DateTime<Utc>,
         error: Option<&str>,
     ) -> Result<()> {
-        sqlx::query("UPDATE runs SET status = $1, finished_at = $2, error = $3 WHERE id = $4")
-            .bind(status.as_str())
-            .bind(micros(finished_at))
+        if !status.is_finished() {
+            return Err(Error::Transition {
+                run: id.to_string(),
+                message: format!("{} is not how a run ends", status.as_str()),
+            });
+        }
+        self.move_run(id, status, finished_at, error).await
+    }
+
+    /// Moves a run to `to` at `at` in one conditional statement: only from a status
+    /// [`RunStatus::comes_from`] allows. Starting sets `started_at`; ending sets `finished_at`
+    /// and the error.
+    async fn move_run(
+        &self,
+        id: &RunId,
+        to: RunStatus,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let (a, b) = pair(to.comes_from()).ok_or_else(|| refused(id, to.as_str()))?;
+        let sql = if to.is_finished() {
+            "UPDATE runs SET status = $1, finished_at = $2, error = $3 \
+             WHERE id = $4 AND status IN ($5, $6)"
+        } else {
+            "UPDATE runs SET status = $1, started_at = $2, error = $3 \
+             WHERE id = $4 AND status IN ($5, $6)"
+        };
+        let done = sqlx::query(sql)
+            .bind(to.as_str())
+            .bind(micros(at))
             .bind(error)
             .bind(id.as_str())
+            .bind(a.as_str())
+            .bind(b.as_str())
             .execute(&self.pool)
             .await
             .map_err(store_error)?;
-        Ok(())
+        if done.rows_affected() == 1 {
+            return Ok(());
+        }
+        let message = match self.run(id).await? {
+            None => "no such run".to_owned(),
+            Some(r) => format!("cannot become {} from {}", to.as_str(), r.status.as_str()),
+        };
+        Err(Error::Transition {
+            run: id.to_string(),
+            message,
+        })
     }
 
     /// Ends the runs still queued (a server stopped before it ran them) as cancelled.
@@ -386,24 +281,31 @@ impl Store {
 
     /// Records that step `position` (0-based) started computing.
     pub async fn step_started(&self, id: &RunId, position: usize, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
-            "UPDATE run_steps SET state = $1, started_at = $2 WHERE run_id = $3 AND position = $4",
+        let (a, b) = pair(StepState::Running.comes_from())
+            .ok_or_else(|| refused(id, StepState::Running.as_str()))?;
+        let done = sqlx::query(
+            "UPDATE run_steps SET state = $1, started_at = $2 \
+             WHERE run_id = $3 AND position = $4 AND state IN ($5, $6)",
         )
         .bind(StepState::Running.as_str())
         .bind(micros(at))
         .bind(id.as_str())
         .bind(to_i64(position as u64))
+        .bind(a.as_str())
+        .bind(b.as_str())
         .execute(&self.pool)
         .await
         .map_err(store_error)?;
-        Ok(())
+        step_moved(id, position, StepState::Running, done.rows_affected())
     }
 
-    /// Records how step `position` (0-based) ended.
+    /// Records how step `position` (0-based) ended; refused when it already ended.
     pub async fn step_finished(&self, id: &RunId, position: usize, end: &StepRecord) -> Result<()> {
-        sqlx::query(
+        let (a, b) =
+            pair(end.state.comes_from()).ok_or_else(|| refused(id, end.state.as_str()))?;
+        let done = sqlx::query(
             "UPDATE run_steps SET state = $1, finished_at = $2, message = $3, row_count = $4, \
-             byte_size = $5 WHERE run_id = $6 AND position = $7",
+             byte_size = $5 WHERE run_id = $6 AND position = $7 AND state IN ($8, $9)",
         )
         .bind(end.state.as_str())
         .bind(end.finished_at.map(micros))
@@ -412,10 +314,12 @@ impl Store {
         .bind(end.byte_size.map(to_i64))
         .bind(id.as_str())
         .bind(to_i64(position as u64))
+        .bind(a.as_str())
+        .bind(b.as_str())
         .execute(&self.pool)
         .await
         .map_err(store_error)?;
-        Ok(())
+        step_moved(id, position, end.state, done.rows_affected())
     }
 
     /// Appends a line to a run's log.
@@ -484,9 +388,12 @@ impl Store {
         .map_err(store_error)?;
         rows.iter()
             .map(|row| {
+                let state: String = get(row, 1)?;
                 Ok(StepRecord {
                     asset: get(row, 0)?,
-                    state: StepState::parse(&get::<String>(row, 1)?),
+                    state: StepState::parse(&state).ok_or_else(|| {
+                        Error::corrupt(format!("run_steps row of run {id}"), format!("unknown state {state:?}"))
+                    })?,
                     started_at: get::<Option<i64>>(row, 2)?.map(from_micros),
                     finished_at: get::<Option<i64>>(row, 3)?.map(from_micros),
                     message: get(row, 4)?,
@@ -510,10 +417,13 @@ impl Store {
         .map_err(store_error)?;
         rows.iter()
             .map(|row| {
+                let level: String = get(row, 2)?;
                 Ok(LogLine {
                     seq: from_i64(get(row, 0)?),
                     at: from_micros(get(row, 1)?),
-                    level: LogLevel::parse(&get::<String>(row, 2)?),
+                    level: LogLevel::parse(&level).ok_or_else(|| {
+                        Error::corrupt(format!("run_logs row of run {id}"), format!("unknown level {level:?}"))
+                    })?,
                     asset: get(row, 3)?,
                     message: get(row, 4)?,
                 })
@@ -565,10 +475,14 @@ impl Store {
 }
 
 fn run_record(row: &sqlx::any::AnyRow) -> Result<RunRecord> {
+    let id: String = get(row, 0)?;
+    let (kind, status): (String, String) = (get(row, 1)?, get(row, 2)?);
+    let corrupt = |what: &str| Error::corrupt(format!("runs row {id}"), what);
     Ok(RunRecord {
-        id: RunId::new(get::<String>(row, 0)?),
-        kind: RunKind::parse(&get::<String>(row, 1)?),
-        status: RunStatus::parse(&get::<String>(row, 2)?).unwrap_or(RunStatus::Failed),
+        kind: RunKind::parse(&kind).ok_or_else(|| corrupt(&format!("unknown kind {kind:?}")))?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| corrupt(&format!("unknown status {status:?}")))?,
+        id: RunId::new(id.clone()),
         selection: get(row, 3)?,
         stale_only: get::<i64>(row, 4)? != 0,
         started_at: from_micros(get(row, 5)?),
@@ -581,4 +495,35 @@ fn run_record(row: &sqlx::any::AnyRow) -> Result<RunRecord> {
             failed: from_i64(get(row, 11)?),
         },
     })
+}
+
+/// The states of `from` to bind to `IN ($a, $b)` (the one twice when there is one); `None` for
+/// an initial state, which is inserted, never moved to.
+fn pair<T: Copy>(from: &[T]) -> Option<(T, T)> {
+    match from {
+        [a] => Some((*a, *a)),
+        [a, b, ..] => Some((*a, *b)),
+        [] => None,
+    }
+}
+
+/// `Ok` when a step's conditional update moved it; otherwise the refused move as an error.
+fn step_moved(id: &RunId, position: usize, to: StepState, rows: u64) -> Result<()> {
+    if rows == 1 {
+        return Ok(());
+    }
+    Err(Error::Transition {
+        run: id.to_string(),
+        message: format!(
+            "step {position} cannot become {}: it is not in a state that may",
+            to.as_str()
+        ),
+    })
+}
+
+fn refused(id: &RunId, to: &str) -> Error {
+    Error::Transition {
+        run: id.to_string(),
+        message: format!("nothing moves to {to}: it is where a record starts"),
+    }
 }

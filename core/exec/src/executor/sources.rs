@@ -1,0 +1,185 @@
+//! Sources: listing a source's objects into a data version (an observation), and registering its
+//! files as a table for a step or a preview.
+
+use datafusion::common::TableReference;
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
+use futures::TryStreamExt;
+
+use super::{Executor, RunEvent, RunObserver};
+use crate::error::one_line;
+use crate::fingerprint::Hasher;
+use crate::model::{AssetKey, DataVersion, Lineage, Observation};
+use crate::planner;
+use crate::project::{Computation, SourceFormat, SourceSpec};
+use crate::{Error, Result};
+
+/// Whether observing records what it saw in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Record {
+    Yes,
+    No,
+}
+
+impl Executor {
+    /// Observes sources (all when `keys` is empty) and records the ones whose version moved.
+    pub async fn observe(
+        &self,
+        keys: &[AssetKey],
+        observer: &dyn RunObserver,
+    ) -> Result<Vec<(Observation, bool)>> {
+        for key in keys {
+            if !matches!(self.project.computation(key), Some(Computation::Source(_))) {
+                return Err(planner::PlanError::NotSource(key.clone()).into());
+            }
+        }
+        let mut lineage = self.store.load_lineage().await?;
+        self.observe_into(keys, &mut lineage, observer, Record::Yes)
+            .await
+    }
+
+    /// Observes every source without recording anything, and puts what it saw into `lineage`:
+    /// what a run would see, for plans.
+    pub async fn peek_sources(&self, lineage: &mut Lineage) -> Result<()> {
+        self.observe_into(&[], lineage, &(), Record::No).await?;
+        Ok(())
+    }
+
+    /// Observes sources (all when `keys` is empty) and updates `lineage` with what it saw: a new
+    /// observation for a source whose version moved, a later check time for one that did not.
+    pub(super) async fn observe_into(
+        &self,
+        keys: &[AssetKey],
+        lineage: &mut Lineage,
+        observer: &dyn RunObserver,
+        record: Record,
+    ) -> Result<Vec<(Observation, bool)>> {
+        let mut out = Vec::new();
+        for def in self.project.graph().iter() {
+            let Some(Computation::Source(spec)) = self.project.computation(&def.key) else {
+                continue;
+            };
+            if !keys.is_empty() && !keys.contains(&def.key) {
+                continue;
+            }
+            let observation = self.observe_source(&def.key, spec).await?;
+            let current = lineage.observation(&def.key);
+            let changed = current.map(|o| &o.data_version) != Some(&observation.data_version);
+            let seen = match current {
+                Some(current) if !changed => Observation {
+                    checked_at: observation.checked_at,
+                    ..current.clone()
+                },
+                _ => observation.clone(),
+            };
+            if record == Record::Yes {
+                if changed {
+                    self.store.record_observation(&seen).await?;
+                } else {
+                    self.store.record_check(&seen).await?;
+                }
+            }
+            lineage.set_observation(seen);
+            observer.event(&RunEvent::Observed {
+                observation: &observation,
+                changed,
+            });
+            out.push((observation, changed));
+        }
+        Ok(out)
+    }
+
+    /// Lists a source's objects and fingerprints their paths, sizes and e-tags (or modification
+    /// times). Touching or rewriting a file therefore counts as new data.
+    pub(super) async fn observe_source(&self, key: &AssetKey, spec: &SourceSpec) -> Result<Observation> {
+        let now = self.clock.now();
+        let fail = |message: String, retryable| Error::Storage {
+            message: format!("source {key}: {message}"),
+            retryable,
+        };
+        let ctx = self.session();
+        let url = ListingTableUrl::parse(&spec.location).map_err(|e| {
+            fail(
+                format!("invalid location {}: {}", spec.location, one_line(&e)),
+                false,
+            )
+        })?;
+        let store = ctx
+            .runtime_env()
+            .object_store(url.object_store())
+            .map_err(|e| fail(one_line(&e), false))?;
+        let state = ctx.state();
+        let listing = url.list_all_files(&state, store.as_ref(), "").await;
+        let mut files: Vec<_> = match listing {
+            Ok(stream) => stream.try_collect().await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| match e {
+            DataFusionError::ObjectStore(ref inner)
+                if matches!(**inner, datafusion::object_store::Error::NotFound { .. }) =>
+            {
+                fail(format!("no files match {}", spec.location), false)
+            }
+            e => fail(
+                format!("cannot list {}: {}", spec.location, one_line(&e)),
+                true,
+            ),
+        })?;
+        if files.is_empty() {
+            return Err(fail(format!("no files match {}", spec.location), false));
+        }
+        files.sort_by(|a, b| a.location.cmp(&b.location));
+        let mut h = Hasher::default();
+        for f in &files {
+            h.field(f.location.as_ref().as_bytes())
+                .field(&f.size.to_le_bytes());
+            match &f.e_tag {
+                Some(tag) => h.field(tag.as_bytes()),
+                None => h.field(&f.last_modified.timestamp_micros().to_le_bytes()),
+            };
+        }
+        Ok(Observation {
+            asset: key.clone(),
+            data_version: DataVersion::new(h.finish_hex()),
+            file_count: files.len() as u64,
+            byte_size: files.iter().map(|f| f.size).sum(),
+            observed_at: now,
+            checked_at: now,
+        })
+    }
+}
+
+pub(super) async fn register_source(
+    ctx: &SessionContext,
+    table: TableReference,
+    spec: &SourceSpec,
+) -> datafusion::error::Result<()> {
+    // An empty extension: the location (a file or a glob) already says which files to read.
+    match spec.format {
+        SourceFormat::Csv => {
+            ctx.register_csv(
+                table,
+                &spec.location,
+                CsvReadOptions::new().file_extension(""),
+            )
+            .await
+        }
+        SourceFormat::Parquet => {
+            ctx.register_parquet(
+                table,
+                &spec.location,
+                ParquetReadOptions::default().file_extension(""),
+            )
+            .await
+        }
+        SourceFormat::Json => {
+            ctx.register_json(
+                table,
+                &spec.location,
+                JsonReadOptions::default().file_extension(""),
+            )
+            .await
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! Freshet as a library: a project loaded from its files, and the executor that materializes it.
+//!
+//! This crate is the edge that touches files, DataFusion and object storage. The pure half (the
+//! model, the graph, selections, freshness and the planner) is `freshet-plan`, and the metadata
+//! store is `freshet-store`; both are re-exported here under the module names they have always
+//! had (`freshet_core::planner`, `freshet_core::store`, ...) so that one dependency is enough
+//! to embed Freshet. Nothing here knows HTTP or the command line.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod error;
+pub mod executor;
+pub mod fingerprint;
+pub mod project;
+pub mod rust_asset;
+pub mod snapshot;
+pub mod sql;
+mod tables;
+
+pub use freshet_plan::{freshness, graph, model, planner, selection};
+pub use freshet_store as store;
+
+pub use error::{Error, Result};
+pub use executor::{Executor, RunEvent, RunObserver, RunReport, SkipReason, StepOutcome};
+pub use graph::{AssetGraph, GraphError};
+pub use model::{
+    AssetDef, AssetKey, AssetKind, CodeVersion, DataVersion, Lineage, Materialization,
+    Observation, RunId, Status,
+};
+pub use planner::{AssetStatus, CauseCategory, PlanRequest, StaleCause};
+pub use project::{Overrides, Project};
+pub use rust_asset::{AssetContext, AssetOutput, BoxError, Catalogue, Catalogues, RustAsset};
+pub use snapshot::Snapshot;
+pub use store::Store;

@@ -1,0 +1,154 @@
+//! One snapshot of the facts: a project, the lineage the store recorded, every asset's status and
+//! (on first use) every report, all judged at one moment.
+//!
+//! Built in one place, [`Snapshot::load`] (or [`Snapshot::new`] from a lineage already in hand),
+//! and read by the command line, the server and anything else that shows or acts on statuses, so
+//! they cannot disagree about what is fresh.
+//!
+//! **Invariant:** everything in a snapshot was judged against the same lineage at the same time,
+//! [`Snapshot::at`]; it never changes after it is built (reports are computed once, lazily).
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+
+use crate::Result;
+use crate::graph::AssetGraph;
+use crate::model::{AssetKey, Lineage};
+use crate::planner::{self, AssetReport, Facts, Plan, PlanError, PlanRequest, Statuses};
+use crate::project::Project;
+use crate::selection::{Selection, SelectionError};
+use crate::store::Store;
+
+/// Every asset's status and report at one moment.
+#[derive(Debug)]
+pub struct Snapshot {
+    project: Project,
+    at: DateTime<Utc>,
+    lineage: Lineage,
+    statuses: Statuses,
+    reports: OnceLock<Reports>,
+}
+
+/// Reports in topological order, and where each graph index's report is.
+#[derive(Debug)]
+struct Reports {
+    list: Vec<AssetReport>,
+    position: Vec<Option<usize>>,
+}
+
+impl Snapshot {
+    /// Reads the current lineage from `store` and judges every asset of `project` at `at`.
+    pub async fn load(project: &Project, store: &Store, at: DateTime<Utc>) -> Result<Self> {
+        let lineage = store.load_lineage().await?;
+        Ok(Self::new(project.clone(), lineage, at))
+    }
+
+    /// Judges every asset of `project` against `lineage` at `at` (for a plan, a lineage with
+    /// sources observed but not recorded).
+    pub fn new(project: Project, lineage: Lineage, at: DateTime<Utc>) -> Self {
+        let statuses = Statuses::compute(project.graph(), &lineage);
+        Self {
+            project,
+            at,
+            lineage,
+            statuses,
+            reports: OnceLock::new(),
+        }
+    }
+
+    /// The project judged.
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    /// The project's graph.
+    pub fn graph(&self) -> &AssetGraph {
+        self.project.graph()
+    }
+
+    /// When it was judged.
+    pub fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
+
+    /// The lineage it was judged against.
+    pub fn lineage(&self) -> &Lineage {
+        &self.lineage
+    }
+
+    /// Every asset's status, indexed like the graph.
+    pub fn statuses(&self) -> &Statuses {
+        &self.statuses
+    }
+
+    /// Every asset's report, upstream first (each listing at most
+    /// [`planner::UPSTREAM_LIMIT`] upstream issues).
+    pub fn reports(&self) -> &[AssetReport] {
+        &self.computed().list
+    }
+
+    /// The report on the asset at graph index `i`.
+    pub fn report_at(&self, i: usize) -> Option<&AssetReport> {
+        let reports = self.computed();
+        reports
+            .position
+            .get(i)
+            .copied()
+            .flatten()
+            .and_then(|p| reports.list.get(p))
+    }
+
+    /// The report on `key`, if it is an asset of the project.
+    pub fn report(&self, key: &AssetKey) -> Option<&AssetReport> {
+        self.report_at(self.graph().index_of(key)?)
+    }
+
+    /// One asset explained in full: its report with every upstream issue, not only the first
+    /// [`planner::UPSTREAM_LIMIT`].
+    pub fn explain(&self, key: &AssetKey) -> Option<AssetReport> {
+        planner::report_one(self.graph(), &self.lineage, &self.statuses, key, self.at)
+    }
+
+    /// Status and freshness for `status:` and `freshness:` in selections.
+    pub fn facts(&self) -> Facts<'_> {
+        Facts::from_reports(self.graph(), &self.statuses, self.reports())
+    }
+
+    /// The assets `selection` picks, judged by this snapshot's facts when it needs them.
+    pub fn select(&self, selection: &Selection) -> Result<BTreeSet<AssetKey>, SelectionError> {
+        if selection.needs_facts() {
+            selection.select(self.graph(), &self.facts())
+        } else {
+            selection.select_by_definition(self.graph())
+        }
+    }
+
+    /// What `request` would run against this snapshot.
+    pub fn plan(&self, request: &PlanRequest) -> Result<Plan, PlanError> {
+        planner::plan(self.graph(), &self.lineage, &self.statuses, request)
+    }
+
+    /// When some asset's freshness next changes by time alone: until then the snapshot holds.
+    pub fn valid_until(&self) -> Option<DateTime<Utc>> {
+        self.reports()
+            .iter()
+            .filter_map(|r| r.freshness.next_change.map(|c| c.at))
+            .min()
+    }
+
+    fn computed(&self) -> &Reports {
+        self.reports.get_or_init(|| {
+            let graph = self.project.graph();
+            let list = planner::report_all(graph, &self.lineage, &self.statuses, self.at);
+            let mut position = vec![None; graph.len()];
+            for (p, r) in list.iter().enumerate() {
+                if let Some(i) = graph.index_of(&r.key) {
+                    position[i] = Some(p);
+                }
+            }
+            Reports { list, position }
+        })
+    }
+}

@@ -1,0 +1,324 @@
+//! The metadata store: runs, materializations with their input versions, source observations, and
+//! the current version of each asset. SQLite by default; the SQL is kept portable to PostgreSQL.
+//!
+//! [`Store`] is the one boundary: everything else reads and writes metadata through its methods,
+//! so a second backend is a second way to open a pool, not a second set of queries.
+//!
+//! **Invariant:** an asset's current version (its row in `asset_heads`) changes only in the same
+//! transaction that records the event it points to, after the output was fully written. Every query
+//! is parameterised; no value is ever spliced into SQL text. A run or step moves only along its
+//! lifecycle ([`lifecycle`]): each transition is one conditional `UPDATE`, so a finished run
+//! cannot be finished again. A stored value that does not decode is an error naming its record,
+//! never skipped.
+//!
+//! **Boundary:** knows SQL and the record types of [`freshet_plan::model`]; nothing of
+//! DataFusion, object storage or the planner's rules.
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+mod history;
+pub mod lifecycle;
+mod lineage;
+mod runs;
+
+pub use lifecycle::{LogLevel, RunKind, RunStatus, StepState};
+pub use runs::{Failure, LogLine, RunQuery, RunRecord, StepCounts, StepRecord};
+
+/// A metadata store failure: one line, never with a password.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The database could not be opened, or a query failed.
+    #[error("{message}")]
+    Database {
+        /// What failed.
+        message: String,
+    },
+    /// A stored value does not decode: written by another tool or a newer Freshet.
+    #[error("metadata database: {record}: {message}")]
+    Corrupt {
+        /// The record, e.g. `asset_heads row for daily_revenue`.
+        record: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A run or step was asked to move in a way its lifecycle does not allow (finishing a run
+    /// that already finished, starting one that is not queued).
+    #[error("run {run}: {message}")]
+    Transition {
+        /// The run.
+        run: String,
+        /// What was refused, in words.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Whether trying again may succeed: a database that failed may come back; a corrupt record
+    /// or a refused transition will not change by itself.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Database { .. })
+    }
+
+    fn corrupt(record: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Error::Corrupt {
+            record: record.into(),
+            message: one_line(&message),
+        }
+    }
+}
+
+/// Result with [`Error`] as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// A handle on the metadata database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and applies pending migrations.
+    ///
+    /// `sqlite://PATH` creates the file and its folder. Errors never include the URL's password.
+    pub async fn open(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let shown = redact_url(url);
+        let fail = |e: &dyn std::fmt::Display| Error::Database {
+            message: format!("cannot open metadata database {shown}: {}", one_line(e)),
+        };
+        let mut connect_url = url.to_owned();
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or(path);
+            if let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+            }
+            if !url.contains('?') {
+                connect_url.push_str("?mode=rwc");
+            }
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(&connect_url)
+            .await
+            .map_err(|e| fail(&e))?;
+        if url.starts_with("sqlite:") {
+            // WAL lets readers (status, the web view) proceed while a run writes.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await
+                .map_err(|e| fail(&e))?;
+        }
+        MIGRATOR.run(&pool).await.map_err(|e| fail(&e))?;
+        let store = Self { pool };
+        store.fill_head_records().await?;
+        Ok(store)
+    }
+
+    /// Closes the connections, waiting for them to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn get<'r, T>(row: &'r AnyRow, index: usize) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(index).map_err(store_error)
+}
+
+fn store_error(e: sqlx::Error) -> Error {
+    Error::Database {
+        message: format!("metadata database: {}", one_line(&e)),
+    }
+}
+
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn from_i64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The URL with any password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            let secret = |k: &str| k.to_ascii_lowercase().contains("password");
+            if parsed.query_pairs().any(|(k, _)| secret(&k)) {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if secret(&k) {
+                            "***".to_owned()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        // Not a URL we can read: show only the scheme, in case the rest holds a secret.
+        Err(_) => format!("{}://…", url.split("://").next().unwrap_or("?")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use freshet_plan::model::{
+        CodeVersion, DataVersion, InputVersion, Materialization, MaterializationId, Observation,
+        RunId,
+    };
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://freshet:s3cret@db.internal:5432/meta"),
+            "postgres://freshet:***@db.internal:5432/meta"
+        );
+        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&password=s3cret"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+        assert!(!redact_url("postgres://u:pa#ss@h/db").contains("ss@"));
+    }
+
+    #[tokio::test]
+    async fn round_trips_lineage_in_a_sqlite_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/meta/freshet.db", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        let run = RunId::generate();
+        store
+            .begin_run(&run, RunKind::Materialize, "", false, Utc::now())
+            .await
+            .unwrap();
+        let obs = Observation {
+            asset: "raw".parse().unwrap(),
+            data_version: DataVersion::new("v1"),
+            file_count: 2,
+            byte_size: 10,
+            observed_at: from_micros(1_700_000_000_000_000),
+            checked_at: from_micros(1_700_000_000_000_000),
+        };
+        store.record_observation(&obs).await.unwrap();
+        let mut m = Materialization {
+            id: MaterializationId::generate(),
+            asset: "clean".parse().unwrap(),
+            run_id: run.clone(),
+            code_version: CodeVersion::new("c1"),
+            data_version: DataVersion::new("d1"),
+            inputs: vec![InputVersion {
+                asset: "raw".parse().unwrap(),
+                data_version: DataVersion::new("v1"),
+            }],
+            location: "file:///x/1.parquet".into(),
+            row_count: 3,
+            byte_size: 100,
+            duration_us: 5,
+            created_at: from_micros(1_700_000_001_000_000),
+            data_time: Some(from_micros(1_700_000_000_000_000)),
+        };
+        store.record_materialization(&m).await.unwrap();
+        m.id = MaterializationId::generate();
+        m.data_version = DataVersion::new("d2");
+        store.record_materialization(&m).await.unwrap();
+        // A later check of the unchanged source moves only its check time.
+        let mut obs = obs;
+        obs.checked_at = from_micros(1_700_000_002_000_000);
+        store.record_check(&obs).await.unwrap();
+        m.data_time = None;
+        let mut m3 = m.clone();
+        m3.id = MaterializationId::generate();
+        store.record_materialization(&m3).await.unwrap();
+        let m = m3;
+        let durations = store.recent_durations(5).await.unwrap();
+        assert_eq!(durations[&m.asset].len(), 3);
+
+        store
+            .finish_run(&run, RunStatus::Succeeded, Utc::now(), None)
+            .await
+            .unwrap();
+        store.close().await;
+
+        // Reopening applies no migration twice and sees the latest versions.
+        let store = Store::open(&url).await.unwrap();
+        let lineage = store.load_lineage().await.unwrap();
+        assert_eq!(lineage.materialization(&m.asset), Some(&m));
+        assert_eq!(lineage.observation(&obs.asset), Some(&obs));
+        // Heads written before they carried records are filled in from the events on open.
+        sqlx::query("UPDATE asset_heads SET record = NULL")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .load_lineage()
+                .await
+                .unwrap()
+                .materialization(&m.asset)
+                .is_none()
+        );
+        store.close().await;
+        let store = Store::open(&url).await.unwrap();
+        let lineage = store.load_lineage().await.unwrap();
+        assert_eq!(lineage.materialization(&m.asset), Some(&m));
+        assert_eq!(lineage.observation(&obs.asset), Some(&obs));
+        assert_eq!(
+            store.run_status(&run).await.unwrap(),
+            Some((RunStatus::Succeeded, None))
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_database_is_one_clear_line() {
+        let err = Store::open("postgres://u:hunter2@127.0.0.1:1/db")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("cannot open metadata database postgres://u:***@127.0.0.1:1/db"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+}

@@ -1,0 +1,316 @@
+//! Lineage records: materializations with their inputs, source observations, and each asset's
+//! head (its current version, carried as a JSON record so a status reads one value per asset).
+
+use std::collections::HashMap;
+
+use freshet_plan::model::{
+    AssetKey, CodeVersion, DataVersion, InputVersion, Lineage, Materialization, MaterializationId,
+    Observation, RunId,
+};
+use sqlx::Row;
+
+use crate::{Error, Result, Store, from_i64, from_micros, get, micros, store_error, to_i64};
+
+impl Store {
+    /// Records a materialization and makes it its asset's current version, atomically.
+    pub async fn record_materialization(&self, m: &Materialization) -> Result<()> {
+        self.record_materializations(std::slice::from_ref(m)).await
+    }
+
+    /// Records materializations in one transaction (an import, a benchmark's history), each
+    /// becoming its asset's current version in order.
+    pub async fn record_materializations(&self, ms: &[Materialization]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        for m in ms {
+            insert_materialization(&mut tx, m).await?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Records an observation of a source and makes it current, atomically.
+    pub async fn record_observation(&self, o: &Observation) -> Result<()> {
+        let id = MaterializationId::generate();
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        sqlx::query(
+            "INSERT INTO observations (id, asset, data_version, file_count, byte_size, observed_at, \
+             checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id.as_str())
+        .bind(o.asset.as_str())
+        .bind(o.data_version.as_str())
+        .bind(to_i64(o.file_count))
+        .bind(to_i64(o.byte_size))
+        .bind(micros(o.observed_at))
+        .bind(micros(o.checked_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        sqlx::query(
+            "INSERT INTO asset_heads (asset, partition_key, observation_id, updated_at, record) \
+             VALUES ($1, '', $2, $3, $4) \
+             ON CONFLICT (asset, partition_key) DO UPDATE SET \
+             observation_id = excluded.observation_id, materialization_id = NULL, \
+             updated_at = excluded.updated_at, record = excluded.record",
+        )
+        .bind(o.asset.as_str())
+        .bind(id.as_str())
+        .bind(micros(o.observed_at))
+        .bind(to_json(o)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Records that a source was seen again with its current version unchanged: `o` is its current
+    /// observation with `checked_at` moved.
+    pub async fn record_check(&self, o: &Observation) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        sqlx::query(
+            "UPDATE observations SET checked_at = $1 WHERE id = \
+             (SELECT observation_id FROM asset_heads WHERE asset = $2 AND partition_key = '')",
+        )
+        .bind(micros(o.checked_at))
+        .bind(o.asset.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        sqlx::query(
+            "UPDATE asset_heads SET record = $1 \
+             WHERE asset = $2 AND partition_key = '' AND observation_id IS NOT NULL",
+        )
+        .bind(to_json(o)?)
+        .bind(o.asset.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(())
+    }
+
+    /// The durations of each asset's latest `per_asset` materializations, newest first: what plans
+    /// estimate from.
+    pub async fn recent_durations(
+        &self,
+        per_asset: u32,
+    ) -> Result<HashMap<AssetKey, Vec<std::time::Duration>>> {
+        let rows = sqlx::query(
+            "SELECT asset, duration_us FROM (SELECT asset, duration_us, ROW_NUMBER() OVER \
+             (PARTITION BY asset ORDER BY created_at DESC) AS n FROM materializations) recent \
+             WHERE n <= $1 ORDER BY asset, n",
+        )
+        .bind(i64::from(per_asset))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut out: HashMap<AssetKey, Vec<std::time::Duration>> = HashMap::new();
+        for row in rows {
+            let asset = parse_key(&get::<String>(&row, 0)?, "materializations")?;
+            let micros: i64 = get(&row, 1)?;
+            out.entry(asset)
+                .or_default()
+                .push(std::time::Duration::from_micros(from_i64(micros)));
+        }
+        Ok(out)
+    }
+
+    /// Loads the current materialization and observation of every asset: one JSON record per
+    /// asset, from its head. A record that does not decode is an error naming its asset.
+    pub async fn load_lineage(&self) -> Result<Lineage> {
+        let rows = sqlx::query(
+            "SELECT asset, CASE WHEN materialization_id IS NULL THEN 'o' ELSE 'm' END, record \
+             FROM asset_heads WHERE record IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut lineage = Lineage::new();
+        for row in rows {
+            let asset: String = get(&row, 0)?;
+            let kind: String = get(&row, 1)?;
+            let record: String = get(&row, 2)?;
+            let corrupt = |e: serde_json::Error| Error::corrupt(format!("asset_heads row for {asset}"), e);
+            if kind == "m" {
+                lineage.set_materialization(serde_json::from_str(&record).map_err(corrupt)?);
+            } else {
+                lineage.set_observation(serde_json::from_str(&record).map_err(corrupt)?);
+            }
+        }
+        Ok(lineage)
+    }
+
+    /// Writes the JSON record of heads recorded before heads carried one, from the event tables.
+    pub(crate) async fn fill_head_records(&self) -> Result<()> {
+        let missing: i64 = sqlx::query("SELECT COUNT(*) FROM asset_heads WHERE record IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(store_error)?;
+        if missing == 0 {
+            return Ok(());
+        }
+        let lineage = self.load_lineage_from_events().await?;
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let records = lineage
+            .materializations()
+            .map(|m| (&m.asset, to_json(m)))
+            .chain(lineage.observations().map(|o| (&o.asset, to_json(o))));
+        for (asset, record) in records {
+            sqlx::query(
+                "UPDATE asset_heads SET record = $1 \
+                 WHERE asset = $2 AND partition_key = '' AND record IS NULL",
+            )
+            .bind(record?)
+            .bind(asset.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)
+    }
+
+    /// Loads the current version of every asset by joining the heads with the event tables.
+    async fn load_lineage_from_events(&self) -> Result<Lineage> {
+        let mut lineage = Lineage::new();
+        // One transaction, so the three reads see the same commit.
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+
+        let inputs = sqlx::query(
+            "SELECT i.materialization_id, i.input_asset, i.data_version FROM asset_heads h \
+             JOIN materialization_inputs i ON i.materialization_id = h.materialization_id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        let mut inputs_by_id: HashMap<String, Vec<InputVersion>> =
+            Default::default();
+        for row in inputs {
+            let asset = parse_key(&get::<String>(&row, 1)?, "materialization_inputs")?;
+            inputs_by_id
+                .entry(get(&row, 0)?)
+                .or_default()
+                .push(InputVersion {
+                    asset,
+                    data_version: DataVersion::new(get::<String>(&row, 2)?),
+                });
+        }
+
+        let rows = sqlx::query(
+            "SELECT m.id, m.asset, m.run_id, m.code_version, m.data_version, m.location, m.row_count, \
+             m.byte_size, m.duration_us, m.created_at, m.data_time FROM asset_heads h \
+             JOIN materializations m ON m.id = h.materialization_id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        for row in rows {
+            let id: String = get(&row, 0)?;
+            let asset = parse_key(&get::<String>(&row, 1)?, "materializations")?;
+            let mut inputs = inputs_by_id.remove(&id).unwrap_or_default();
+            inputs.sort_by(|a, b| a.asset.cmp(&b.asset));
+            lineage.set_materialization(Materialization {
+                id: MaterializationId::new(id),
+                asset,
+                run_id: RunId::new(get::<String>(&row, 2)?),
+                code_version: CodeVersion::new(get::<String>(&row, 3)?),
+                data_version: DataVersion::new(get::<String>(&row, 4)?),
+                inputs,
+                location: get(&row, 5)?,
+                row_count: from_i64(get(&row, 6)?),
+                byte_size: from_i64(get(&row, 7)?),
+                duration_us: from_i64(get(&row, 8)?),
+                created_at: from_micros(get(&row, 9)?),
+                data_time: get::<Option<i64>>(&row, 10)?.map(from_micros),
+            });
+        }
+
+        let rows = sqlx::query(
+            "SELECT o.asset, o.data_version, o.file_count, o.byte_size, o.observed_at, \
+             COALESCE(o.checked_at, o.observed_at) FROM asset_heads h \
+             JOIN observations o ON o.id = h.observation_id",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        for row in rows {
+            let asset = parse_key(&get::<String>(&row, 0)?, "observations")?;
+            lineage.set_observation(Observation {
+                asset,
+                data_version: DataVersion::new(get::<String>(&row, 1)?),
+                file_count: from_i64(get(&row, 2)?),
+                byte_size: from_i64(get(&row, 3)?),
+                observed_at: from_micros(get(&row, 4)?),
+                checked_at: from_micros(get(&row, 5)?),
+            });
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(lineage)
+    }
+
+}
+
+async fn insert_materialization(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    m: &Materialization,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO materializations (id, asset, run_id, code_version, data_version, location, \
+             row_count, byte_size, duration_us, created_at, data_time) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(m.id.as_str())
+    .bind(m.asset.as_str())
+    .bind(m.run_id.as_str())
+    .bind(m.code_version.as_str())
+    .bind(m.data_version.as_str())
+    .bind(m.location.as_str())
+    .bind(to_i64(m.row_count))
+    .bind(to_i64(m.byte_size))
+    .bind(to_i64(m.duration_us))
+    .bind(micros(m.created_at))
+    .bind(m.data_time.map(micros))
+    .execute(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    for input in &m.inputs {
+        sqlx::query(
+            "INSERT INTO materialization_inputs (materialization_id, input_asset, data_version) \
+                 VALUES ($1, $2, $3)",
+        )
+        .bind(m.id.as_str())
+        .bind(input.asset.as_str())
+        .bind(input.data_version.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(store_error)?;
+    }
+    sqlx::query(
+        "INSERT INTO asset_heads (asset, partition_key, materialization_id, updated_at, record) \
+             VALUES ($1, '', $2, $3, $4) \
+             ON CONFLICT (asset, partition_key) DO UPDATE SET \
+             materialization_id = excluded.materialization_id, observation_id = NULL, \
+             updated_at = excluded.updated_at, record = excluded.record",
+    )
+    .bind(m.asset.as_str())
+    .bind(m.id.as_str())
+    .bind(micros(m.created_at))
+    .bind(to_json(m)?)
+    .execute(&mut **tx)
+    .await
+    .map_err(store_error)?;
+    Ok(())
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Database {
+        message: format!("cannot encode a lineage record: {e}"),
+    })
+}
+
+/// An asset key read from `table`: invalid only if another tool wrote it.
+pub(crate) fn parse_key(text: &str, table: &str) -> Result<AssetKey> {
+    AssetKey::parse(text).map_err(|e| Error::corrupt(format!("{table} row for {text:?}"), e))
+}
+
