@@ -1,152 +1,21 @@
-//! What the command line prints: text tables for people, JSON for scripts.
-//!
-//! The JSON shapes are defined here, not in core, and are part of Freshet's interface: fields are
-//! added, never renamed or removed.
+//! What the command line prints: text tables for people, JSON for scripts (in the shapes of
+//! [`crate::json`]).
 
 use std::collections::HashMap;
 use std::io::Write as _;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use freshet_core::executor::StepOutcome;
-use freshet_core::freshness::{Freshness, FreshnessState};
+use freshet_core::freshness::FreshnessState;
 use freshet_core::planner::{
-    AssetReport, Lineage, NotRun, NotRunReason, Plan, PlannedStep, StepEstimate, StepKind,
-    UpstreamCategory,
+    AssetReport, Lineage, NotRun, NotRunReason, Plan, StepEstimate, StepKind,
 };
-use freshet_core::{AssetDef, AssetKey, CauseCategory, Project, RunReport, StaleCause, Status};
+use freshet_core::{
+    AssetDef, AssetKey, AssetKind, CauseCategory, Project, RunReport, StaleCause, Status,
+};
 use serde::Serialize;
 
-/// One asset in `status --json`.
-#[derive(Debug, Serialize)]
-pub struct StatusJson {
-    /// The asset key.
-    pub key: String,
-    /// `source`, `sql` or `rust`.
-    pub kind: &'static str,
-    /// Its group.
-    pub group: String,
-    /// `fresh`, `stale` or `missing`.
-    pub status: &'static str,
-    /// Why it is stale (empty otherwise), in a stable order: code, data, dependencies, then by
-    /// dependency key.
-    pub causes: Vec<CauseJson>,
-    /// Ancestors that are behind, most upstream first.
-    pub upstream: Vec<UpstreamJson>,
-    /// Whether `upstream` was cut short (`status KEY` lists all).
-    pub upstream_truncated: bool,
-    /// The status in one line of words.
-    pub summary: String,
-    /// The freshness policy's verdict.
-    pub freshness: FreshnessJson,
-    /// The time of the oldest source data it reflects (RFC 3339, UTC).
-    pub data_time: Option<String>,
-    /// The current data version, if any.
-    pub data_version: Option<String>,
-    /// The code version of its definition (`null` for sources).
-    pub code_version: Option<String>,
-    /// When its current version was written (RFC 3339, UTC).
-    pub last_materialized_at: Option<String>,
-    /// For sources: when its current data version was first observed.
-    pub last_observed_at: Option<String>,
-    /// URL of the current version's Parquet object.
-    pub location: Option<String>,
-}
-
-/// One stale cause in `status --json`.
-#[derive(Debug, Serialize)]
-pub struct CauseJson {
-    /// `code`, `data` or `dependencies`.
-    pub category: &'static str,
-    /// Stable wording, e.g. `has a new dependency data version`.
-    pub reason: String,
-    /// The dependency involved, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dependency: Option<String>,
-}
-
-impl From<&StaleCause> for CauseJson {
-    fn from(c: &StaleCause) -> Self {
-        Self {
-            category: c.category.as_str(),
-            reason: c.reason.clone(),
-            dependency: c.dependency.as_ref().map(ToString::to_string),
-        }
-    }
-}
-
-/// One ancestor that is behind, in `status --json`.
-#[derive(Debug, Serialize)]
-pub struct UpstreamJson {
-    /// The ancestor.
-    pub key: String,
-    /// `missing`, `code`, `data` or `dependencies`.
-    pub category: UpstreamCategory,
-    /// In words, following the key: `has newer data not yet propagated`.
-    pub reason: String,
-}
-
-/// Freshness in `status --json`.
-#[derive(Debug, Serialize)]
-pub struct FreshnessJson {
-    /// `pass`, `warn`, `fail`, `unknown` or `none`.
-    pub state: &'static str,
-    /// The policy in compact form, e.g. `max_age=1d warn_after=12h`.
-    pub policy: Option<String>,
-    /// The latest materialization (for a source: its latest change).
-    pub last_updated: Option<String>,
-    /// When the state next changes if nothing is materialized, and to what.
-    pub next_change_at: Option<String>,
-    /// The state it changes to then.
-    pub next_state: Option<&'static str>,
-}
-
-impl From<&freshet_core::planner::UpstreamIssue> for UpstreamJson {
-    fn from(u: &freshet_core::planner::UpstreamIssue) -> Self {
-        Self {
-            key: u.key.to_string(),
-            category: u.category,
-            reason: u.reason.clone(),
-        }
-    }
-}
-
-impl From<&Freshness> for FreshnessJson {
-    fn from(f: &Freshness) -> Self {
-        Self {
-            state: f.state.as_str(),
-            policy: f.policy.clone(),
-            last_updated: f.last_updated.map(rfc3339),
-            next_change_at: f.next_change.map(|c| rfc3339(c.at)),
-            next_state: f.next_change.map(|c| c.state.as_str()),
-        }
-    }
-}
-
-fn status_json(def: &AssetDef, report: &AssetReport, lineage: &Lineage) -> StatusJson {
-    StatusJson {
-        key: def.key.to_string(),
-        kind: def.kind.as_str(),
-        group: def.group.clone(),
-        status: report.status.as_str(),
-        causes: report.causes.iter().map(CauseJson::from).collect(),
-        upstream: report.upstream.iter().map(UpstreamJson::from).collect(),
-        upstream_truncated: report.upstream_truncated,
-        summary: report.summary(),
-        freshness: FreshnessJson::from(&report.freshness),
-        data_time: report.data_time.map(rfc3339),
-        data_version: lineage.data_version(&def.key).map(ToString::to_string),
-        code_version: def.code_version.as_ref().map(ToString::to_string),
-        last_materialized_at: lineage
-            .materialization(&def.key)
-            .map(|m| rfc3339(m.created_at)),
-        last_observed_at: lineage
-            .observation(&def.key)
-            .map(|o| rfc3339(o.observed_at)),
-        location: lineage
-            .materialization(&def.key)
-            .map(|m| m.location.clone()),
-    }
-}
+use crate::json::{AssetJson, LineageJson, PlanJson, StatusJson, TotalEstimateJson};
 
 /// Prints the status of the assets in `reports` (upstream first).
 pub fn print_status(
@@ -163,7 +32,7 @@ pub fn print_status(
     if json {
         let out: Vec<StatusJson> = rows
             .iter()
-            .map(|(d, r)| status_json(d, r, lineage))
+            .map(|(d, r)| StatusJson::new(d, r, lineage))
             .collect();
         return print_json(&out);
     }
@@ -265,16 +134,23 @@ pub fn print_explanation(
         return Ok(());
     };
     if json {
-        return print_json(&status_json(def, report, lineage));
+        return print_json(&StatusJson::new(def, report, lineage));
     }
+    let mut out = status_words(def, lineage, report);
+    out.push_str(&freshness_words(def, report, now));
+    out.push_str(&version_words(def, lineage));
+    write_stdout(&out)
+}
+
+/// The first part of `status KEY`: what the asset is, its status and why.
+fn status_words(def: &AssetDef, lineage: &Lineage, report: &AssetReport) -> String {
     let mut out = format!("{} ({}, group {})\n", def.key, def.kind, def.group);
     if let Some(d) = &def.description {
         out.push_str(&format!("  {d}\n"));
     }
-    let m = lineage.materialization(&def.key);
     out.push_str(&format!("status: {}\n", report.status.as_str()));
     match (report.status, def.kind) {
-        (Status::Missing, freshet_core::AssetKind::Source) => {
+        (Status::Missing, AssetKind::Source) => {
             out.push_str("  never observed: run `freshet observe` or `freshet materialize`\n")
         }
         (Status::Missing, _) => out.push_str("  never materialized\n"),
@@ -290,14 +166,19 @@ pub fn print_explanation(
             out.push_str(&format!("  - {} {}\n", u.key, u.reason));
         }
     }
+    out
+}
+
+/// The freshness and data time of `status KEY`.
+fn freshness_words(def: &AssetDef, report: &AssetReport, now: DateTime<Utc>) -> String {
     let f = &report.freshness;
-    out.push_str(&format!("freshness: {}", f.state));
+    let mut out = format!("freshness: {}", f.state);
     if let Some(policy) = &f.policy {
         out.push_str(&format!(" (policy {policy})"));
     }
     out.push('\n');
     if let Some(last) = f.last_updated {
-        let verb = if def.kind == freshet_core::AssetKind::Source {
+        let verb = if def.kind == AssetKind::Source {
             "changed"
         } else {
             "materialized"
@@ -323,7 +204,13 @@ pub fn print_explanation(
         )),
         None => out.push_str("data time: unknown\n"),
     }
-    if let Some(m) = m {
+    out
+}
+
+/// The current version of `status KEY`.
+fn version_words(def: &AssetDef, lineage: &Lineage) -> String {
+    let mut out = String::new();
+    if let Some(m) = lineage.materialization(&def.key) {
         out.push_str(&format!(
             "current version: {} by run {}, {} rows, {}, in {}\n  {}\n",
             short(m.data_version.as_str()),
@@ -341,36 +228,11 @@ pub fn print_explanation(
             time(o.observed_at),
             time(o.checked_at),
             o.file_count,
-            if o.file_count == 1 { "" } else { "s" },
+            plural(o.file_count),
             bytes(o.byte_size)
         ));
     }
-    write_stdout(&out)
-}
-
-/// A plan in `plan --json`.
-#[derive(Debug, Serialize)]
-struct PlanJson<'a> {
-    steps: Vec<PlanStepJson<'a>>,
-    not_run: &'a [NotRun],
-    estimate: TotalEstimateJson,
-}
-
-#[derive(Debug, Serialize)]
-struct PlanStepJson<'a> {
-    #[serde(flatten)]
-    step: &'a PlannedStep,
-    reasons: &'a [String],
-    estimate: StepEstimate,
-}
-
-#[derive(Debug, Serialize)]
-struct TotalEstimateJson {
-    /// Sum of the steps' estimates that are known.
-    duration_ms: u64,
-    bytes_read: u64,
-    /// Steps without history, whose cost is not in the totals.
-    steps_without_estimate: usize,
+    out
 }
 
 /// Prints a plan: steps in order with reasons and estimates, and what will not run and why.
@@ -385,96 +247,73 @@ pub fn print_plan(
     notes: &HashMap<AssetKey, String>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let total = TotalEstimateJson {
-        duration_ms: estimates
-            .iter()
-            .filter_map(|e| e.duration)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .sum(),
-        bytes_read: estimates.iter().filter_map(|e| e.bytes_read).sum(),
-        steps_without_estimate: estimates
-            .iter()
-            .filter(|e| e.duration.is_none() || e.bytes_read.is_none())
-            .count(),
-    };
     if json {
-        return print_json(&PlanJson {
-            steps: plan
-                .steps
-                .iter()
-                .zip(reasons)
-                .zip(estimates)
-                .map(|((step, reasons), e)| PlanStepJson {
-                    step,
-                    reasons,
-                    estimate: *e,
-                })
-                .collect(),
-            not_run: &plan.not_run,
-            estimate: total,
-        });
+        return print_json(&PlanJson::new(plan, reasons, estimates));
     }
-    let mut out = String::new();
+    let mut out = steps_text(plan, reasons, estimates);
+    out.push_str(&not_run_text(plan, everything, notes));
+    write_stdout(&out)
+}
+
+/// The steps of a plan: a line of totals, then a table.
+fn steps_text(plan: &Plan, reasons: &[Vec<String>], estimates: &[StepEstimate]) -> String {
     if plan.steps.is_empty() {
-        out.push_str("nothing to materialize\n");
-    } else {
-        let count = |k: StepKind| plan.steps.iter().filter(|s| s.kind == k).count();
-        let mut kinds = Vec::new();
-        for (k, name) in [
-            (StepKind::Requested, "requested"),
-            (StepKind::Needed, "needed"),
-            (StepKind::Conditional, "conditional"),
-        ] {
-            let n = count(k);
-            if n > 0 {
-                kinds.push(format!("{n} {name}"));
-            }
-        }
-        out.push_str(&format!(
-            "{} step{} ({}); estimated {}{}, reading {}\n",
-            plan.steps.len(),
-            if plan.steps.len() == 1 { "" } else { "s" },
-            kinds.join(", "),
-            millis(total.duration_ms * 1000),
-            if total.steps_without_estimate > 0 {
-                format!(
-                    " plus {} step{} without history",
-                    total.steps_without_estimate,
-                    if total.steps_without_estimate == 1 {
-                        ""
-                    } else {
-                        "s"
-                    }
-                )
-            } else {
-                String::new()
-            },
-            bytes(total.bytes_read)
-        ));
-        let mut table = vec![
-            ["#", "ASSET", "RUNS", "ESTIMATE", "READS", "WHY"]
-                .map(String::from)
-                .to_vec(),
-        ];
-        for (n, ((step, reasons), e)) in plan.steps.iter().zip(reasons).zip(estimates).enumerate() {
-            table.push(vec![
-                (n + 1).to_string(),
-                step.key.to_string(),
-                match step.kind {
-                    StepKind::Requested => "requested",
-                    StepKind::Needed => "yes",
-                    StepKind::Conditional => "if inputs change",
-                }
-                .to_owned(),
-                e.duration.map_or("?".to_owned(), |d| {
-                    millis(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-                }),
-                e.bytes_read.map_or("?".to_owned(), bytes),
-                reasons.join("; "),
-            ]);
-        }
-        out.push_str(&table_text(&table));
+        return "nothing to materialize\n".to_owned();
     }
+    let total = TotalEstimateJson::new(estimates);
+    let count = |k: StepKind| plan.steps.iter().filter(|s| s.kind == k).count();
+    let mut kinds = Vec::new();
+    for (k, name) in [
+        (StepKind::Requested, "requested"),
+        (StepKind::Needed, "needed"),
+        (StepKind::Conditional, "conditional"),
+    ] {
+        let n = count(k);
+        if n > 0 {
+            kinds.push(format!("{n} {name}"));
+        }
+    }
+    let without = match total.steps_without_estimate {
+        0 => String::new(),
+        n => format!(" plus {n} step{} without history", plural(n)),
+    };
+    let mut out = format!(
+        "{} step{} ({}); estimated {}{without}, reading {}\n",
+        plan.steps.len(),
+        plural(plan.steps.len()),
+        kinds.join(", "),
+        millis(total.duration_ms * 1000),
+        bytes(total.bytes_read)
+    );
+    let mut table = vec![
+        ["#", "ASSET", "RUNS", "ESTIMATE", "READS", "WHY"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for (n, ((step, reasons), e)) in plan.steps.iter().zip(reasons).zip(estimates).enumerate() {
+        table.push(vec![
+            (n + 1).to_string(),
+            step.key.to_string(),
+            match step.kind {
+                StepKind::Requested => "requested",
+                StepKind::Needed => "yes",
+                StepKind::Conditional => "if inputs change",
+            }
+            .to_owned(),
+            e.duration.map_or("?".to_owned(), |d| {
+                millis(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+            }),
+            e.bytes_read.map_or("?".to_owned(), bytes),
+            reasons.join("; "),
+        ]);
+    }
+    out.push_str(&table_text(&table));
+    out
+}
+
+/// What a plan leaves out: listed (with `everything`, only the blocked ones), then counted.
+fn not_run_text(plan: &Plan, everything: bool, notes: &HashMap<AssetKey, String>) -> String {
+    let mut out = String::new();
     let listed: Vec<&NotRun> = plan
         .not_run
         .iter()
@@ -490,23 +329,22 @@ pub fn print_plan(
         }
     }
     if everything {
-        let fresh = plan
-            .not_run
-            .iter()
-            .filter(|n| n.reason == NotRunReason::Fresh)
-            .count();
-        let sources = plan
-            .not_run
-            .iter()
-            .filter(|n| n.reason == NotRunReason::Source)
-            .count();
+        let count =
+            |reason: NotRunReason| plan.not_run.iter().filter(|n| n.reason == reason).count();
+        let fresh = count(NotRunReason::Fresh);
+        let sources = count(NotRunReason::Source);
         out.push_str(&format!(
             "not run: {fresh} fresh asset{}; {sources} source{} (observed at the start of the run)\n",
-            if fresh == 1 { "" } else { "s" },
-            if sources == 1 { "" } else { "s" },
+            plural(fresh),
+            plural(sources),
         ));
     }
-    write_stdout(&out)
+    out
+}
+
+/// `"s"` unless `n` is 1.
+fn plural<N: PartialEq + From<u8>>(n: N) -> &'static str {
+    if n == N::from(1) { "" } else { "s" }
 }
 
 /// A time for people: `2026-11-22 10:03:12 UTC`.
@@ -528,36 +366,6 @@ pub fn ago(d: chrono::Duration) -> String {
         (0, 0, m) => format!("{m}m {seconds}s"),
         (0, h, m) => format!("{h}h {m}m"),
         (d, h, _) => format!("{d}d {h}h"),
-    }
-}
-
-/// One asset in `assets --json` and `lineage --json`.
-#[derive(Debug, Serialize)]
-struct AssetJson<'a> {
-    key: String,
-    kind: &'static str,
-    group: &'a str,
-    deps: Vec<String>,
-    description: Option<&'a str>,
-    tags: Vec<&'a str>,
-    owners: &'a [String],
-    code_version: Option<String>,
-    origin: String,
-}
-
-impl<'a> From<&'a AssetDef> for AssetJson<'a> {
-    fn from(d: &'a AssetDef) -> Self {
-        Self {
-            key: d.key.to_string(),
-            kind: d.kind.as_str(),
-            group: &d.group,
-            deps: d.deps.iter().map(ToString::to_string).collect(),
-            description: d.description.as_deref(),
-            tags: d.tags.iter().map(String::as_str).collect(),
-            owners: &d.owners,
-            code_version: d.code_version.as_ref().map(ToString::to_string),
-            origin: d.origin.to_string(),
-        }
     }
 }
 
@@ -588,38 +396,17 @@ pub fn print_assets(project: &Project, json: bool) -> anyhow::Result<()> {
     print_table(&table)
 }
 
-#[derive(Debug, Serialize)]
-struct LineageJson<'a> {
-    assets: Vec<AssetJson<'a>>,
-    edges: Vec<EdgeJson>,
-}
-
-#[derive(Debug, Serialize)]
-struct EdgeJson {
-    from: String,
-    to: String,
-}
-
 /// Prints the dependency graph as text, JSON or Graphviz DOT.
 pub fn print_lineage(project: &Project, json: bool, dot: bool) -> anyhow::Result<()> {
     let graph = project.graph();
+    if json {
+        return print_json(&LineageJson::from(graph));
+    }
     let edges = || {
         graph
             .iter()
             .flat_map(|d| d.deps.iter().map(move |dep| (dep, &d.key)))
     };
-    if json {
-        let out = LineageJson {
-            assets: graph.iter().map(AssetJson::from).collect(),
-            edges: edges()
-                .map(|(f, t)| EdgeJson {
-                    from: f.to_string(),
-                    to: t.to_string(),
-                })
-                .collect(),
-        };
-        return print_json(&out);
-    }
     let mut out = String::new();
     if dot {
         out.push_str("digraph freshet {\n  rankdir=LR;\n  node [shape=box];\n");
@@ -711,11 +498,6 @@ pub fn short(version: &str) -> &str {
     version.get(..12).unwrap_or(version)
 }
 
-/// RFC 3339 in UTC with second precision.
-pub fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
 /// A byte count for people: `812 B`, `12.3 KB`, `4.1 MB`.
 pub fn bytes(n: u64) -> String {
     match n {
@@ -729,4 +511,242 @@ pub fn bytes(n: u64) -> String {
 /// Microseconds as milliseconds for people.
 pub fn millis(us: u64) -> String {
     format!("{} ms", us / 1000)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::HashMap;
+    use std::time::Duration;
+
+    use chrono::{DateTime, TimeZone as _, Utc};
+    use freshet_core::executor::{SkipReason, StepOutcome};
+    use freshet_core::model::{CodeVersion, DataVersion, InputVersion, MaterializationId, Origin};
+    use freshet_core::planner::{NotRun, NotRunReason, Plan, PlannedStep, StepEstimate, StepKind};
+    use freshet_core::{
+        AssetDef, AssetKey, AssetKind, CauseCategory, Lineage, Materialization, Observation, RunId,
+        RunReport, StaleCause,
+    };
+
+    use super::{ago, bytes, cause_words, millis, not_run_text, run_summary, short, steps_text};
+    use super::{table_text, time};
+
+    fn key(k: &str) -> AssetKey {
+        AssetKey::parse(k).unwrap()
+    }
+
+    fn at(h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 22, h, m, 12).unwrap()
+    }
+
+    #[test]
+    fn sizes_durations_and_versions_for_people() {
+        for (n, text) in [
+            (0, "0 B"),
+            (999, "999 B"),
+            (1_000, "1.0 KB"),
+            (12_345, "12.3 KB"),
+            (4_100_000, "4.1 MB"),
+            (7_300_000_000, "7.3 GB"),
+        ] {
+            assert_eq!(bytes(n), text, "{n}");
+        }
+        assert_eq!(millis(0), "0 ms");
+        assert_eq!(millis(1_999), "1 ms");
+        assert_eq!(millis(120_500), "120 ms");
+        assert_eq!(short("1a2b3c4d5e6f7a8b9c0d"), "1a2b3c4d5e6f");
+        assert_eq!(short("1a2b"), "1a2b");
+        assert_eq!(time(at(10, 3)), "2026-11-22 10:03:12 UTC");
+    }
+
+    #[test]
+    fn ago_shows_the_largest_two_units() {
+        for (secs, text) in [
+            (-5, "0s"),
+            (45, "45s"),
+            (75, "1m 15s"),
+            (3 * 3600 + 12 * 60 + 5, "3h 12m"),
+            (2 * 86_400 + 5 * 3600 + 59 * 60, "2d 5h"),
+        ] {
+            assert_eq!(ago(chrono::Duration::seconds(secs)), text, "{secs}");
+        }
+    }
+
+    #[test]
+    fn tables_align_columns_and_trim_line_ends() {
+        let rows = [
+            vec!["ASSET".to_owned(), "KIND".to_owned(), "WHY".to_owned()],
+            vec!["daily_revenue".to_owned(), "sql".to_owned(), String::new()],
+            vec![
+                "raw".to_owned(),
+                "source".to_owned(),
+                "never materialized".to_owned(),
+            ],
+        ];
+        assert_eq!(
+            table_text(&rows),
+            "ASSET          KIND    WHY\n\
+             daily_revenue  sql\n\
+             raw            source  never materialized\n"
+        );
+    }
+
+    #[test]
+    fn a_run_summary_counts_what_happened() {
+        let mut report = RunReport {
+            run_id: Some(RunId::new("0193-run")),
+            steps: vec![(key("a"), StepOutcome::Skipped(SkipReason::InputsUnchanged))],
+            interrupted: false,
+        };
+        assert_eq!(
+            run_summary(&report),
+            "run 0193-run: materialized 0, skipped 1"
+        );
+        report.steps.push((
+            key("b"),
+            StepOutcome::Failed {
+                error: "boom".to_owned(),
+                retryable: false,
+            },
+        ));
+        assert_eq!(
+            run_summary(&report),
+            "run 0193-run: materialized 0, skipped 1, FAILED 1"
+        );
+    }
+
+    fn materialization(asset: &str, input: &str, consumed: &str) -> Materialization {
+        Materialization {
+            id: MaterializationId::new("m1"),
+            asset: key(asset),
+            run_id: RunId::new("r1"),
+            code_version: CodeVersion::new("c0de00000000aaaa"),
+            data_version: DataVersion::new("da7a00000000bbbb"),
+            inputs: vec![InputVersion {
+                asset: key(input),
+                data_version: DataVersion::new(consumed),
+            }],
+            location: "file:///data/x.parquet".to_owned(),
+            row_count: 3,
+            byte_size: 1200,
+            duration_us: 12_500,
+            created_at: at(9, 0),
+            data_time: None,
+        }
+    }
+
+    #[test]
+    fn a_data_cause_names_the_versions_and_when_the_input_changed() {
+        let def = AssetDef::new(
+            key("clean"),
+            AssetKind::Sql,
+            Origin::File {
+                path: "sql/clean.sql".to_owned(),
+            },
+        )
+        .with_deps([key("raw")]);
+        let mut lineage = Lineage::new();
+        lineage.set_materialization(materialization("clean", "raw", "1a2b3c4d5e6f0000"));
+        lineage.set_observation(Observation {
+            asset: key("raw"),
+            data_version: DataVersion::new("5e6f7a8b9c0d1111"),
+            file_count: 1,
+            byte_size: 10,
+            observed_at: at(10, 3),
+            checked_at: at(10, 4),
+        });
+        let cause = StaleCause {
+            category: CauseCategory::Data,
+            reason: "has a new dependency data version".to_owned(),
+            dependency: Some(key("raw")),
+        };
+        assert_eq!(
+            cause_words(&def, &cause, &lineage),
+            "input raw has a new data version since observed 2026-11-22 10:03:12 UTC: \
+             consumed 1a2b3c4d5e6f, now 5e6f7a8b9c0d"
+        );
+        let code = StaleCause {
+            category: CauseCategory::Code,
+            reason: "has a new code version".to_owned(),
+            dependency: None,
+        };
+        let mut edited = def.clone();
+        edited.code_version = Some(CodeVersion::new("9999aaaabbbbcccc"));
+        assert_eq!(
+            cause_words(&edited, &code, &lineage),
+            "has a new code version: materialized at 2026-11-22 09:00:12 UTC with c0de00000000, \
+             now 9999aaaabbbb"
+        );
+    }
+
+    #[test]
+    fn a_plan_in_words() {
+        let mut plan = Plan::default();
+        plan.steps = vec![
+            PlannedStep {
+                key: key("clean"),
+                kind: StepKind::Needed,
+            },
+            PlannedStep {
+                key: key("report"),
+                kind: StepKind::Conditional,
+            },
+        ];
+        let reasons = vec![
+            vec!["has a new code version".to_owned()],
+            vec!["upstream clean will change".to_owned()],
+        ];
+        let estimates = [
+            StepEstimate {
+                duration: Some(Duration::from_millis(1500)),
+                bytes_read: Some(2_000),
+            },
+            StepEstimate::default(),
+        ];
+        assert_eq!(
+            steps_text(&plan, &reasons, &estimates),
+            "2 steps (1 needed, 1 conditional); estimated 1500 ms plus 1 step without history, \
+             reading 2.0 KB\n\
+             #  ASSET   RUNS              ESTIMATE  READS   WHY\n\
+             1  clean   yes               1500 ms   2.0 KB  has a new code version\n\
+             2  report  if inputs change  ?         ?       upstream clean will change\n"
+        );
+        assert_eq!(
+            steps_text(&Plan::default(), &[], &[]),
+            "nothing to materialize\n"
+        );
+
+        plan.not_run = vec![
+            NotRun {
+                key: key("raw"),
+                reason: NotRunReason::Source,
+            },
+            NotRun {
+                key: key("other"),
+                reason: NotRunReason::Fresh,
+            },
+            NotRun {
+                key: key("blocked"),
+                reason: NotRunReason::Blocked {
+                    input: key("never"),
+                },
+            },
+        ];
+        let notes = HashMap::from([(key("other"), "upstream raw has new data".to_owned())]);
+        // Everything: only what is blocked is listed, the rest counted.
+        assert_eq!(
+            not_run_text(&plan, true, &notes),
+            "not run:\n  blocked: blocked: input never has never been materialized and is not in \
+             the selection\n\
+             not run: 1 fresh asset; 1 source (observed at the start of the run)\n"
+        );
+        // A selection: each is listed, with its note.
+        let listed = not_run_text(&plan, false, &notes);
+        assert!(
+            listed.contains("  other: fresh (upstream raw has new data)\n"),
+            "{listed}"
+        );
+        assert!(listed.contains("  raw: source: observed at the start of the run\n"));
+        assert!(!listed.contains("fresh asset"), "{listed}");
+    }
 }

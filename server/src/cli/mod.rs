@@ -1,0 +1,294 @@
+//! The `freshet` command line: the arguments, a dispatcher, and what the commands share.
+//! Each command is one function in its own module.
+//!
+//! **Invariant:** everything a command line names (selections, keys, the project) is checked
+//! before the store is opened, so a typo never creates or writes a database.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use freshet_core::freshness::FreshnessState;
+use freshet_core::planner::{Facts, Lineage, Statuses};
+use freshet_core::selection::{AssetFacts, Selection};
+use freshet_core::{
+    AssetGraph, AssetKey, AssetKind, Catalogues, Executor, Overrides, Project, Status, Store,
+};
+
+use crate::output;
+
+mod materialize;
+mod observe;
+mod plan;
+mod preview;
+mod progress;
+mod serve;
+mod status;
+
+use progress::Progress;
+
+/// Asset-based data orchestration: declare the data you want, materialize what is missing or stale.
+#[derive(Debug, Parser)]
+#[command(name = "freshet", version, about, long_about = None)]
+pub struct Cli {
+    /// The project folder (holding freshet.toml).
+    #[arg(long, global = true, default_value = ".", env = "FRESHET_PROJECT")]
+    project: PathBuf,
+    /// Where outputs are written: a folder or file:// URL (default <project>/.freshet/data).
+    #[arg(long, global = true, env = "FRESHET_STORAGE")]
+    storage: Option<String>,
+    /// The metadata database: a SQLite file or URL (default <project>/.freshet/freshet.db).
+    #[arg(long, global = true, env = "FRESHET_DATABASE", hide_env_values = true)]
+    database: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a small working project to start from.
+    Init {
+        /// The folder to create the project in (created if missing; must not hold a freshet.toml).
+        dir: PathBuf,
+    },
+    /// List the project's assets.
+    Assets {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Materialize the selected assets, or, with no selection, everything missing or stale.
+    Materialize {
+        /// Selections (`+daily_revenue`, `tag:finance`, `status:stale`; see the README);
+        /// several are united. Their inputs must already have data or be selected too.
+        selection: Vec<String>,
+        /// Only what is missing or stale in the selection, plus what may change downstream of it
+        /// (the default with no selection).
+        #[arg(long)]
+        stale: bool,
+    },
+    /// Show what `materialize --stale [SELECTION]` would run, in order and why, what it would not
+    /// run and why, and what it is expected to cost.
+    Plan {
+        /// Selections; every asset when none.
+        selection: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show each asset's status (fresh, stale, missing), freshness and why; given one asset key,
+    /// explain that asset in words.
+    Status {
+        /// An asset key to explain, or selections to list; every asset when none.
+        selection: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the dependency graph.
+    Lineage {
+        /// Print JSON (assets and edges).
+        #[arg(long, conflicts_with = "dot")]
+        json: bool,
+        /// Print Graphviz DOT.
+        #[arg(long)]
+        dot: bool,
+    },
+    /// Print the first rows of an asset's current version.
+    Preview {
+        /// The asset key.
+        key: String,
+        /// How many rows.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Observe sources (all, or the selected ones) and record new data versions.
+    Observe {
+        /// Selections; the sources among them are observed. All sources when none.
+        selection: Vec<String>,
+    },
+    /// Serve the web view and the HTTP API (under /api).
+    Serve {
+        /// The address to listen on. Anything other than a loopback address exposes the
+        /// project to the network: the page then asks for the token.
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: std::net::SocketAddr,
+        /// The bearer token that actions (materialize, observe, cancel) need; a random one is
+        /// generated and printed when unset.
+        #[arg(long, env = "FRESHET_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+}
+
+/// Runs the command line with the Rust catalogues this binary carries.
+pub fn run(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run_async(cli, catalogues))
+}
+
+async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode> {
+    let load = || load_project(&cli, &catalogues);
+    match &cli.command {
+        Command::Init { dir } => crate::init::init(dir).map(|()| ExitCode::SUCCESS),
+        Command::Assets { json } => {
+            output::print_assets(&load()?, *json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Lineage { json, dot } => {
+            output::print_lineage(&load()?, *json, *dot)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Materialize { selection, stale } => {
+            materialize::materialize(&load()?, selection, *stale).await
+        }
+        Command::Plan { selection, json } => plan::plan(&load()?, selection, *json).await,
+        Command::Status { selection, json } => status::status(&load()?, selection, *json).await,
+        Command::Preview { key, limit } => preview::preview(&load()?, key, *limit).await,
+        Command::Observe { selection } => observe::observe(&load()?, selection).await,
+        Command::Serve { addr, token } => serve::serve(&load()?, *addr, token.clone()).await,
+    }
+}
+
+/// Loads and validates the project (nothing is opened or written).
+fn load_project(cli: &Cli, catalogues: &Catalogues) -> anyhow::Result<Project> {
+    let overrides = Overrides {
+        storage: cli.storage.clone(),
+        database: cli.database.clone(),
+        object_store_options: object_store_options_from_env(),
+    };
+    Ok(Project::load(&cli.project, catalogues, &overrides)?)
+}
+
+/// Opens (and so creates) the store, and makes the executor: only once everything the command
+/// line names has been checked.
+async fn open(project: &Project) -> anyhow::Result<(Store, Executor)> {
+    let store = Store::open(project.database_url()).await?;
+    let executor = Executor::new(project.clone(), store.clone())?;
+    Ok((store, executor))
+}
+
+/// The one asset a command names when given exactly one argument that is a key (`status KEY`,
+/// `observe KEY`).
+fn single_key(selection: &[String]) -> Option<AssetKey> {
+    match selection {
+        [one] => AssetKey::parse(one).ok(),
+        _ => None,
+    }
+}
+
+/// Facts for selections that need none (`status:` and `freshness:` absent): never consulted.
+struct NoFacts;
+
+impl AssetFacts for NoFacts {
+    fn status(&self, _: &AssetKey) -> Status {
+        Status::Missing
+    }
+    fn freshness(&self, _: &AssetKey) -> FreshnessState {
+        FreshnessState::None
+    }
+}
+
+/// A parsed selection and what it selects without facts: final unless it uses `status:` or
+/// `freshness:`, which are judged against the store.
+struct Chosen {
+    selection: Selection,
+    keys: BTreeSet<AssetKey>,
+}
+
+impl Chosen {
+    /// The selections of a command line, united and checked against the graph; `None` when
+    /// there are none (every asset).
+    fn parse(graph: &AssetGraph, selection: &[String]) -> anyhow::Result<Option<Self>> {
+        if selection.is_empty() {
+            return Ok(None);
+        }
+        let parts: Vec<&str> = selection.iter().map(String::as_str).collect();
+        let selection = Selection::union_of(&parts)?;
+        let keys = selection.select(graph, &NoFacts)?;
+        Ok(Some(Self { selection, keys }))
+    }
+
+    /// The first key, if the selection surely picks only sources (it needs no facts).
+    fn only_sources(&self, graph: &AssetGraph) -> Option<&AssetKey> {
+        let all_sources = self
+            .keys
+            .iter()
+            .all(|k| graph.get(k).is_some_and(|d| d.kind == AssetKind::Source));
+        if self.selection.needs_facts() || !all_sources {
+            return None;
+        }
+        self.keys.first()
+    }
+
+    /// The selected keys, judged against `lineage` and `statuses` if the selection needs facts.
+    fn keys_given(
+        &self,
+        graph: &AssetGraph,
+        lineage: &Lineage,
+        statuses: &Statuses,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<BTreeSet<AssetKey>> {
+        if !self.selection.needs_facts() {
+            return Ok(self.keys.clone());
+        }
+        let facts = Facts::new(graph, lineage, statuses, now);
+        Ok(self.selection.select(graph, &facts)?)
+    }
+
+    /// The selected keys, reading the store only if the selection needs facts.
+    async fn keys(
+        &self,
+        graph: &AssetGraph,
+        store: &Store,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<BTreeSet<AssetKey>> {
+        if !self.selection.needs_facts() {
+            return Ok(self.keys.clone());
+        }
+        let lineage = store.load_lineage().await?;
+        self.keys_given(graph, &lineage, &Statuses::compute(graph, &lineage), now)
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+/// Object store settings from the environment, as the cloud SDKs name them: every `AWS_*`,
+/// `GOOGLE_*` and `AZURE_*` variable (e.g. `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`, `AWS_REGION`,
+/// `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`), lower-cased as object_store expects.
+fn object_store_options_from_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| {
+            ["AWS_", "GOOGLE_", "AZURE_"]
+                .iter()
+                .any(|p| k.starts_with(p))
+        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}

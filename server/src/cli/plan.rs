@@ -1,0 +1,79 @@
+//! `freshet plan [SELECTION] [--json]`.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use freshet_core::freshness::{Clock as _, SystemClock};
+use freshet_core::planner::{
+    self, AssetReport, Lineage, NotRunReason, Plan, PlanRequest, Statuses,
+};
+use freshet_core::{AssetGraph, AssetKey, Project};
+
+use super::{Chosen, open};
+use crate::output;
+
+/// Prints what `materialize --stale [SELECTION]` would run, against the sources as they are now.
+pub(super) async fn plan(
+    project: &Project,
+    selection: &[String],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let graph = project.graph();
+    let chosen = Chosen::parse(graph, selection)?;
+    let (store, executor) = open(project).await?;
+    let now = SystemClock.now();
+    let mut lineage = store.load_lineage().await?;
+    // What a run would see: sources as they are now (observed, not recorded).
+    executor.peek_sources(&mut lineage).await?;
+    let statuses = Statuses::compute(graph, &lineage);
+    let request = PlanRequest {
+        selection: chosen
+            .as_ref()
+            .map(|c| c.keys_given(graph, &lineage, &statuses, now))
+            .transpose()?,
+        stale_only: true,
+    };
+    let plan = planner::plan(graph, &lineage, &statuses, &request)?;
+    let history = store.recent_durations(5).await?;
+    let estimates = plan.estimate(graph, &lineage, &history);
+    let notes = if request.selection.is_some() {
+        left_out_notes(graph, &lineage, &statuses, &plan, now)
+    } else {
+        HashMap::new()
+    };
+    let reasons: Vec<Vec<String>> = plan
+        .steps
+        .iter()
+        .map(|step| plan.reasons(graph, &statuses, step))
+        .collect();
+    let everything = request.selection.is_none();
+    output::print_plan(&plan, &reasons, &estimates, everything, &notes, json)?;
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh asset left out may still be behind something upstream: the words that say so, by key.
+fn left_out_notes(
+    graph: &AssetGraph,
+    lineage: &Lineage,
+    statuses: &Statuses,
+    plan: &Plan,
+    now: chrono::DateTime<chrono::Utc>,
+) -> HashMap<AssetKey, String> {
+    let reports = planner::report_all(graph, lineage, statuses, now);
+    let by_key: HashMap<&AssetKey, &AssetReport> = reports.iter().map(|r| (&r.key, r)).collect();
+    let mut notes = HashMap::new();
+    for n in &plan.not_run {
+        let Some(r) = by_key.get(&n.key) else {
+            continue;
+        };
+        if n.reason != NotRunReason::Fresh || r.upstream.is_empty() {
+            continue;
+        }
+        notes.insert(
+            n.key.clone(),
+            format!("upstream {}; select it with +{}", r.upstream_words(), n.key),
+        );
+    }
+    notes
+}

@@ -1,0 +1,102 @@
+//! `freshet serve [--addr ADDR] [--token TOKEN]`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use freshet_core::Project;
+use freshet_core::freshness::{Clock as _, SystemClock};
+
+use super::{open, shutdown_signal};
+use crate::serve;
+
+/// Binds, prints where and the token (once), and serves until Ctrl-C.
+pub(super) async fn serve(
+    project: &Project,
+    addr: SocketAddr,
+    token: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let (store, executor) = open(project).await?;
+    let (token, generated) = token_to_use(token)?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let bound = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    let loopback = serve::is_loopback(&bound);
+    // Runs a killed server left queued never ran: say so rather than show them waiting forever.
+    store
+        .cancel_queued_runs(SystemClock.now(), "the server stopped before it ran")
+        .await?;
+    let state = serve::AppState::new(
+        project.clone(),
+        store.clone(),
+        executor,
+        Arc::new(SystemClock),
+        token.clone(),
+        loopback,
+    );
+    eprintln!("freshet: serving http://{bound}/ (API under /api)");
+    if generated {
+        eprintln!(
+            "freshet: token for actions (shown once; set FRESHET_TOKEN to choose one): {token}"
+        );
+    }
+    if !loopback {
+        eprintln!(
+            "freshet: listening beyond this machine; the page asks for the token before any action"
+        );
+    }
+    serve::serve(state, listener, shutdown_signal())
+        .await
+        .context("the server stopped")?;
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The token given (trimmed; blank counts as none) if it is good enough, else a generated one;
+/// and whether it was generated.
+fn token_to_use(given: Option<String>) -> anyhow::Result<(String, bool)> {
+    match given.filter(|t| !t.trim().is_empty()) {
+        Some(t) if t.trim().len() < 16 => {
+            anyhow::bail!("FRESHET_TOKEN is too short: use at least 16 characters")
+        }
+        Some(t) if !serve::is_valid_token(t.trim()) => anyhow::bail!(
+            "FRESHET_TOKEN has characters a bearer token cannot carry: use letters, digits and - . _ ~ + /"
+        ),
+        Some(t) => Ok((t.trim().to_owned(), false)),
+        None => Ok((serve::generate_token(), true)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::token_to_use;
+
+    #[test]
+    fn a_token_is_trimmed_checked_or_generated() {
+        let given = |t: &str| token_to_use(Some(t.to_owned())).map_err(|e| e.to_string());
+        assert_eq!(
+            given("  0123456789abcdef  "),
+            Ok(("0123456789abcdef".to_owned(), false))
+        );
+        assert_eq!(
+            given("short"),
+            Err("FRESHET_TOKEN is too short: use at least 16 characters".to_owned())
+        );
+        assert!(
+            given("0123456789abcdef\"<script>")
+                .is_err_and(|e| e.contains("characters a bearer token cannot carry"))
+        );
+        for blank in [None, Some("   ".to_owned())] {
+            let (token, generated) = token_to_use(blank)
+                .map_err(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(generated);
+            assert_eq!(token.len(), 64);
+            assert!(token.chars().all(|c| c.is_ascii_hexdigit()), "{token}");
+        }
+    }
+}
