@@ -321,4 +321,133 @@ mod tests {
         assert!(!err.contains("hunter2"), "{err}");
         assert!(!err.contains('\n'));
     }
+
+    async fn temp_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/freshet.db", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn runs_and_steps_move_only_as_their_lifecycle_allows() {
+        let (_dir, store) = temp_store().await;
+        let run = RunId::generate();
+        let now = Utc::now();
+        store
+            .queue_run(&run, RunKind::Materialize, "", false, now)
+            .await
+            .unwrap();
+        // A queued run cannot succeed without having started.
+        let err = store
+            .finish_run(&run, RunStatus::Succeeded, now, None)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("run {run}: cannot become succeeded from queued")
+        );
+        store.start_run(&run, now).await.unwrap();
+        assert!(store.start_run(&run, now).await.is_err());
+
+        let asset: freshet_plan::AssetKey = "a".parse().unwrap();
+        store.plan_steps(&run, &[asset.clone()]).await.unwrap();
+        let end = |state| StepRecord {
+            asset: asset.to_string(),
+            state,
+            started_at: None,
+            finished_at: Some(now),
+            message: None,
+            row_count: None,
+            byte_size: None,
+        };
+        // A pending step cannot be materialized without having started.
+        assert!(
+            store
+                .step_finished(&run, 0, &end(StepState::Materialized))
+                .await
+                .is_err()
+        );
+        store.step_started(&run, 0, now).await.unwrap();
+        store
+            .step_finished(&run, 0, &end(StepState::Failed))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .step_finished(&run, 0, &end(StepState::Skipped))
+                .await
+                .is_err()
+        );
+        assert_eq!(store.run_steps(&run).await.unwrap()[0].state, StepState::Failed);
+
+        store
+            .finish_run(&run, RunStatus::Cancelled, now, Some("cancelled"))
+            .await
+            .unwrap();
+        // Finished is final: a late writer cannot overwrite how it ended.
+        let err = store
+            .finish_run(&run, RunStatus::Failed, now, Some("late"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("run {run}: cannot become failed from cancelled")
+        );
+        assert_eq!(
+            store.run_status(&run).await.unwrap(),
+            Some((RunStatus::Cancelled, Some("cancelled".to_owned())))
+        );
+        let missing = RunId::generate();
+        assert_eq!(
+            store
+                .finish_run(&missing, RunStatus::Failed, now, None)
+                .await
+                .unwrap_err()
+                .to_string(),
+            format!("run {missing}: no such run")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stored_value_that_does_not_decode_is_an_error_naming_its_record() {
+        let (_dir, store) = temp_store().await;
+        let now = Utc::now();
+        store
+            .record_observation(&Observation {
+                asset: "raw".parse().unwrap(),
+                data_version: DataVersion::new("v1"),
+                file_count: 1,
+                byte_size: 1,
+                observed_at: now,
+                checked_at: now,
+            })
+            .await
+            .unwrap();
+        sqlx::query("UPDATE asset_heads SET record = '{\"asset\": 7}'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let err = store.load_lineage().await.unwrap_err().to_string();
+        assert!(
+            err.starts_with("metadata database: asset_heads row for raw: "),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+
+        let run = RunId::generate();
+        store
+            .begin_run(&run, RunKind::Observe, "", false, now)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE runs SET status = 'paused'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let err = store.run(&run).await.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("metadata database: runs row {run}: unknown status \"paused\"")
+        );
+    }
 }
