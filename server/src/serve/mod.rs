@@ -72,6 +72,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/openapi.json", get(api::openapi))
         .route("/", get(web::index))
         .route("/app.js", get(web::app_js))
+        .route("/core.js", get(web::core_js))
+        .route("/graph.js", get(web::graph_js))
+        .route("/asset.js", get(web::asset_js))
+        .route("/runs.js", get(web::runs_js))
         .route("/style.css", get(web::style_css))
         .route("/favicon.svg", get(web::favicon));
     actions

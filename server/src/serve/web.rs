@@ -1,4 +1,5 @@
-//! The web view's files, embedded in the binary: one page and its script, style and icon.
+//! The web view's files, embedded in the binary: one page, its script modules (`app.js` the entry,
+//! importing `core.js`, `graph.js`, `asset.js` and `runs.js`), its style and its icon.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -8,6 +9,10 @@ use super::state::AppState;
 
 const INDEX: &str = include_str!("../../web/index.html");
 const APP_JS: &str = include_str!("../../web/app.js");
+const CORE_JS: &str = include_str!("../../web/core.js");
+const GRAPH_JS: &str = include_str!("../../web/graph.js");
+const ASSET_JS: &str = include_str!("../../web/asset.js");
+const RUNS_JS: &str = include_str!("../../web/runs.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 const FAVICON: &str = include_str!("../../web/favicon.svg");
 
@@ -45,7 +50,23 @@ pub(crate) async fn index(State(state): State<AppState>) -> Response {
 }
 
 pub(crate) async fn app_js() -> Response {
-    file("text/javascript; charset=utf-8", APP_JS)
+    script(APP_JS)
+}
+
+pub(crate) async fn core_js() -> Response {
+    script(CORE_JS)
+}
+
+pub(crate) async fn graph_js() -> Response {
+    script(GRAPH_JS)
+}
+
+pub(crate) async fn asset_js() -> Response {
+    script(ASSET_JS)
+}
+
+pub(crate) async fn runs_js() -> Response {
+    script(RUNS_JS)
 }
 
 pub(crate) async fn style_css() -> Response {
@@ -54,6 +75,11 @@ pub(crate) async fn style_css() -> Response {
 
 pub(crate) async fn favicon() -> Response {
     file("image/svg+xml", FAVICON)
+}
+
+/// A module script: browsers run modules only when served with a JavaScript type.
+fn script(body: &'static str) -> Response {
+    file("text/javascript; charset=utf-8", body)
 }
 
 fn file(content_type: &'static str, body: &'static str) -> Response {

@@ -1,0 +1,276 @@
+// The asset page: an asset's status and why, its freshness, definition, current version, SQL,
+// history (with a chart of rows and duration), output schema and a preview of its rows.
+
+import {
+  view, enc, esc, debounce, fmtTime, relTime, timeHTML, fmtDuration, fmtBytes, fmtInt,
+  shortVersion, assetLink, runLink, linkKeyIn, getJSON, startRun, errorHTML, kv, table,
+} from './core.js';
+
+function statusBadge(status) {
+  return `<span class="status-badge" data-status="${esc(status)}">${esc(status)}</span>`;
+}
+
+function freshnessBadge(state) {
+  return `<span class="freshness-badge" data-freshness="${esc(state)}">${esc(state === 'none' ? 'no policy' : state)}</span>`;
+}
+
+const listOr = (items, render, empty = '<span class="muted">none</span>') =>
+  (items && items.length ? items.map(render).join(', ') : empty);
+
+/** Rows and duration of each materialization over time, as two small panels. */
+function historyChart(items) {
+  const points = items.filter((m) => m.kind === 'materialization' && m.at)
+    .map((m) => ({ t: new Date(m.at).getTime(), rows: m.row_count, ms: m.duration_ms, m }))
+    .filter((p) => !Number.isNaN(p.t))
+    .sort((a, b) => a.t - b.t);
+  if (points.length === 0) return '';
+  const Wd = 640;
+  const left = 64;
+  const right = 16;
+  const panels = [
+    { field: 'rows', label: 'Rows', cls: 'series-rows', top: 22, fmt: fmtInt },
+    { field: 'ms', label: 'Duration', cls: 'series-ms', top: 118, fmt: fmtDuration },
+  ];
+  const ph = 62;
+  const t0 = points[0].t;
+  const t1 = points[points.length - 1].t;
+  const xOf = (tm) => (t1 === t0 ? (left + Wd - right) / 2 : left + ((tm - t0) / (t1 - t0)) * (Wd - left - right));
+  const out = [`<svg class="chart" viewBox="0 0 ${Wd} 212" role="img" aria-label="Rows and duration of each materialization">`];
+  for (const p of panels) {
+    const values = points.map((q) => q[p.field]).filter((v) => v != null);
+    const max = values.length ? Math.max(...values) : 0;
+    const yOf = (v) => p.top + ph - (max > 0 ? (v / max) * ph : 0);
+    out.push(`<text class="axis-label ${p.cls}-label" x="${left}" y="${p.top - 8}">${esc(p.label)}</text>`,
+      `<text class="axis-value" x="${left - 6}" y="${p.top + 4}" text-anchor="end">${esc(p.fmt(max))}</text>`,
+      `<text class="axis-value" x="${left - 6}" y="${p.top + ph + 4}" text-anchor="end">0</text>`,
+      `<line class="grid-line" x1="${left}" x2="${Wd - right}" y1="${p.top}" y2="${p.top}"/>`,
+      `<line class="axis" x1="${left}" x2="${Wd - right}" y1="${p.top + ph}" y2="${p.top + ph}"/>`);
+    const pts = points.filter((q) => q[p.field] != null);
+    if (pts.length > 1) {
+      out.push(`<polyline class="${p.cls}" points="${pts.map((q) => `${xOf(q.t).toFixed(1)},${yOf(q[p.field]).toFixed(1)}`).join(' ')}"/>`);
+    }
+    for (const q of pts) {
+      out.push(`<circle class="${p.cls}-dot" cx="${xOf(q.t).toFixed(1)}" cy="${yOf(q[p.field]).toFixed(1)}" r="3">` +
+        `<title>${esc(fmtTime(q.m.at))}: ${esc(p.fmt(q[p.field]))}${p.field === 'rows' ? ' rows' : ''}</title></circle>`);
+    }
+  }
+  out.push(`<text class="axis-value" x="${left}" y="206">${esc(fmtTime(points[0].m.at, true))}</text>`);
+  if (t1 !== t0) out.push(`<text class="axis-value" x="${Wd - right}" y="206" text-anchor="end">${esc(fmtTime(points[points.length - 1].m.at, true))}</text>`);
+  out.push('</svg>');
+  return out.join('');
+}
+
+function historyTable(items, isSource) {
+  if (!items.length) return `<p class="muted">No ${isSource ? 'observations' : 'materializations'} yet.</p>`;
+  if (isSource) {
+    return table(['Observed', 'Checked', 'Data version', 'Files', 'Size'], items.map((o) =>
+      `<tr><td>${timeHTML(o.at)}</td><td>${timeHTML(o.checked_at)}</td><td class="mono">${esc(shortVersion(o.data_version))}</td>` +
+      `<td class="num">${fmtInt(o.file_count)}</td><td class="num">${esc(fmtBytes(o.byte_size))}</td></tr>`), 'history');
+  }
+  return table(['Materialized', 'Run', 'Rows', 'Size', 'Duration', 'Data version', 'Code version', 'Data time'], items.map((m) =>
+    `<tr><td>${timeHTML(m.at)}</td><td>${m.run_id ? runLink(m.run_id) : '—'}</td><td class="num">${fmtInt(m.row_count)}</td>` +
+    `<td class="num">${esc(fmtBytes(m.byte_size))}</td><td class="num">${esc(fmtDuration(m.duration_ms))}</td>` +
+    `<td class="mono">${esc(shortVersion(m.data_version))}</td><td class="mono">${esc(shortVersion(m.code_version))}</td>` +
+    `<td>${m.data_time ? esc(fmtTime(m.data_time)) : '<span class="muted">—</span>'}</td></tr>`), 'history');
+}
+
+function currentHTML(c) {
+  if (!c) return '<p class="muted">Never materialized.</p>';
+  if (c.kind === 'observation') {
+    return kv([
+      ['Observed', timeHTML(c.at)],
+      ['Last checked', timeHTML(c.checked_at)],
+      ['Data version', `<span class="mono">${esc(c.data_version)}</span>`],
+      ['Files', fmtInt(c.file_count)],
+      ['Size', esc(fmtBytes(c.byte_size))],
+    ]);
+  }
+  return kv([
+    ['Materialized', timeHTML(c.at)],
+    ['Run', c.run_id ? runLink(c.run_id) : '—'],
+    ['Rows', fmtInt(c.row_count)],
+    ['Size', esc(fmtBytes(c.byte_size))],
+    ['Duration', esc(fmtDuration(c.duration_ms))],
+    ['Data version', `<span class="mono">${esc(c.data_version)}</span>`],
+    ['Code version', `<span class="mono">${esc(c.code_version || '—')}</span>`],
+    ['Data time', timeHTML(c.data_time)],
+    Array.isArray(c.inputs) && c.inputs.length
+      ? ['Inputs read', c.inputs.map((i) => `${assetLink(i.asset)} <span class="mono muted">${esc(shortVersion(i.data_version))}</span>`).join('<br>')]
+      : null,
+    ['Location', `<span class="mono break">${esc(c.location)}</span>`],
+  ]);
+}
+
+function freshnessHTML(f, isSource) {
+  if (!f) return '<p class="muted">Unknown.</p>';
+  const rows = [
+    ['State', freshnessBadge(f.state)],
+    ['Policy', f.policy ? `<code>${esc(f.policy)}</code>` : '<span class="muted">none</span>'],
+    ['Last ' + (isSource ? 'changed' : 'updated'), timeHTML(f.last_updated)],
+  ];
+  if (f.next_change_at && f.next_state) {
+    rows.push(['Next change', `<span class="next-change">becomes ${freshnessBadge(f.next_state)} at ` +
+      `<time datetime="${esc(f.next_change_at)}" title="${esc(f.next_change_at)}">${esc(fmtTime(f.next_change_at, true))}</time>, ` +
+      `<span class="rel" data-t="${esc(f.next_change_at)}">${esc(relTime(f.next_change_at))}</span></span>`]);
+  }
+  return kv(rows);
+}
+
+function whyHTML(a) {
+  const parts = [];
+  if (a.causes && a.causes.length) {
+    parts.push(`<ul class="causes">${a.causes.map((c) =>
+      `<li data-category="${esc(c.category)}"><span class="cat">${esc(c.category)}</span> ${linkKeyIn(c.words || c.reason || '', c.dependency)}</li>`).join('')}</ul>`);
+  } else if (a.status === 'missing') {
+    parts.push(`<p>${a.kind === 'source' ? 'Never observed.' : 'Never materialized.'}</p>`);
+  } else if (a.run_state === 'failed') {
+    parts.push('<p>Its latest attempt failed; the version before it is still current.</p>');
+  } else if (a.run_state === 'running') {
+    parts.push('<p>Being materialized now.</p>');
+  } else {
+    parts.push('<p class="muted">Nothing about this asset itself is out of date.</p>');
+  }
+  if (a.upstream && a.upstream.length) {
+    parts.push(`<h3>Upstream behind</h3><ul class="upstream">${a.upstream.map((u) =>
+      `<li data-category="${esc(u.category)}"><span class="cat">${esc(u.category)}</span> upstream ${assetLink(u.key)} ${esc(u.reason)}</li>`).join('')}</ul>`);
+  }
+  if (a.last_failure) {
+    const f = a.last_failure;
+    parts.push(`<h3>Last failure</h3><div class="failure">${timeHTML(f.at)} in run ${runLink(f.run_id)}` +
+      `<pre class="error-text">${esc(f.error)}</pre></div>`);
+  }
+  return parts.join('');
+}
+
+function originHTML(a) {
+  const rows = [];
+  const o = a.origin;
+  if (o && o.type === 'file') rows.push(['File', `<code>${esc(o.path)}</code>`]);
+  else if (o && o.type === 'rust') rows.push(['Rust', `<code>${esc(o.location)}</code>`]);
+  if (a.source) {
+    rows.push(['Location', `<code class="break">${esc(a.source.location)}</code>`]);
+    rows.push(['Format', esc(a.source.format)]);
+  }
+  return rows;
+}
+
+export function assetView(key) {
+  view.innerHTML = `<section class="page asset-page"><p class="muted">Loading ${esc(key)}…</p></section>`;
+  let alive = true;
+  let loadSeq = 0;
+  let preview = null;
+  let previewFor = undefined;
+
+  async function load() {
+    const seq = ++loadSeq;
+    const base = `/api/assets/${enc(key)}`;
+    let a;
+    let history;
+    try {
+      [a, history] = await Promise.all([getJSON(base), getJSON(`${base}/history?limit=50`)]);
+    } catch (e) {
+      if (!alive || seq !== loadSeq) return;
+      view.innerHTML = `<section class="page asset-page"><div class="crumbs"><a href="#/">Lineage</a> / ${esc(key)}</div>${errorHTML(e, 'Could not load this asset:')}</section>`;
+      return;
+    }
+    // The preview is fetched again only when the current version changes.
+    const c = a.current;
+    const currentId = c ? `${c.id ?? ''}|${c.at ?? ''}|${c.data_version ?? ''}` : null;
+    if (currentId !== previewFor) {
+      let p = null;
+      if (currentId) {
+        try {
+          p = await getJSON(`${base}/preview?limit=20`);
+        } catch (e) {
+          p = { error: e };
+        }
+      }
+      if (!alive || seq !== loadSeq) return;
+      preview = p;
+      previewFor = currentId;
+    }
+    if (!alive || seq !== loadSeq) return;
+    render(a, history.items || []);
+  }
+
+  function previewHTML() {
+    if (!preview) return '<p class="muted">Nothing to preview yet.</p>';
+    if (preview.error) return errorHTML(preview.error, 'Could not load a preview:');
+    const cols = preview.columns || [];
+    const rows = preview.rows || [];
+    if (!rows.length) return '<p class="muted">No rows.</p>';
+    return table(cols.map((c) => `${esc(c.name)}<span class="col-type">${esc(c.type)}</span>`),
+      rows.map((r) => `<tr>${r.map((v) => (v == null ? '<td class="null">null</td>' : `<td>${esc(v)}</td>`)).join('')}</tr>`),
+      'preview');
+  }
+
+  function render(a, history) {
+    const isSource = a.kind === 'source';
+    const actions = isSource
+      ? '<button type="button" id="observe" class="primary">Observe</button>'
+      : '<button type="button" id="materialize" class="primary">Materialize</button>' +
+        '<button type="button" id="materialize-upstream">Materialize with upstream</button>';
+    const definition = kv([
+      ['Kind', esc(a.kind)],
+      ['Group', esc(a.group)],
+      ['Owners', listOr(a.owners, (o) => esc(o))],
+      ['Tags', a.tags && a.tags.length ? a.tags.map((tg) => `<span class="tag">${esc(tg)}</span>`).join(' ') : '<span class="muted">none</span>'],
+      ['Code version', a.code_version ? `<span class="mono">${esc(a.code_version)}</span>` : '<span class="muted">none</span>'],
+      ...originHTML(a),
+      ['Reads', listOr(a.deps, assetLink)],
+      ['Read by', listOr(a.dependents, assetLink)],
+    ]);
+    const sql = a.sql ? `<h2>SQL</h2><pre class="sql">${esc(a.sql)}</pre>` : '';
+    const schema = a.schema
+      ? table(['Column', 'Type', 'Nullable'], a.schema.map((c) =>
+        `<tr><td class="mono">${esc(c.name)}</td><td class="mono">${esc(c.type)}</td><td>${c.nullable ? 'yes' : 'no'}</td></tr>`), 'schema')
+      : '<p class="muted">Known once materialized.</p>';
+    const chart = isSource ? '' : historyChart(history);
+
+    view.innerHTML = `<section class="page asset-page" data-key="${esc(a.key)}">
+      <div class="crumbs"><a href="#/">Lineage</a> / ${esc(a.group)}</div>
+      <div class="page-head">
+        <div class="title-block">
+          <h1><span class="asset-key">${esc(a.key)}</span> <span class="kind-chip" data-kind="${esc(a.kind)}">${esc(a.kind)}</span></h1>
+          <div class="status-line">${statusBadge(a.display_status)} ${freshnessBadge(a.freshness ? a.freshness.state : 'none')}
+            <span class="summary">${esc(a.summary)}</span></div>
+          ${a.description ? `<p class="description">${esc(a.description)}</p>` : ''}
+        </div>
+        <div class="page-actions">${actions}</div>
+      </div>
+      <div class="cards">
+        <section class="card why"><h2>Status</h2>${whyHTML(a)}</section>
+        <section class="card"><h2>Freshness</h2>${freshnessHTML(a.freshness, isSource)}
+          <h3>Data time</h3><p>${a.data_time ? `reflects source data as of ${timeHTML(a.data_time)}` : '<span class="muted">unknown</span>'}</p></section>
+        <section class="card"><h2>Definition</h2>${definition}</section>
+        <section class="card"><h2>Current version</h2>${currentHTML(a.current)}</section>
+        ${sql ? `<section class="card wide">${sql}</section>` : ''}
+        <section class="card wide"><h2>History</h2>${chart}${historyTable(history, isSource)}</section>
+        ${isSource ? '' : `<section class="card wide"><h2>Output schema</h2>${schema}</section>`}
+        <section class="card wide"><h2>Preview</h2>${previewHTML()}</section>
+      </div>
+    </section>`;
+
+    const bind = (id, path, body, what) => {
+      const b = document.getElementById(id);
+      if (b) b.addEventListener('click', () => startRun(b, path, body, what));
+    };
+    bind('materialize', '/api/runs', { selection: a.key, stale_only: false }, `Materialize ${a.key}`);
+    bind('materialize-upstream', '/api/runs', { selection: `+${a.key}`, stale_only: false }, `Materialize ${a.key} with its upstream`);
+    bind('observe', '/api/observe', { selection: a.key }, `Observe ${a.key}`);
+  }
+
+  const refresh = debounce(load, 200);
+  load();
+  return {
+    refresh,
+    onEvent(type) {
+      if (type === 'assets' || type === 'run' || type === 'step') refresh();
+    },
+    destroy() {
+      alive = false;
+      refresh.cancel();
+    },
+  };
+}
+
