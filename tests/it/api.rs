@@ -243,6 +243,10 @@ async fn one_asset_with_definition_schema_history_and_preview() {
     assert_eq!(rest.len(), 1, "{second}");
     assert!(rest[0]["at"].as_str().unwrap() < items[1]["at"].as_str().unwrap());
     assert_eq!(second["next"], Value::Null);
+    // A full last page says it is the last, as a page of runs does.
+    let (_, all) = api.get("/api/assets/daily_revenue/history?limit=3").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 3, "{all}");
+    assert_eq!(all["next"], Value::Null, "{all}");
     let oldest = rest[0]["id"].as_str().unwrap().to_owned();
     let (_, observations) = api.get("/api/assets/raw_orders/history").await;
     assert_eq!(observations["items"][0]["kind"], "observation");

@@ -24,8 +24,8 @@ pub use error::{Error, Result};
 pub use executor::{Executor, RunEvent, RunObserver, RunReport, SkipReason, StepOutcome};
 pub use graph::{AssetGraph, GraphError};
 pub use model::{
-    AssetDef, AssetKey, AssetKind, CodeVersion, DataVersion, Lineage, Materialization,
-    Observation, RunId, Status,
+    AssetDef, AssetKey, AssetKind, CodeVersion, DataVersion, Lineage, Materialization, Observation,
+    RunId, Status,
 };
 pub use planner::{AssetStatus, CauseCategory, PlanRequest, StaleCause};
 pub use project::{Overrides, Project};

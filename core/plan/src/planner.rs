@@ -305,9 +305,7 @@ impl crate::selection::AssetFacts for Facts<'_> {
     fn freshness(&self, key: &AssetKey) -> FreshnessState {
         self.graph
             .index_of(key)
-            .map_or(FreshnessState::None, |i| {
-                self.freshness[i]
-            })
+            .map_or(FreshnessState::None, |i| self.freshness[i])
     }
 }
 

@@ -26,15 +26,43 @@ macro_rules! select_materializations {
     };
 }
 
+/// One page of a list, newest first: at most the limit asked for, and whether more follow the
+/// last item (ask again from it).
+///
+/// Every paged read fetches one row over the limit to know, so a full last page says it is the
+/// last.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    /// The items, newest first.
+    pub items: Vec<T>,
+    /// Whether older items follow the last one.
+    pub more: bool,
+}
+
+impl<T> Page<T> {
+    /// How many rows to fetch for a page of `limit`.
+    pub(crate) fn fetch(limit: u32) -> i64 {
+        i64::from(limit) + 1
+    }
+
+    /// The page of `limit` out of the rows fetched with [`Page::fetch`].
+    pub(crate) fn of(mut rows: Vec<T>, limit: u32) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Self { items: rows, more }
+    }
+}
+
 impl Store {
-    /// An asset's materializations, newest first: `limit` of them, older than `before` (the
+    /// An asset's materializations, newest first: a page of `limit`, older than `before` (the
     /// creation time and id of a previous page's last one).
     pub async fn materializations_of(
         &self,
         asset: &AssetKey,
         limit: u32,
         before: Option<(DateTime<Utc>, &str)>,
-    ) -> Result<Vec<Materialization>> {
+    ) -> Result<Page<Materialization>> {
         const SQL: &str = select_materializations!(
             "SELECT * FROM materializations WHERE asset = $1 AND partition_key = '' \
              AND (CAST($2 AS BIGINT) IS NULL OR created_at < $2 \
@@ -45,11 +73,11 @@ impl Store {
             .bind(asset.as_str())
             .bind(before.map(|(at, _)| micros(at)))
             .bind(before.map(|(_, id)| id).unwrap_or_default())
-            .bind(i64::from(limit))
+            .bind(Page::<Materialization>::fetch(limit))
             .fetch_all(&self.pool)
             .await
             .map_err(store_error)?;
-        materializations(&rows)
+        Ok(Page::of(materializations(&rows)?, limit))
     }
 
     /// One materialization by id, if it exists.
@@ -64,13 +92,13 @@ impl Store {
     }
 
     /// A source's observations (each version it was seen to change to) with their ids, newest
-    /// first: `limit` of them, older than `before`.
+    /// first: a page of `limit`, older than `before`.
     pub async fn observations_of(
         &self,
         asset: &AssetKey,
         limit: u32,
         before: Option<(DateTime<Utc>, &str)>,
-    ) -> Result<Vec<(String, Observation)>> {
+    ) -> Result<Page<(String, Observation)>> {
         let rows = sqlx::query(
             "SELECT id, data_version, file_count, byte_size, observed_at, checked_at \
              FROM observations WHERE asset = $1 \
@@ -81,11 +109,12 @@ impl Store {
         .bind(asset.as_str())
         .bind(before.map(|(at, _)| micros(at)))
         .bind(before.map(|(_, id)| id).unwrap_or_default())
-        .bind(i64::from(limit))
+        .bind(Page::<Observation>::fetch(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(store_error)?;
-        rows.iter()
+        let rows = rows
+            .iter()
             .map(|row| {
                 let observed_at = from_micros(get(row, 4)?);
                 Ok((
@@ -100,7 +129,8 @@ impl Store {
                     },
                 ))
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::of(rows, limit))
     }
 }
 

@@ -27,6 +27,7 @@ pub mod lifecycle;
 mod lineage;
 mod runs;
 
+pub use history::Page;
 pub use lifecycle::{LogLevel, RunKind, RunStatus, StepState};
 pub use runs::{Failure, LogLine, RunQuery, RunRecord, StepCounts, StepRecord};
 
@@ -379,7 +380,10 @@ mod tests {
                 .await
                 .is_err()
         );
-        assert_eq!(store.run_steps(&run).await.unwrap()[0].state, StepState::Failed);
+        assert_eq!(
+            store.run_steps(&run).await.unwrap()[0].state,
+            StepState::Failed
+        );
 
         store
             .finish_run(&run, RunStatus::Cancelled, now, Some("cancelled"))

@@ -192,7 +192,6 @@ impl LogLevel {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

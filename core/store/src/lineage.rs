@@ -131,7 +131,8 @@ impl Store {
             let asset: String = get(&row, 0)?;
             let kind: String = get(&row, 1)?;
             let record: String = get(&row, 2)?;
-            let corrupt = |e: serde_json::Error| Error::corrupt(format!("asset_heads row for {asset}"), e);
+            let corrupt =
+                |e: serde_json::Error| Error::corrupt(format!("asset_heads row for {asset}"), e);
             if kind == "m" {
                 lineage.set_materialization(serde_json::from_str(&record).map_err(corrupt)?);
             } else {
@@ -184,8 +185,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await
         .map_err(store_error)?;
-        let mut inputs_by_id: HashMap<String, Vec<InputVersion>> =
-            Default::default();
+        let mut inputs_by_id: HashMap<String, Vec<InputVersion>> = Default::default();
         for row in inputs {
             let asset = parse_key(&get::<String>(&row, 1)?, "materialization_inputs")?;
             inputs_by_id
@@ -248,7 +248,6 @@ impl Store {
         tx.commit().await.map_err(store_error)?;
         Ok(lineage)
     }
-
 }
 
 async fn insert_materialization(
@@ -313,4 +312,3 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
 pub(crate) fn parse_key(text: &str, table: &str) -> Result<AssetKey> {
     AssetKey::parse(text).map_err(|e| Error::corrupt(format!("{table} row for {text:?}"), e))
 }
-

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use freshet_plan::model::{AssetKey, RunId};
 
+use crate::history::Page;
 use crate::lifecycle::{LogLevel, RunKind, RunStatus, StepState};
 use crate::{Error, Result, Store, from_i64, from_micros, get, micros, store_error, to_i64};
 
@@ -78,8 +79,8 @@ pub struct LogLine {
     pub message: String,
 }
 
-/// Which runs to list: newest first (by id, which is time-ordered and never changes), `limit` of
-/// them, older than `before` (a previous page's last run), optionally only with one status or
+/// Which runs to list: newest first (by id, which is time-ordered and never changes), a page of
+/// `limit`, older than `before` (a previous page's last run), optionally only with one status or
 /// touching one asset.
 #[derive(Debug, Clone, Default)]
 pub struct RunQuery {
@@ -301,8 +302,7 @@ impl Store {
 
     /// Records how step `position` (0-based) ended; refused when it already ended.
     pub async fn step_finished(&self, id: &RunId, position: usize, end: &StepRecord) -> Result<()> {
-        let (a, b) =
-            pair(end.state.comes_from()).ok_or_else(|| refused(id, end.state.as_str()))?;
+        let (a, b) = pair(end.state.comes_from()).ok_or_else(|| refused(id, end.state.as_str()))?;
         let done = sqlx::query(
             "UPDATE run_steps SET state = $1, finished_at = $2, message = $3, row_count = $4, \
              byte_size = $5 WHERE run_id = $6 AND position = $7 AND state IN ($8, $9)",
@@ -356,8 +356,8 @@ impl Store {
         row.map(|row| run_record(&row)).transpose()
     }
 
-    /// Runs, newest first, as `query` says.
-    pub async fn runs(&self, query: &RunQuery) -> Result<Vec<RunRecord>> {
+    /// Runs, newest first, as `query` says: a page of `query.limit`.
+    pub async fn runs(&self, query: &RunQuery) -> Result<Page<RunRecord>> {
         const SQL: &str = select_runs!(
             "WHERE (CAST($1 AS TEXT) IS NULL OR r.status = $1) \
              AND (CAST($2 AS TEXT) IS NULL OR EXISTS \
@@ -369,11 +369,12 @@ impl Store {
             .bind(query.status.map(RunStatus::as_str))
             .bind(query.asset.as_ref().map(AssetKey::as_str))
             .bind(query.before.as_ref().map(RunId::as_str))
-            .bind(i64::from(query.limit))
+            .bind(Page::<RunRecord>::fetch(query.limit))
             .fetch_all(&self.pool)
             .await
             .map_err(store_error)?;
-        rows.iter().map(run_record).collect()
+        let records = rows.iter().map(run_record).collect::<Result<Vec<_>>>()?;
+        Ok(Page::of(records, query.limit))
     }
 
     /// A run's steps, in plan order.
@@ -392,7 +393,10 @@ impl Store {
                 Ok(StepRecord {
                     asset: get(row, 0)?,
                     state: StepState::parse(&state).ok_or_else(|| {
-                        Error::corrupt(format!("run_steps row of run {id}"), format!("unknown state {state:?}"))
+                        Error::corrupt(
+                            format!("run_steps row of run {id}"),
+                            format!("unknown state {state:?}"),
+                        )
                     })?,
                     started_at: get::<Option<i64>>(row, 2)?.map(from_micros),
                     finished_at: get::<Option<i64>>(row, 3)?.map(from_micros),
@@ -422,7 +426,10 @@ impl Store {
                     seq: from_i64(get(row, 0)?),
                     at: from_micros(get(row, 1)?),
                     level: LogLevel::parse(&level).ok_or_else(|| {
-                        Error::corrupt(format!("run_logs row of run {id}"), format!("unknown level {level:?}"))
+                        Error::corrupt(
+                            format!("run_logs row of run {id}"),
+                            format!("unknown level {level:?}"),
+                        )
                     })?,
                     asset: get(row, 3)?,
                     message: get(row, 4)?,

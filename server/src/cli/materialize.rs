@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use freshet_core::freshness::{Clock as _, SystemClock};
-use freshet_core::planner::{self, PlanError, PlanRequest, Statuses};
-use freshet_core::{Project, RunReport, Store};
+use freshet_core::planner::{PlanError, PlanRequest};
+use freshet_core::{Project, RunReport, Snapshot, Store};
 
 use super::{Chosen, Progress, open, shutdown_signal};
 use crate::output;
@@ -26,7 +26,7 @@ pub(super) async fn materialize(
     let now = SystemClock.now();
     let request = PlanRequest {
         selection: match &chosen {
-            Some(chosen) => Some(chosen.keys(graph, &store, now).await?),
+            Some(chosen) => Some(chosen.keys(project, &store, now).await?),
             None => None,
         },
         stale_only: stale || chosen.is_none(),
@@ -70,14 +70,7 @@ async fn print_statuses(
     store: &Store,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<()> {
-    let graph = project.graph();
-    let lineage = store.load_lineage().await?;
-    let statuses = Statuses::compute(graph, &lineage);
-    let reports = planner::report_all(graph, &lineage, &statuses, now);
-    output::print_status(
-        project,
-        &lineage,
-        &reports.iter().collect::<Vec<_>>(),
-        false,
-    )
+    let snapshot = Snapshot::load(project, store, now).await?;
+    let reports: Vec<_> = snapshot.reports().iter().collect();
+    output::print_status(project, snapshot.lineage(), &reports, false)
 }

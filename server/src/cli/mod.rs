@@ -9,12 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-use freshet_core::freshness::FreshnessState;
-use freshet_core::planner::{Facts, Lineage, Statuses};
-use freshet_core::selection::{AssetFacts, Selection};
+use freshet_core::selection::Selection;
 use freshet_core::{
-    AssetGraph, AssetKey, AssetKind, Catalogues, Executor, Overrides, Project, Status, Store,
+    AssetGraph, AssetKey, AssetKind, Catalogues, Executor, Overrides, Project, Snapshot, Store,
 };
 
 use crate::output;
@@ -181,18 +180,6 @@ fn single_key(selection: &[String]) -> Option<AssetKey> {
     }
 }
 
-/// Facts for selections that need none (`status:` and `freshness:` absent): never consulted.
-struct NoFacts;
-
-impl AssetFacts for NoFacts {
-    fn status(&self, _: &AssetKey) -> Status {
-        Status::Missing
-    }
-    fn freshness(&self, _: &AssetKey) -> FreshnessState {
-        FreshnessState::None
-    }
-}
-
 /// A parsed selection and what it selects without facts: final unless it uses `status:` or
 /// `freshness:`, which are judged against the store.
 struct Chosen {
@@ -209,7 +196,7 @@ impl Chosen {
         }
         let parts: Vec<&str> = selection.iter().map(String::as_str).collect();
         let selection = Selection::union_of(&parts)?;
-        let keys = selection.select(graph, &NoFacts)?;
+        let keys = selection.select_by_definition(graph)?;
         Ok(Some(Self { selection, keys }))
     }
 
@@ -225,33 +212,25 @@ impl Chosen {
         self.keys.first()
     }
 
-    /// The selected keys, judged against `lineage` and `statuses` if the selection needs facts.
-    fn keys_given(
-        &self,
-        graph: &AssetGraph,
-        lineage: &Lineage,
-        statuses: &Statuses,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> anyhow::Result<BTreeSet<AssetKey>> {
+    /// The selected keys, judged by `snapshot` if the selection needs facts.
+    fn keys_in(&self, snapshot: &Snapshot) -> anyhow::Result<BTreeSet<AssetKey>> {
         if !self.selection.needs_facts() {
             return Ok(self.keys.clone());
         }
-        let facts = Facts::new(graph, lineage, statuses, now);
-        Ok(self.selection.select(graph, &facts)?)
+        Ok(snapshot.select(&self.selection)?)
     }
 
     /// The selected keys, reading the store only if the selection needs facts.
     async fn keys(
         &self,
-        graph: &AssetGraph,
+        project: &Project,
         store: &Store,
-        now: chrono::DateTime<chrono::Utc>,
+        now: DateTime<Utc>,
     ) -> anyhow::Result<BTreeSet<AssetKey>> {
         if !self.selection.needs_facts() {
             return Ok(self.keys.clone());
         }
-        let lineage = store.load_lineage().await?;
-        self.keys_given(graph, &lineage, &Statuses::compute(graph, &lineage), now)
+        self.keys_in(&Snapshot::load(project, store, now).await?)
     }
 }
 

@@ -23,7 +23,7 @@ pub(super) async fn observe(project: &Project, selection: &[String]) -> anyhow::
         None => Vec::new(),
         Some(chosen) => {
             let sources: Vec<AssetKey> = chosen
-                .keys(graph, &store, SystemClock.now())
+                .keys(project, &store, SystemClock.now())
                 .await?
                 .into_iter()
                 .filter(|k| graph.get(k).is_some_and(|d| d.kind == AssetKind::Source))

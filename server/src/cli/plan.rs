@@ -4,10 +4,8 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use freshet_core::freshness::{Clock as _, SystemClock};
-use freshet_core::planner::{
-    self, AssetReport, Lineage, NotRunReason, Plan, PlanRequest, Statuses,
-};
-use freshet_core::{AssetGraph, AssetKey, Project};
+use freshet_core::planner::{NotRunReason, Plan, PlanRequest};
+use freshet_core::{AssetKey, Project, Snapshot};
 
 use super::{Chosen, open};
 use crate::output;
@@ -25,26 +23,23 @@ pub(super) async fn plan(
     let mut lineage = store.load_lineage().await?;
     // What a run would see: sources as they are now (observed, not recorded).
     executor.peek_sources(&mut lineage).await?;
-    let statuses = Statuses::compute(graph, &lineage);
+    let snapshot = Snapshot::new(project.clone(), lineage, now);
     let request = PlanRequest {
-        selection: chosen
-            .as_ref()
-            .map(|c| c.keys_given(graph, &lineage, &statuses, now))
-            .transpose()?,
+        selection: chosen.as_ref().map(|c| c.keys_in(&snapshot)).transpose()?,
         stale_only: true,
     };
-    let plan = planner::plan(graph, &lineage, &statuses, &request)?;
+    let plan = snapshot.plan(&request)?;
     let history = store.recent_durations(5).await?;
-    let estimates = plan.estimate(graph, &lineage, &history);
+    let estimates = plan.estimate(graph, snapshot.lineage(), &history);
     let notes = if request.selection.is_some() {
-        left_out_notes(graph, &lineage, &statuses, &plan, now)
+        left_out_notes(&snapshot, &plan)
     } else {
         HashMap::new()
     };
     let reasons: Vec<Vec<String>> = plan
         .steps
         .iter()
-        .map(|step| plan.reasons(graph, &statuses, step))
+        .map(|step| plan.reasons(graph, snapshot.statuses(), step))
         .collect();
     let everything = request.selection.is_none();
     output::print_plan(&plan, &reasons, &estimates, everything, &notes, json)?;
@@ -53,18 +48,10 @@ pub(super) async fn plan(
 }
 
 /// A fresh asset left out may still be behind something upstream: the words that say so, by key.
-fn left_out_notes(
-    graph: &AssetGraph,
-    lineage: &Lineage,
-    statuses: &Statuses,
-    plan: &Plan,
-    now: chrono::DateTime<chrono::Utc>,
-) -> HashMap<AssetKey, String> {
-    let reports = planner::report_all(graph, lineage, statuses, now);
-    let by_key: HashMap<&AssetKey, &AssetReport> = reports.iter().map(|r| (&r.key, r)).collect();
+fn left_out_notes(snapshot: &Snapshot, plan: &Plan) -> HashMap<AssetKey, String> {
     let mut notes = HashMap::new();
     for n in &plan.not_run {
-        let Some(r) = by_key.get(&n.key) else {
+        let Some(r) = snapshot.report(&n.key) else {
             continue;
         };
         if n.reason != NotRunReason::Fresh || r.upstream.is_empty() {

@@ -2,9 +2,10 @@
 
 use std::process::ExitCode;
 
+use chrono::{DateTime, Utc};
 use freshet_core::freshness::{Clock as _, SystemClock};
-use freshet_core::planner::{self, AssetReport, Statuses};
-use freshet_core::{AssetKey, Error, Project, Store};
+use freshet_core::planner::AssetReport;
+use freshet_core::{AssetKey, Error, Project, Snapshot, Store};
 
 use super::{Chosen, open, single_key};
 use crate::output;
@@ -31,15 +32,14 @@ async fn explain(
     project: &Project,
     store: &Store,
     key: &AssetKey,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let graph = project.graph();
-    let lineage = store.load_lineage().await?;
-    let statuses = Statuses::compute(graph, &lineage);
-    let report = planner::report_one(graph, &lineage, &statuses, key, now)
+    let snapshot = Snapshot::load(project, store, now).await?;
+    let report = snapshot
+        .explain(key)
         .ok_or_else(|| Error::UnknownAsset(key.to_string()))?;
-    output::print_explanation(project, &lineage, &report, now, json)
+    output::print_explanation(project, snapshot.lineage(), &report, now, json)
 }
 
 /// `status [SELECTION]`: a table (or JSON list) of the selected assets, upstream first.
@@ -47,19 +47,15 @@ async fn list(
     project: &Project,
     store: &Store,
     chosen: Option<&Chosen>,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let graph = project.graph();
-    let lineage = store.load_lineage().await?;
-    let statuses = Statuses::compute(graph, &lineage);
-    let chosen = chosen
-        .map(|c| c.keys_given(graph, &lineage, &statuses, now))
-        .transpose()?;
-    let reports = planner::report_all(graph, &lineage, &statuses, now);
-    let shown: Vec<&AssetReport> = reports
+    let snapshot = Snapshot::load(project, store, now).await?;
+    let chosen = chosen.map(|c| c.keys_in(&snapshot)).transpose()?;
+    let shown: Vec<&AssetReport> = snapshot
+        .reports()
         .iter()
         .filter(|r| chosen.as_ref().is_none_or(|c| c.contains(&r.key)))
         .collect();
-    output::print_status(project, &lineage, &shown, json)
+    output::print_status(project, snapshot.lineage(), &shown, json)
 }

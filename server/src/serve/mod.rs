@@ -161,12 +161,15 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     }
 }
 
-/// Compares without stopping at the first difference, so timing does not reveal the token.
+/// Compares without stopping at the first difference or at a length mismatch: every byte of the
+/// longer input is read, so timing does not reveal how much of the token a guess got right, nor
+/// its length.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    diff == 0
 }
 
 /// On a loopback server, refuses requests whose Host is not a loopback name: a page from another
@@ -222,4 +225,23 @@ async fn method_not_allowed(method: Method) -> ApiError {
         StatusCode::METHOD_NOT_ALLOWED,
         format!("method {method} is not allowed here"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn tokens_compare_equal_only_when_identical() {
+        assert!(constant_time_eq(b"abcdefghijklmnop", b"abcdefghijklmnop"));
+        assert!(!constant_time_eq(b"abcdefghijklmnop", b"abcdefghijklmnoq"));
+        // A prefix, an extension, or padding with zero bytes is not the token.
+        assert!(!constant_time_eq(b"abcdefgh", b"abcdefghijklmnop"));
+        assert!(!constant_time_eq(
+            b"abcdefghijklmnop",
+            b"abcdefghijklmnop\0"
+        ));
+        assert!(!constant_time_eq(b"", b"a"));
+        assert!(constant_time_eq(b"", b""));
+    }
 }

@@ -13,15 +13,13 @@ use std::time::Duration;
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use freshet_core::executor::{RunEvent, RunObserver, StepOutcome};
-use freshet_core::freshness::{Clock, FreshnessState};
-use freshet_core::planner::{self, AssetReport, Statuses};
-use freshet_core::selection::AssetFacts;
+use freshet_core::freshness::Clock;
 use freshet_core::store::{Failure, RunKind, RunStatus};
-use freshet_core::{AssetKey, Executor, Lineage, PlanRequest, Project, RunId, Status, Store};
-use serde_json::json;
+use freshet_core::{AssetKey, Executor, PlanRequest, Project, RunId, Store};
 use tokio::sync::{broadcast, watch};
 
 use super::layout::{self, Layout};
+use crate::json::{AssetsEventJson, LogJson, RunEventJson, StepEventJson};
 
 /// How often the store is polled for changes made by other processes.
 const POLL: Duration = Duration::from_secs(1);
@@ -67,53 +65,25 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// Every asset's status, report and latest failure at one moment.
+/// The core [`freshet_core::Snapshot`] (every status and report at one moment) with what the
+/// server keeps beside it: each asset's latest failure and the rendered bodies of the two
+/// unfiltered lists.
 #[derive(Debug)]
 pub(crate) struct Snapshot {
-    pub(crate) lineage: Lineage,
-    pub(crate) statuses: Statuses,
-    /// In topological order.
-    pub(crate) reports: Vec<AssetReport>,
-    /// Graph index to position in `reports`.
-    position: Vec<Option<usize>>,
+    judged: freshet_core::Snapshot,
     pub(crate) failures: HashMap<String, Failure>,
-    /// When freshness next changes by time alone.
+    /// When freshness next changes by time alone (reports are judged when the snapshot is made).
     valid_until: Option<DateTime<Utc>>,
     /// The unfiltered `/api/assets` and `/api/lineage` bodies, rendered on first use.
     pub(crate) assets_body: OnceLock<Bytes>,
     pub(crate) lineage_body: OnceLock<Bytes>,
 }
 
-impl Snapshot {
-    /// The report on the asset at graph index `i`.
-    pub(crate) fn report(&self, i: usize) -> Option<&AssetReport> {
-        self.position
-            .get(i)
-            .copied()
-            .flatten()
-            .and_then(|p| self.reports.get(p))
-    }
-}
+impl std::ops::Deref for Snapshot {
+    type Target = freshet_core::Snapshot;
 
-/// Status and freshness from a snapshot, for `status:` and `freshness:` in selections.
-pub(crate) struct SnapshotFacts<'a> {
-    pub(crate) graph: &'a freshet_core::AssetGraph,
-    pub(crate) snapshot: &'a Snapshot,
-}
-
-impl AssetFacts for SnapshotFacts<'_> {
-    fn status(&self, key: &AssetKey) -> Status {
-        self.snapshot
-            .statuses
-            .get(self.graph, key)
-            .map_or(Status::Missing, |s| s.status)
-    }
-
-    fn freshness(&self, key: &AssetKey) -> FreshnessState {
-        self.graph
-            .index_of(key)
-            .and_then(|i| self.snapshot.report(i))
-            .map_or(FreshnessState::None, |r| r.freshness.state)
+    fn deref(&self) -> &freshet_core::Snapshot {
+        &self.judged
     }
 }
 
@@ -187,12 +157,15 @@ impl Shared {
     /// Marks the snapshot out of date and tells live clients.
     pub(crate) fn changed(&self) {
         self.dirty.store(true, Ordering::SeqCst);
-        self.send("assets", json!({}));
+        self.send("assets", &AssetsEventJson {});
     }
 
-    pub(crate) fn send(&self, name: &'static str, data: serde_json::Value) {
-        // No receivers is fine: nobody is watching.
-        let _ = self.events.send((name, data.to_string()));
+    pub(crate) fn send(&self, name: &'static str, data: &impl serde::Serialize) {
+        // Shapes of strings and numbers always serialize. No receivers is fine: nobody is
+        // watching.
+        if let Ok(text) = serde_json::to_string(data) {
+            let _ = self.events.send((name, text));
+        }
     }
 
     /// Every asset's status now, from the cache when nothing changed.
@@ -207,11 +180,11 @@ impl Shared {
         }
         self.dirty.store(false, Ordering::SeqCst);
         let loaded = async {
-            let lineage = self.store.load_lineage().await?;
+            let judged = freshet_core::Snapshot::load(&self.project, &self.store, now).await?;
             let failures = self.store.failures().await?;
-            Ok::<_, freshet_core::Error>((lineage, failures))
+            Ok::<_, freshet_core::Error>((judged, failures))
         };
-        let (lineage, failures) = match loaded.await {
+        let (judged, failures) = match loaded.await {
             Ok(loaded) => loaded,
             Err(e) => {
                 // Try again on the next request rather than keep what may be out of date.
@@ -219,27 +192,10 @@ impl Shared {
                 return Err(e);
             }
         };
-        let failures = failures.into_iter().map(|f| (f.asset.clone(), f)).collect();
-        let graph = self.project.graph();
-        let statuses = Statuses::compute(graph, &lineage);
-        let reports = planner::report_all(graph, &lineage, &statuses, now);
-        let mut position = vec![None; graph.len()];
-        for (p, r) in reports.iter().enumerate() {
-            if let Some(i) = graph.index_of(&r.key) {
-                position[i] = Some(p);
-            }
-        }
-        let valid_until = reports
-            .iter()
-            .filter_map(|r| r.freshness.next_change.map(|c| c.at))
-            .min();
         let snapshot = Arc::new(Snapshot {
-            lineage,
-            statuses,
-            reports,
-            position,
-            failures,
-            valid_until,
+            valid_until: judged.valid_until(),
+            judged,
+            failures: failures.into_iter().map(|f| (f.asset.clone(), f)).collect(),
             assets_body: OnceLock::new(),
             lineage_body: OnceLock::new(),
         });
@@ -350,7 +306,10 @@ impl Shared {
     fn send_run(&self, id: &RunId, status: RunStatus) {
         self.send(
             "run",
-            json!({ "run_id": id.as_str(), "status": status.as_str() }),
+            &RunEventJson {
+                run_id: id.as_str(),
+                status: status.as_str(),
+            },
         );
     }
 }
@@ -399,15 +358,15 @@ struct ServerObserver {
 
 impl RunObserver for ServerObserver {
     fn event(&self, event: &RunEvent<'_>) {
-        let step = |key: &AssetKey, state: &str, message: Option<String>| {
+        let step = |key: &AssetKey, state: &str, message: Option<&str>| {
             self.shared.send(
                 "step",
-                json!({
-                    "run_id": self.run_id.as_str(),
-                    "asset": key.as_str(),
-                    "state": state,
-                    "message": message,
-                }),
+                &StepEventJson {
+                    asset: key.as_str(),
+                    message,
+                    run_id: self.run_id.as_str(),
+                    state,
+                },
             );
         };
         match event {
@@ -423,12 +382,12 @@ impl RunObserver for ServerObserver {
                     StepOutcome::Skipped(why) => ("skipped", Some(why.to_string())),
                     StepOutcome::Failed { error, .. } => ("failed", Some(error.clone())),
                 };
-                step(key, state, message);
+                step(key, state, message.as_deref());
                 self.shared.changed();
             }
             RunEvent::Log { line, .. } => {
                 self.shared
-                    .send("log", super::api::log_json(Some(&self.run_id), line));
+                    .send("log", &LogJson::new(Some(&self.run_id), line));
             }
             RunEvent::Observed { changed: true, .. } => self.shared.changed(),
             _ => {}

@@ -314,7 +314,6 @@ impl Executor {
             .instrument(span)
             .await
     }
-
 }
 
 /// A run's error as recorded where anyone who can see runs reads it: the metadata store's own

@@ -7,10 +7,10 @@ use chrono::Utc;
 use tracing::warn;
 
 use super::{RunEvent, RunObserver, RunReport, StepOutcome};
+use crate::Result;
 use crate::freshness::Clock;
 use crate::model::{AssetKey, Observation, RunId};
 use crate::store::{LogLevel, LogLine, RunStatus, StepRecord, StepState, Store};
-use crate::Result;
 
 /// Writes a run's record as it goes: its log lines and step ends to the store, and each line to
 /// the observer. Recording is best effort: a store that cannot take a log line does not stop the
@@ -41,7 +41,12 @@ impl<'a> RunLog<'a> {
         }
     }
 
-    pub(super) async fn write(&mut self, level: LogLevel, asset: Option<&AssetKey>, message: String) {
+    pub(super) async fn write(
+        &mut self,
+        level: LogLevel,
+        asset: Option<&AssetKey>,
+        message: String,
+    ) {
         self.seq += 1;
         let line = LogLine {
             seq: self.seq,

@@ -92,7 +92,11 @@ impl Executor {
 
     /// Lists a source's objects and fingerprints their paths, sizes and e-tags (or modification
     /// times). Touching or rewriting a file therefore counts as new data.
-    pub(super) async fn observe_source(&self, key: &AssetKey, spec: &SourceSpec) -> Result<Observation> {
+    pub(super) async fn observe_source(
+        &self,
+        key: &AssetKey,
+        spec: &SourceSpec,
+    ) -> Result<Observation> {
         let now = self.clock.now();
         let fail = |message: String, retryable| Error::Storage {
             message: format!("source {key}: {message}"),

@@ -15,8 +15,8 @@ use super::Executor;
 use super::sources::register_source;
 use crate::error::{execution_error, one_line, storage_error};
 use crate::model::{
-    AssetDef, AssetKey, DataVersion, InputVersion, Lineage, Materialization,
-    MaterializationId, RunId,
+    AssetDef, AssetKey, DataVersion, InputVersion, Lineage, Materialization, MaterializationId,
+    RunId,
 };
 use crate::project::Computation;
 use crate::rust_asset::{AssetContext, AssetOutput};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{AssetKey, DataVersion, MaterializationId, RunId, CodeVersion};
+use super::{AssetKey, CodeVersion, DataVersion, MaterializationId, RunId};
 
 /// One recorded materialization: the lineage Freshet keeps for every output it writes.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -119,4 +119,3 @@ impl Lineage {
             .or_else(|| self.observations.get(key).map(|o| &o.data_version))
     }
 }
-

@@ -59,4 +59,3 @@ impl fmt::Display for FreshnessState {
         f.write_str(self.as_str())
     }
 }
-

@@ -82,7 +82,13 @@ impl Eval<'_> {
     /// Breadth-first from all `seeds` at once, level by level, marking what it reaches in `out`.
     /// It keeps its own `seen` rather than reusing `out`, so that what the walk the other way
     /// marked does not block this one.
-    pub(super) fn walk(&self, seeds: &[bool], depth: Depth, direction: Direction, out: &mut [bool]) {
+    pub(super) fn walk(
+        &self,
+        seeds: &[bool],
+        depth: Depth,
+        direction: Direction,
+        out: &mut [bool],
+    ) {
         let mut seen = seeds.to_vec();
         let mut frontier: Vec<usize> = (0..seeds.len()).filter(|&i| seeds[i]).collect();
         let mut next = Vec::new();
@@ -158,4 +164,3 @@ pub(super) fn edit_distance(a: &[char], b: &[char]) -> usize {
     }
     previous[b.len()]
 }
-

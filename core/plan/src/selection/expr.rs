@@ -114,4 +114,3 @@ impl Glob {
 pub(super) fn has_wildcard(s: &str) -> bool {
     s.contains(['*', '?'])
 }
-

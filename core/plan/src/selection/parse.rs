@@ -177,7 +177,6 @@ pub(super) fn lex(input: &str) -> Result<Vec<Token>, SelectionError> {
     Ok(tokens)
 }
 
-
 // ---------------------------------------------------------------------------------------------
 // Parsing: recursive descent, one function per grammar rule.
 
@@ -533,4 +532,3 @@ pub(super) fn juxtaposition_hint(token: &Token) -> &'static str {
         ""
     }
 }
-

@@ -723,8 +723,7 @@ fn long_chains_walk_without_recursion() {
     let n = 20_000;
     let defs = (0..n)
         .map(|i| {
-            let deps: Vec<String> =
-                (i > 0).then(|| format!("a{}", i - 1)).into_iter().collect();
+            let deps: Vec<String> = (i > 0).then(|| format!("a{}", i - 1)).into_iter().collect();
             let deps: Vec<&str> = deps.iter().map(String::as_str).collect();
             def(&format!("a{i}"), AssetKind::Sql, &deps)
         })
@@ -833,8 +832,7 @@ fn token_soup() -> impl Strategy<Value = String> {
 /// breadth-first search over the graph for walks. Compound operands are parenthesised, so
 /// this checks meaning, not precedence (the parser tests do that).
 fn selection_with_expected() -> impl Strategy<Value = (String, BTreeSet<String>)> {
-    let names =
-        |s: &str| -> BTreeSet<String> { s.split_whitespace().map(str::to_owned).collect() };
+    let names = |s: &str| -> BTreeSet<String> { s.split_whitespace().map(str::to_owned).collect() };
     let leaves = vec![
         ("stg_orders", "stg_orders"),
         ("lonely", "lonely"),

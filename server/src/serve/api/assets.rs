@@ -33,7 +33,7 @@ fn summary(
     report: &freshet_core::planner::AssetReport,
 ) -> AssetSummaryJson {
     let run_state = run_state(running, snapshot, &def.key);
-    AssetSummaryJson::new(def, report, &snapshot.lineage, run_state)
+    AssetSummaryJson::new(def, report, snapshot.lineage(), run_state)
 }
 
 pub(crate) async fn assets(
@@ -43,14 +43,14 @@ pub(crate) async fn assets(
     let shared = &state.0;
     let snapshot = shared.snapshot().await?;
     let chosen = match given(q.selection.as_deref()) {
-        Some(text) => Some(select(shared, &snapshot, text)?),
+        Some(text) => Some(select(&snapshot, text)?),
         None => None,
     };
     let render = || {
         let graph = shared.project.graph();
         let running = shared.running();
         let assets: Vec<AssetSummaryJson> = snapshot
-            .reports
+            .reports()
             .iter()
             .filter(|r| chosen.as_ref().is_none_or(|c| c.contains(&r.key)))
             .filter_map(|r| Some(summary(&running, &snapshot, graph.get(&r.key)?, r)))
@@ -78,14 +78,9 @@ pub(crate) async fn asset(
     let graph = shared.project.graph();
     let def = graph.def(i);
     // The full upstream list (the snapshot's is bounded).
-    let report = freshet_core::planner::report_one(
-        graph,
-        &snapshot.lineage,
-        &snapshot.statuses,
-        &key,
-        shared.clock.now(),
-    )
-    .ok_or_else(|| ApiError::not_found(format!("unknown asset {:?}", key.as_str())))?;
+    let report = snapshot
+        .explain(&key)
+        .ok_or_else(|| ApiError::not_found(format!("unknown asset {:?}", key.as_str())))?;
     let summary = summary(&shared.running(), &snapshot, def, &report);
     let (sql, source) = match shared.project.computation(&key) {
         Some(Computation::Sql { query }) => (Some(query.as_str()), None),
@@ -103,8 +98,8 @@ pub(crate) async fn asset(
         _ => (None, None),
     };
     let current = match (
-        snapshot.lineage.materialization(&key),
-        snapshot.lineage.observation(&key),
+        snapshot.lineage().materialization(&key),
+        snapshot.lineage().observation(&key),
     ) {
         (Some(m), _) => Some(VersionJson::Materialization(MaterializationJson::from(m))),
         (None, Some(o)) => Some(VersionJson::Observation(ObservationJson::new(None, o))),
@@ -139,7 +134,7 @@ async fn schema(
     snapshot: &Snapshot,
     key: &AssetKey,
 ) -> Option<Vec<SchemaColumnJson>> {
-    let current = snapshot.lineage.materialization(key);
+    let current = snapshot.lineage().materialization(key);
     match shared.executor.preview_version(key, current, 0).await {
         Ok((schema, _)) => Some(
             schema
@@ -172,29 +167,32 @@ pub(crate) async fn history(
     let before = parse_cursor(q.cursor.as_deref())?;
     let before = before.as_ref().map(|(at, id)| (*at, id.as_str()));
     if shared.project.graph().def(i).kind == AssetKind::Source {
-        let mut rows = shared
-            .store
-            .observations_of(&key, limit + 1, before)
-            .await?;
-        let more = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
-        let next = more
-            .then(|| rows.last().map(|(id, o)| cursor(o.observed_at, id)))
+        let page = shared.store.observations_of(&key, limit, before).await?;
+        let next = page
+            .more
+            .then(|| page.items.last().map(|(id, o)| cursor(o.observed_at, id)))
             .flatten();
-        let items = rows
+        let items = page
+            .items
             .iter()
             .map(|(id, o)| VersionJson::Observation(ObservationJson::new(Some(id), o)))
             .collect();
         json(&PageJson { items, next })
     } else {
-        let rows = shared
+        let page = shared
             .store
             .materializations_of(&key, limit, before)
             .await?;
-        let next = (rows.len() == limit as usize)
-            .then(|| rows.last().map(|m| cursor(m.created_at, m.id.as_str())))
+        let next = page
+            .more
+            .then(|| {
+                page.items
+                    .last()
+                    .map(|m| cursor(m.created_at, m.id.as_str()))
+            })
             .flatten();
-        let items = rows
+        let items = page
+            .items
             .iter()
             .map(|m| VersionJson::Materialization(MaterializationJson::from(m)))
             .collect();
@@ -283,7 +281,7 @@ async fn preview_version(
             shared
                 .snapshot()
                 .await?
-                .lineage
+                .lineage()
                 .materialization(key)
                 .cloned()
                 .ok_or_else(|| ApiError::not_found(format!("{key} has never been materialized")))?,

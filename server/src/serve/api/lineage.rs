@@ -20,7 +20,7 @@ pub(crate) async fn lineage(
     let graph = shared.project.graph();
     let selected = match given(q.selection.as_deref()) {
         Some(text) => {
-            let keys = select(shared, &snapshot, text)?;
+            let keys = select(&snapshot, text)?;
             let mut include = vec![false; graph.len()];
             for k in &keys {
                 if let Some(i) = graph.index_of(k) {
@@ -56,7 +56,7 @@ fn laid_out<'a>(
     let mut nodes = Vec::with_capacity(graph.len());
     let mut edges = Vec::new();
     for &i in graph.order() {
-        let (Some((layer, x, y)), Some(report)) = (layout.at[i], snapshot.report(i)) else {
+        let (Some((layer, x, y)), Some(report)) = (layout.at[i], snapshot.report_at(i)) else {
             continue;
         };
         let def = graph.def(i);

@@ -11,13 +11,12 @@ use axum::http;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use freshet_core::selection::Selection;
-use freshet_core::store::LogLine;
 use freshet_core::{AssetKey, RunId};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::state::{AppState, Shared, Snapshot, SnapshotFacts};
-use crate::json::{LogJson, ProjectJson};
+use super::state::{AppState, Shared, Snapshot};
+use crate::json::ProjectJson;
 
 mod assets;
 mod lineage;
@@ -32,12 +31,6 @@ type ApiResult<T> = Result<T, ApiError>;
 /// Largest page of runs or history.
 const MAX_PAGE: u32 = 500;
 const DEFAULT_PAGE: u32 = 50;
-
-/// A log line as a live update's JSON, with the run id.
-pub(crate) fn log_json(run_id: Option<&RunId>, l: &LogLine) -> serde_json::Value {
-    // A struct of strings and numbers always converts.
-    serde_json::to_value(LogJson::new(run_id, l)).unwrap_or_default()
-}
 
 // ---- input --------------------------------------------------------------------------------------
 
@@ -119,11 +112,10 @@ fn given(selection: Option<&str>) -> Option<&str> {
 }
 
 /// The keys a selection picks, judged on `snapshot` for `status:` and `freshness:`.
-fn select(shared: &Shared, snapshot: &Snapshot, text: &str) -> ApiResult<BTreeSet<AssetKey>> {
+fn select(snapshot: &Snapshot, text: &str) -> ApiResult<BTreeSet<AssetKey>> {
     let selection = parse_selection(text)?;
-    let graph = shared.project.graph();
-    selection
-        .select(graph, &SnapshotFacts { graph, snapshot })
+    snapshot
+        .select(&selection)
         .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
@@ -201,7 +193,8 @@ mod tests {
     use freshet_core::RunId;
     use freshet_core::store::{LogLevel, LogLine};
 
-    use super::{log_json, parse_cursor, parse_limit, parse_run_id};
+    use super::{parse_cursor, parse_limit, parse_run_id};
+    use crate::json::LogJson;
 
     #[test]
     fn a_live_log_line_is_the_log_shape_with_the_run_id() {
@@ -215,7 +208,7 @@ mod tests {
             message: "run started".to_owned(),
         };
         assert_eq!(
-            log_json(Some(&RunId::new("0193")), &line).to_string(),
+            serde_json::to_string(&LogJson::new(Some(&RunId::new("0193")), &line)).unwrap(),
             r#"{"asset":null,"at":"2026-11-22T10:03:12.000000Z","level":"info","message":"run started","run_id":"0193","seq":1}"#
         );
     }

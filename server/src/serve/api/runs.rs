@@ -52,22 +52,21 @@ pub(crate) async fn runs(
         Some(text) => Some(parse_key(shared, text)?.1),
         None => None,
     };
-    let mut records = shared
+    let page = shared
         .store
         .runs(&RunQuery {
-            limit: limit + 1,
+            limit,
             before,
             status,
             asset,
         })
         .await?;
-    let more = records.len() > limit as usize;
-    records.truncate(limit as usize);
-    let next = more
-        .then(|| records.last().map(|r| r.id.as_str().to_owned()))
+    let next = page
+        .more
+        .then(|| page.items.last().map(|r| r.id.as_str().to_owned()))
         .flatten();
     json(&PageJson {
-        items: records.iter().map(RunJson::from).collect(),
+        items: page.items.iter().map(RunJson::from).collect(),
         next,
     })
 }
@@ -110,7 +109,7 @@ pub(crate) async fn request_run(
         None => PlanRequest::stale(),
         Some(text) => {
             let snapshot = shared.snapshot().await?;
-            let keys = select(shared, &snapshot, text)?;
+            let keys = select(&snapshot, text)?;
             let graph = shared.project.graph();
             if keys.is_empty() {
                 return Err(ApiError::bad_request(format!(
@@ -155,7 +154,7 @@ pub(crate) async fn request_observe(
         Some(text) => {
             let snapshot = shared.snapshot().await?;
             let graph = shared.project.graph();
-            let sources: Vec<AssetKey> = select(shared, &snapshot, text)?
+            let sources: Vec<AssetKey> = select(&snapshot, text)?
                 .into_iter()
                 .filter(|k| graph.get(k).is_some_and(|d| d.kind == AssetKind::Source))
                 .collect();
