@@ -6,7 +6,7 @@ use std::io::Write as _;
 
 use chrono::{DateTime, Utc};
 use freshet_core::executor::StepOutcome;
-use freshet_core::freshness::FreshnessState;
+use freshet_core::model::FreshnessState;
 use freshet_core::planner::{
     AssetReport, Lineage, NotRun, NotRunReason, Plan, StepEstimate, StepKind,
 };

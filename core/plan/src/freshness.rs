@@ -320,7 +320,7 @@ fn describe_policy(policy: &FreshnessPolicy) -> String {
 }
 
 /// A state the freshness of an asset will reach at a known moment if nothing is materialized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StateChange {
     /// When.
     pub at: DateTime<Utc>,
@@ -329,7 +329,7 @@ pub struct StateChange {
 }
 
 /// An asset's freshness at one moment.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Freshness {
     /// Pass, warn, fail, unknown or none.
     pub state: FreshnessState,

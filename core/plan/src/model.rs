@@ -186,8 +186,7 @@ impl MaterializationId {
 }
 
 /// How an asset comes to exist. A closed set: every kind is handled by the executor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AssetKind {
     /// External data Freshet observes but never writes (files or objects named in `freshet.toml`).
     Source,
@@ -215,34 +214,16 @@ impl fmt::Display for AssetKind {
 }
 
 /// A freshness policy as declared. Evaluating it against the clock belongs to the planner.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct FreshnessPolicy {
     /// Fail when the last materialization is older than this.
-    #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
     pub max_age: Option<Duration>,
     /// Warn when the last materialization is older than this (less than `max_age`).
-    #[serde(skip_serializing_if = "Option::is_none", with = "opt_duration")]
     pub warn_after: Option<Duration>,
     /// Fail when not materialized since the latest tick of this cron schedule.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
     /// Time zone of `cron` (IANA name); UTC when absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
-}
-
-mod opt_duration {
-    use std::time::Duration;
-
-    pub(super) fn serialize<S: serde::Serializer>(
-        d: &Option<Duration>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_str(&super::format_duration(*d)),
-            None => s.serialize_none(),
-        }
-    }
 }
 
 /// Parses durations such as `90s`, `15m`, `1h30m`, `2d`.
@@ -295,8 +276,7 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// Where a definition came from, for error messages and the asset page.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// A file of the project (`sql/daily_revenue.sql`, `freshet.toml`), relative to its folder.
     File {
@@ -322,7 +302,7 @@ impl fmt::Display for Origin {
 /// The declaration of one asset: what it is called, what it reads, and what describes it.
 ///
 /// How it is computed (query, function, source location) lives with the project, not here.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AssetDef {
     /// Unique within a project.
     pub key: AssetKey,

@@ -48,8 +48,7 @@ pub use plan::{
 };
 
 /// The category of a stale cause. Ordered as causes are reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CauseCategory {
     /// The asset's own code changed.
     Code,
@@ -71,7 +70,7 @@ impl CauseCategory {
 }
 
 /// One reason an asset is stale.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaleCause {
     /// Code, data or dependencies.
     pub category: CauseCategory,
@@ -310,8 +309,7 @@ impl crate::selection::AssetFacts for Facts<'_> {
 }
 
 /// How far behind an ancestor is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum UpstreamCategory {
     /// Never materialized (a source: never observed).
     Missing,
@@ -323,8 +321,20 @@ pub enum UpstreamCategory {
     Dependencies,
 }
 
+impl UpstreamCategory {
+    /// The lower-case name used in output: `missing`, `code`, `data` or `dependencies`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamCategory::Missing => "missing",
+            UpstreamCategory::Code => "code",
+            UpstreamCategory::Data => "data",
+            UpstreamCategory::Dependencies => "dependencies",
+        }
+    }
+}
+
 /// Something upstream of an asset that is behind: work that, once done, may change the asset.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamIssue {
     /// The ancestor.
     pub key: AssetKey,
@@ -344,7 +354,7 @@ const NEW_DATA: u16 = u16::MAX - 1;
 
 /// Everything known about one asset at one moment: status and causes, what upstream is behind,
 /// freshness and data time.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssetReport {
     /// The asset.
     pub key: AssetKey,

@@ -26,8 +26,9 @@ use tracing::{Instrument, info_span, warn};
 use url::Url;
 
 use crate::freshness::{Clock, SystemClock};
+use crate::model::Lineage;
 use crate::model::{AssetKey, Observation, RunId};
-use crate::planner::{self, Lineage, PlanRequest, PlannedStep, Statuses};
+use crate::planner::{self, PlanRequest, PlannedStep, Statuses};
 use crate::project::{Computation, Project};
 use crate::store::{LogLevel, RunKind, RunStatus, Store};
 use crate::{Error, Result};

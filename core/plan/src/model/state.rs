@@ -3,8 +3,7 @@
 use std::fmt;
 
 /// An asset's staleness status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Status {
     /// Materialized and nothing it depends on directly has changed.
     Fresh,
@@ -26,8 +25,7 @@ impl Status {
 }
 
 /// The result of evaluating an asset's freshness policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum FreshnessState {
     /// Within the policy.
     Pass,

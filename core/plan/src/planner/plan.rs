@@ -5,9 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::time::Duration;
 
-use super::{Lineage, Status, Statuses};
+use super::Statuses;
 use crate::graph::AssetGraph;
-use crate::model::{AssetKey, AssetKind};
+use crate::model::{AssetKey, AssetKind, Lineage, Status};
 
 /// What to plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -30,8 +30,7 @@ impl PlanRequest {
 }
 
 /// Why a step is in a plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepKind {
     /// Selected and run whatever its status.
     Requested,
@@ -43,7 +42,7 @@ pub enum StepKind {
 }
 
 /// One step of a plan. [`Plan::reasons`] says why in words.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedStep {
     /// The asset to materialize.
     pub key: AssetKey,
@@ -52,8 +51,7 @@ pub struct PlannedStep {
 }
 
 /// Why a considered asset is not in a plan.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "reason", rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotRunReason {
     /// Nothing it reads has changed.
     Fresh,
@@ -80,12 +78,11 @@ impl fmt::Display for NotRunReason {
 }
 
 /// A considered asset left out of a plan.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotRun {
     /// The asset.
     pub key: AssetKey,
     /// Why.
-    #[serde(flatten)]
     pub reason: NotRunReason,
 }
 
@@ -296,25 +293,14 @@ fn reasons(
 }
 
 /// The expected cost of one step, from the asset's past materializations.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StepEstimate {
     /// The median duration of its latest materializations; `None` without history.
-    #[serde(serialize_with = "serialize_opt_duration_ms", rename = "duration_ms")]
     pub duration: Option<Duration>,
     /// The size of the inputs it reads (their current Parquet objects, a source's files; for an
     /// input the plan rewrites first, the size of its latest version); `None` when an input has
     /// never had data.
     pub bytes_read: Option<u64>,
-}
-
-fn serialize_opt_duration_ms<S: serde::Serializer>(
-    d: &Option<Duration>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        None => s.serialize_none(),
-    }
 }
 
 impl Plan {

@@ -140,8 +140,7 @@ impl World {
                     line.push(']');
                 }
                 for u in &r.upstream {
-                    let category = serde_json::to_value(u.category).unwrap();
-                    line.push_str(&format!(" <{} {}>", u.key, category.as_str().unwrap()));
+                    line.push_str(&format!(" <{} {}>", u.key, u.category.as_str()));
                 }
                 line
             })
