@@ -76,18 +76,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::graph::AssetGraph;
-use crate::model::{AssetDef, AssetKey, AssetKind, FreshnessState, Status};
-
-/// What evaluating `status:` and `freshness:` needs to know; the planner implements it.
-///
-/// Only consulted when [`Selection::needs_facts`] is true, so callers without facts at hand may
-/// pass any implementation for selections that do not use those attributes.
-pub trait AssetFacts {
-    /// The planner status of `key`.
-    fn status(&self, key: &AssetKey) -> Status;
-    /// The freshness state of `key`.
-    fn freshness(&self, key: &AssetKey) -> FreshnessState;
-}
+use crate::model::AssetKey;
 
 /// A parsed selection.
 ///
@@ -106,19 +95,6 @@ pub struct Selection {
     expr: Expr,
     /// The text as typed; the columns in `Expr::Key` refer to it.
     text: String,
-}
-
-/// Why a selection cannot be parsed or evaluated. One line when displayed, e.g.
-/// `invalid selection "a and (b": column 9: expected ')' to close the '(' at column 7`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid selection {input:?}: column {column}: {message}")]
-pub struct SelectionError {
-    /// The selection as typed.
-    pub input: String,
-    /// 1-based character column of the offending token (input length + 1 for "unexpected end").
-    pub column: usize,
-    /// What is wrong, without the input or the column.
-    pub message: String,
 }
 
 impl Selection {
@@ -199,16 +175,7 @@ impl Selection {
         &self,
         graph: &AssetGraph,
     ) -> Result<BTreeSet<AssetKey>, SelectionError> {
-        struct Unknown;
-        impl AssetFacts for Unknown {
-            fn status(&self, _: &AssetKey) -> Status {
-                Status::Missing
-            }
-            fn freshness(&self, _: &AssetKey) -> FreshnessState {
-                FreshnessState::None
-            }
-        }
-        self.select(graph, &Unknown)
+        self.select(graph, &ByDefinition)
     }
 
     /// The selected keys. Errors only for an exact key not in the graph (the first one in the
@@ -246,12 +213,15 @@ impl fmt::Display for Selection {
     }
 }
 
+mod error;
 mod eval;
 mod expr;
 mod parse;
 #[cfg(test)]
 mod tests;
 
-use eval::*;
-use expr::*;
-use parse::*;
+pub use error::SelectionError;
+pub use eval::AssetFacts;
+use eval::{ByDefinition, Eval, closest_key};
+use expr::Expr;
+use parse::{Parser, lex};

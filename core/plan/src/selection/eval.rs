@@ -1,6 +1,32 @@
 //! Evaluating an [`Expr`] over a graph and its facts.
 
-use super::*;
+use super::expr::{Attr, Depth, Expr};
+use crate::graph::AssetGraph;
+use crate::model::{AssetDef, AssetKey, FreshnessState, Status};
+
+/// What evaluating `status:` and `freshness:` needs to know; `freshet_core::Snapshot` implements it.
+///
+/// Only consulted when [`Selection::needs_facts`] is true, so callers without facts at hand may
+/// pass any implementation for selections that do not use those attributes.
+pub trait AssetFacts {
+    /// The planner status of `key`.
+    fn status(&self, key: &AssetKey) -> Status;
+    /// The freshness state of `key`.
+    fn freshness(&self, key: &AssetKey) -> FreshnessState;
+}
+
+/// The facts of a graph judged by definitions alone, as if nothing had been materialized yet:
+/// every asset missing, none with a freshness policy.
+pub(super) struct ByDefinition;
+
+impl AssetFacts for ByDefinition {
+    fn status(&self, _: &AssetKey) -> Status {
+        Status::Missing
+    }
+    fn freshness(&self, _: &AssetKey) -> FreshnessState {
+        FreshnessState::None
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Evaluation: every subexpression becomes a bitmap over the graph's dense indices (see

@@ -1,6 +1,7 @@
 //! The expression tree a selection parses into, and key globs.
 
-use super::*;
+use crate::graph::AssetGraph;
+use crate::model::{AssetKey, AssetKind, FreshnessState, Status};
 
 // ---------------------------------------------------------------------------------------------
 // The expression tree.

@@ -1,7 +1,9 @@
 //! Lexing and parsing: the text of a selection into an [`Expr`], with column positions in
 //! every error.
 
-use super::*;
+use super::error::SelectionError;
+use super::expr::{Attr, Depth, Expr, Glob, has_wildcard};
+use crate::model::{AssetKey, AssetKind, FreshnessState, Status};
 
 // ---------------------------------------------------------------------------------------------
 // Lexing.

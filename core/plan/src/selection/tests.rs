@@ -2,8 +2,11 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 
+use super::eval::edit_distance;
+use super::expr::{Attr, Depth, Expr, Glob};
+use super::parse::MAX_NESTING;
 use super::*;
-use crate::model::Origin;
+use crate::model::{AssetDef, AssetKind, FreshnessState, Origin, Status};
 
 // --- Parsing ------------------------------------------------------------------------------
 
