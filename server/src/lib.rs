@@ -2,13 +2,15 @@
 //!
 //! **Boundary:** the only crate that knows about terminals, JSON output and HTTP. Core types
 //! never become the wire format: [`json`] owns the JSON shapes and converts from core types;
-//! [`output`] prints text and JSON for the command line.
+//! [`output`] prints text and JSON for the command line; [`words`] holds the words for people
+//! both use.
 
 mod cli;
 mod init;
 pub mod json;
 pub mod output;
 pub mod serve;
+pub mod words;
 
 pub use cli::{Cli, run};
 

@@ -10,12 +10,11 @@ use freshet_core::model::FreshnessState;
 use freshet_core::planner::{
     AssetReport, Lineage, NotRun, NotRunReason, Plan, StepEstimate, StepKind,
 };
-use freshet_core::{
-    AssetDef, AssetKey, AssetKind, CauseCategory, Project, RunReport, StaleCause, Status,
-};
+use freshet_core::{AssetDef, AssetKey, AssetKind, Project, RunReport, Status};
 use serde::Serialize;
 
 use crate::json::{AssetJson, LineageJson, PlanJson, StatusJson, TotalEstimateJson};
+use crate::words::{ago, bytes, cause_words, millis, short, time};
 
 /// Prints the status of the assets in `reports` (upstream first).
 pub fn print_status(
@@ -83,41 +82,6 @@ fn why(report: &AssetReport) -> String {
         parts.push(format!("upstream {}", report.upstream_words()));
     }
     parts.join("; ")
-}
-
-/// One stale cause in words with its versions and times: "input raw_orders has a new data version
-/// since observed 2026-11-22 10:03:12 UTC: consumed 1a2b3c4d5e6f, now 5e6f7a8b9c0d".
-pub fn cause_words(def: &AssetDef, cause: &StaleCause, lineage: &Lineage) -> String {
-    let m = lineage.materialization(&def.key);
-    match (cause.category, &cause.dependency, m) {
-        (CauseCategory::Code, _, Some(m)) => format!(
-            "has a new code version: materialized at {} with {}, now {}",
-            time(m.created_at),
-            short(m.code_version.as_str()),
-            def.code_version.as_ref().map_or("-", |v| short(v.as_str()))
-        ),
-        (CauseCategory::Data, Some(dep), Some(m)) => {
-            let consumed = m
-                .inputs
-                .iter()
-                .find(|i| &i.asset == dep)
-                .map_or("-", |i| short(i.data_version.as_str()));
-            let current = lineage.data_version(dep).map_or("-", |v| short(v.as_str()));
-            let since = lineage
-                .materialization(dep)
-                .map(|d| format!("materialized {}", time(d.created_at)))
-                .or_else(|| {
-                    lineage
-                        .observation(dep)
-                        .map(|o| format!("observed {}", time(o.observed_at)))
-                })
-                .unwrap_or_default();
-            format!(
-                "input {dep} has a new data version since {since}: consumed {consumed}, now {current}"
-            )
-        }
-        _ => cause.describe(),
-    }
 }
 
 /// Explains one asset in words: status, each cause with its times and versions, what upstream is
@@ -347,28 +311,6 @@ fn plural<N: PartialEq + From<u8>>(n: N) -> &'static str {
     if n == N::from(1) { "" } else { "s" }
 }
 
-/// A time for people: `2026-11-22 10:03:12 UTC`.
-pub fn time(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
-
-/// A duration for people, to the largest two units: `3h 12m`, `45s`.
-pub fn ago(d: chrono::Duration) -> String {
-    let secs = d.num_seconds().max(0);
-    let (days, hours, minutes, seconds) = (
-        secs / 86_400,
-        secs % 86_400 / 3600,
-        secs % 3600 / 60,
-        secs % 60,
-    );
-    match (days, hours, minutes) {
-        (0, 0, 0) => format!("{seconds}s"),
-        (0, 0, m) => format!("{m}m {seconds}s"),
-        (0, h, m) => format!("{h}h {m}m"),
-        (d, h, _) => format!("{d}d {h}h"),
-    }
-}
-
 /// Lists assets, upstream first.
 pub fn print_assets(project: &Project, json: bool) -> anyhow::Result<()> {
     let graph = project.graph();
@@ -454,13 +396,13 @@ pub fn run_summary(report: &RunReport) -> String {
     line
 }
 
-fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     let mut text = serde_json::to_string_pretty(value)?;
     text.push('\n');
     write_stdout(&text)
 }
 
-fn print_table(rows: &[Vec<String>]) -> anyhow::Result<()> {
+pub(crate) fn print_table(rows: &[Vec<String>]) -> anyhow::Result<()> {
     write_stdout(&table_text(rows))
 }
 
@@ -493,26 +435,6 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
     }
 }
 
-/// The first 12 characters of a version, enough to tell versions apart by eye.
-pub fn short(version: &str) -> &str {
-    version.get(..12).unwrap_or(version)
-}
-
-/// A byte count for people: `812 B`, `12.3 KB`, `4.1 MB`.
-pub fn bytes(n: u64) -> String {
-    match n {
-        0..1_000 => format!("{n} B"),
-        1_000..1_000_000 => format!("{:.1} KB", n as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} MB", n as f64 / 1e6),
-        _ => format!("{:.1} GB", n as f64 / 1e9),
-    }
-}
-
-/// Microseconds as milliseconds for people.
-pub fn millis(us: u64) -> String {
-    format!("{} ms", us / 1000)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -528,8 +450,8 @@ mod tests {
         RunReport, StaleCause,
     };
 
-    use super::{ago, bytes, cause_words, millis, not_run_text, run_summary, short, steps_text};
-    use super::{table_text, time};
+    use super::{not_run_text, run_summary, steps_text, table_text};
+    use crate::words::{ago, bytes, cause_words, millis, short, time};
 
     fn key(k: &str) -> AssetKey {
         AssetKey::parse(k).unwrap()

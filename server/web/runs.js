@@ -178,6 +178,11 @@ export function runView(id) {
         bar = `<rect class="bar" x="${x.toFixed(1)}" y="2" width="${w.toFixed(1)}" height="12" rx="2"/>`;
       }
       const details = [];
+      const tries = (data.attempts || []).filter((a) => a.asset === s.asset);
+      if (tries.length > 1) {
+        const failed = tries.filter((a) => a.error);
+        details.push(`${tries.length} attempts` + (failed.length ? ` (${failed.length} failed: ${failed[failed.length - 1].error})` : ''));
+      }
       if (s.row_count != null) details.push(`${fmtInt(s.row_count)} rows`);
       if (s.byte_size != null) details.push(fmtBytes(s.byte_size));
       return `<div class="step" data-asset="${esc(s.asset)}" data-state="${esc(s.state)}">` +

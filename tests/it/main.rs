@@ -3,9 +3,11 @@
 
 mod api;
 mod demo;
+mod engine;
 mod errors;
 mod init;
 mod planning;
+mod runs;
 mod s3;
 mod sources;
 mod staleness;

@@ -80,12 +80,19 @@ fn plan_shows_what_materialize_runs_in_order_and_why() {
         "{text}"
     );
     let out = project.ok(&["materialize"]);
-    let ran: Vec<&str> = out
+    // Independent steps run at once and may end in any order: each line says its place in the
+    // plan (`[i/n] key ...`), so put them back in that order.
+    let mut ran: Vec<(usize, &str)> = out
         .stderr
         .lines()
         .filter(|l| l.starts_with('[') && !l.ends_with("..."))
-        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter_map(|l| {
+            let (place, rest) = l.strip_prefix('[')?.split_once('/')?;
+            Some((place.parse().ok()?, rest.split_whitespace().nth(1)?))
+        })
         .collect();
+    ran.sort();
+    let ran: Vec<&str> = ran.into_iter().map(|(_, key)| key).collect();
     assert_eq!(
         ran,
         [

@@ -1,7 +1,7 @@
 //! The core loop: edits and new data make exactly the right assets stale, and `materialize` runs
 //! exactly those.
 
-use crate::support::{TempProject, edit, lines};
+use crate::support::{TempProject, edit, lines, long_project, start_materialize};
 
 const ALL_FRESH: &str = "
     raw_customers: fresh
@@ -16,12 +16,27 @@ const ALL_FRESH: &str = "
     daily_sessions: fresh
 ";
 
+/// The assets a `materialize` reported materialized, in plan order (steps that do not depend
+/// on each other may finish in any order).
 fn materialized(out: &crate::support::Output) -> Vec<String> {
-    out.stderr
+    let mut done: Vec<(usize, String)> = out
+        .stderr
         .lines()
         .filter(|l| l.starts_with('[') && l.contains(" materialized "))
-        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
-        .collect()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            let index = words
+                .next()?
+                .trim_start_matches('[')
+                .split('/')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((index, words.next()?.to_owned()))
+        })
+        .collect();
+    done.sort();
+    done.into_iter().map(|(_, key)| key).collect()
 }
 
 #[test]
@@ -141,6 +156,41 @@ fn new_source_data_after_observe_makes_dependents_stale() {
 }
 
 #[test]
+fn a_source_rewritten_with_the_same_bytes_or_back_to_consumed_content_is_not_new_data() {
+    let project = TempProject::demo();
+    project.ok(&["materialize"]);
+    let original = project.read("data/orders.csv");
+    // Rewritten with identical bytes (a new modification time): the same data version.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    project.write("data/orders.csv", &original);
+    let out = project.ok(&["observe"]);
+    assert!(
+        out.stderr.contains("observed raw_orders: unchanged"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(project.status_lines(), lines(ALL_FRESH));
+    // Changed, observed (stale), then changed back to what stg_orders consumed: fresh again.
+    project.write(
+        "data/orders.csv",
+        &format!("{original}199999,1,2026-10-30T12:00:00Z,completed,42.00\n"),
+    );
+    project.ok(&["observe"]);
+    assert_eq!(
+        project.status_lines(),
+        lines(&ALL_FRESH.replace("stg_orders: fresh", "stg_orders: stale [data raw_orders]"))
+    );
+    project.write("data/orders.csv", &original);
+    let out = project.ok(&["observe"]);
+    assert!(
+        out.stderr.contains("observed raw_orders: new data version"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(project.status_lines(), lines(ALL_FRESH));
+}
+
+#[test]
 fn identical_output_stops_propagation() {
     let project = TempProject::demo();
     project.ok(&["materialize"]);
@@ -225,53 +275,15 @@ fn named_assets_run_exactly_and_need_their_inputs() {
 }
 
 /// Starts `materialize` on a project whose second asset streams rows for far longer than any
-/// test waits, and returns once that asset is being written.
+/// test waits, and returns once that asset has been written for a while.
 fn start_long_run() -> (
     TempProject,
     std::process::Child,
     std::sync::mpsc::Receiver<String>,
 ) {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    use std::time::Duration;
-
-    let project = TempProject::with_files(&[
-        ("freshet.toml", "[project]\nname = \"t\"\n"),
-        ("sql/seed.sql", "SELECT 1 AS n"),
-        (
-            "sql/big.sql",
-            "SELECT value AS n FROM seed CROSS JOIN generate_series(1, 2000000000)",
-        ),
-    ]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_freshet"))
-        .args([
-            "--project",
-            project.path().to_str().expect("utf-8"),
-            "materialize",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start freshet");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // Bounded wait until the big asset is being written.
-    let mut started = false;
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
-        if line.contains("big ...") {
-            started = true;
-            break;
-        }
-    }
-    assert!(started, "the big asset never started");
-    std::thread::sleep(Duration::from_millis(1500));
+    let project = long_project();
+    let (child, _, rx) = start_materialize(&project);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     (project, child, rx)
 }
 

@@ -1,7 +1,10 @@
 //! Running the `freshet` binary on temporary projects.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -207,4 +210,54 @@ pub(crate) fn lines(s: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// A project whose `big` asset streams rows for far longer than any test waits.
+pub(crate) fn long_project() -> TempProject {
+    TempProject::with_files(&[
+        ("freshet.toml", "[project]\nname = \"t\"\n"),
+        ("sql/seed.sql", "SELECT 1 AS n"),
+        (
+            "sql/big.sql",
+            "SELECT value AS n FROM seed CROSS JOIN generate_series(1, 2000000000)",
+        ),
+    ])
+}
+
+/// Starts `freshet materialize` on `project` and returns, once `big` is being computed, the
+/// child, its run's id and the rest of its stderr.
+pub(crate) fn start_materialize(project: &TempProject) -> (Child, String, Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_freshet"))
+        .args([
+            "--project",
+            project.path().to_str().expect("utf-8"),
+            "materialize",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start freshet");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut run_id = None;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
+        if let Some(rest) = line.strip_prefix("run ")
+            && let Some((id, _)) = rest.split_once(':')
+        {
+            run_id = Some(id.to_owned());
+        }
+        if line.contains("big ...") {
+            break;
+        }
+    }
+    let run_id = run_id.expect("the run never said its id");
+    (child, run_id, rx)
 }

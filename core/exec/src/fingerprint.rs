@@ -33,6 +33,12 @@ impl Hasher {
         self
     }
 
+    /// Adds `bytes` as they are, for a value that arrives in chunks.
+    pub(crate) fn chunk(&mut self, bytes: &[u8]) -> &mut Self {
+        self.0.update(bytes);
+        self
+    }
+
     pub(crate) fn finish_hex(&self) -> String {
         format!("{:032x}", self.0.digest128())
     }

@@ -11,6 +11,7 @@
 pub mod error;
 pub mod executor;
 pub mod fingerprint;
+pub mod policy;
 pub mod project;
 pub mod rust_asset;
 pub mod snapshot;
@@ -29,6 +30,8 @@ pub use model::{
 };
 pub use planner::{AssetStatus, CauseCategory, PlanRequest, StaleCause};
 pub use project::{Overrides, Project};
-pub use rust_asset::{AssetContext, AssetOutput, BoxError, Catalogue, Catalogues, RustAsset};
+pub use rust_asset::{
+    AssetContext, AssetOutput, BoxError, Catalogue, Catalogues, Retryable, RustAsset,
+};
 pub use snapshot::Snapshot;
 pub use store::Store;

@@ -22,6 +22,13 @@
 //!
 //! [groups.marts]
 //! freshness = { cron = "0 6 * * *", timezone = "Europe/Paris" }  # default for the group's assets
+//!
+//! [execution]                   # how steps run; see the policy module
+//! concurrency = 4
+//! retries = 2
+//!
+//! [pools]
+//! warehouse = 2
 //! ```
 //!
 //! `storage` and `database` can also be set with `--storage`/`FRESHET_STORAGE` and
@@ -39,7 +46,10 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::graph::AssetGraph;
-use crate::model::{AssetDef, AssetKey, AssetKind, DEFAULT_GROUP, FreshnessPolicy, Origin};
+use crate::model::{
+    AssetDef, AssetKey, AssetKind, DEFAULT_GROUP, FreshnessPolicy, Origin, parse_duration,
+};
+use crate::policy::{Execution, RetryPolicy, StepPolicy, StepSettings, default_concurrency};
 use crate::rust_asset::{Catalogues, Compute};
 use crate::sql::{is_identifier, parse_sql_asset};
 use crate::{Error, Result};
@@ -54,6 +64,8 @@ pub struct Overrides {
     pub storage: Option<String>,
     /// The metadata database: a SQLite file or a database URL.
     pub database: Option<String>,
+    /// Steps at once (`--concurrency`).
+    pub concurrency: Option<usize>,
     /// Object store settings (credentials, endpoint, region), named as object_store's builders
     /// name them (`aws_access_key_id`, `aws_endpoint`, `google_service_account`, ...). Secret:
     /// never printed.
@@ -69,6 +81,9 @@ struct Inner {
     name: String,
     graph: AssetGraph,
     computations: HashMap<AssetKey, Computation>,
+    /// Each asset's own execution settings (none for most).
+    settings: HashMap<AssetKey, StepSettings>,
+    execution: Execution,
     storage_url: Url,
     database_url: String,
     object_store_options: Vec<(String, String)>,
@@ -153,8 +168,10 @@ impl Project {
             error: e,
         })?;
 
+        let execution = raw.execution(overrides).map_err(config_error)?;
         let mut defs = Vec::new();
         let mut computations = HashMap::new();
+        let mut settings = HashMap::new();
 
         for (name, source) in &raw.sources {
             let (def, spec) = source_def(&dir, name, source).map_err(config_error)?;
@@ -166,7 +183,12 @@ impl Project {
         let sql_root = dir.join(sql_dir);
         if sql_root.is_dir() {
             for path in sql_files(&sql_root)? {
-                let (def, query) = sql_def(&dir, &sql_root, &path)?;
+                let (def, query, own) = sql_def(&dir, &sql_root, &path)?;
+                execution.check(&own).map_err(|message| Error::Definition {
+                    origin: def.origin.to_string(),
+                    message,
+                })?;
+                settings.insert(def.key.clone(), own);
                 computations.insert(def.key.clone(), Computation::Sql { query });
                 defs.push(def);
             }
@@ -187,7 +209,12 @@ impl Project {
                 ))
             })?;
             for asset in catalogue.iter() {
-                let (def, compute) = asset.build()?;
+                let (def, compute, own) = asset.build()?;
+                execution.check(&own).map_err(|message| Error::Definition {
+                    origin: def.origin.to_string(),
+                    message: format!("asset {}: {message}", def.key),
+                })?;
+                settings.insert(def.key.clone(), own);
                 computations.insert(def.key.clone(), Computation::Rust(compute));
                 defs.push(def);
             }
@@ -238,10 +265,25 @@ impl Project {
             name: raw.project.name,
             graph,
             computations,
+            settings,
+            execution,
             storage_url,
             database_url,
             object_store_options: overrides.object_store_options.clone(),
         })))
+    }
+
+    /// How steps run: concurrency, pools, defaults.
+    pub fn execution(&self) -> &Execution {
+        &self.0.execution
+    }
+
+    /// How `key`'s steps run: its own settings over the project's defaults.
+    pub fn policy(&self, key: &AssetKey) -> StepPolicy {
+        let none = StepSettings::default();
+        self.0
+            .execution
+            .policy(self.0.settings.get(key).unwrap_or(&none))
     }
 
     /// The project's folder (absolute).
@@ -302,6 +344,60 @@ struct RawConfig {
     sources: BTreeMap<String, RawSource>,
     #[serde(default)]
     groups: BTreeMap<String, RawGroup>,
+    #[serde(default)]
+    execution: RawExecution,
+    #[serde(default)]
+    pools: BTreeMap<String, usize>,
+}
+
+impl RawConfig {
+    /// `[execution]` and `[pools]`, with `--concurrency` winning.
+    fn execution(&self, overrides: &Overrides) -> Result<Execution, String> {
+        let raw = &self.execution;
+        let duration = |name: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(|v| parse_duration(v).map_err(|e| format!("execution.{name}: {e}")))
+                .transpose()
+        };
+        let concurrency = overrides
+            .concurrency
+            .or(raw.concurrency)
+            .unwrap_or_else(default_concurrency);
+        if concurrency == 0 {
+            return Err("execution.concurrency must be at least 1".to_owned());
+        }
+        if let Some((pool, _)) = self.pools.iter().find(|(_, limit)| **limit == 0) {
+            return Err(format!("pools.{pool} must be at least 1"));
+        }
+        if let Some(pool) = self.pools.keys().find(|p| !is_identifier(p)) {
+            return Err(format!(
+                "invalid pool name {pool:?}: use letters, digits and underscores"
+            ));
+        }
+        Ok(Execution {
+            concurrency,
+            pools: self.pools.clone(),
+            defaults: StepSettings {
+                pool: None,
+                retries: raw.retries,
+                retry_delay: duration("retry_delay", &raw.retry_delay)?,
+                timeout: duration("timeout", &raw.timeout)?,
+            },
+            retry_max_delay: duration("retry_max_delay", &raw.retry_max_delay)?
+                .unwrap_or(RetryPolicy::NONE.max_delay),
+        })
+    }
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExecution {
+    concurrency: Option<usize>,
+    retries: Option<u32>,
+    retry_delay: Option<String>,
+    retry_max_delay: Option<String>,
+    timeout: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -467,7 +563,7 @@ fn sql_files(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<(AssetDef, String)> {
+fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<(AssetDef, String, StepSettings)> {
     let relative = path.strip_prefix(dir).unwrap_or(path).display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
         path: relative.clone(),
@@ -505,7 +601,7 @@ fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<(AssetDef, String
     def.tags = asset.header.tags;
     def.owners = asset.header.owners;
     def.freshness = asset.header.freshness;
-    Ok((def, asset.query))
+    Ok((def, asset.query, asset.header.execution))
 }
 
 fn resolve_storage(dir: &Path, configured: Option<&str>) -> Result<Url, String> {

@@ -36,10 +36,46 @@ use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
 
 use crate::model::{AssetDef, AssetKey, AssetKind, CodeVersion, FreshnessPolicy, Origin};
+use crate::policy::StepSettings;
 use crate::{Error, Result};
 
 /// Any error a Rust asset's function returns.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Wraps an error that trying again may cure (a network blip, a busy service): the step is
+/// retried under the asset's retry policy. Other errors are not retried, except I/O errors.
+///
+/// ```
+/// use freshet_core::{BoxError, Retryable};
+/// let e: BoxError = Retryable::new("the API answered 503").into();
+/// assert_eq!(e.to_string(), "the API answered 503");
+/// ```
+#[derive(Debug)]
+pub struct Retryable(pub BoxError);
+
+impl Retryable {
+    /// `error`, marked retryable.
+    pub fn new(error: impl Into<BoxError>) -> Self {
+        Self(error.into())
+    }
+}
+
+impl fmt::Display for Retryable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Retryable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Whether a Rust asset's error may pass if tried again: marked [`Retryable`], or an I/O error.
+pub(crate) fn is_retryable(e: &BoxError) -> bool {
+    e.is::<Retryable>() || e.is::<std::io::Error>()
+}
 
 /// What a Rust asset produces: a DataFrame to execute, or batches already computed.
 #[derive(Debug)]
@@ -135,6 +171,7 @@ pub struct RustAsset {
     tags: BTreeSet<String>,
     owners: Vec<String>,
     freshness: Option<FreshnessPolicy>,
+    execution: StepSettings,
     location: String,
     compute: Option<Compute>,
 }
@@ -162,6 +199,7 @@ impl RustAsset {
             tags: BTreeSet::new(),
             owners: Vec::new(),
             freshness: None,
+            execution: StepSettings::default(),
             location: format!("{}:{}", caller.file(), caller.line()),
             compute: None,
         }
@@ -209,6 +247,30 @@ impl RustAsset {
         self
     }
 
+    /// The pool it runs in (declared under `[pools]` in `freshet.toml`).
+    pub fn pool(mut self, pool: &str) -> Self {
+        self.execution.pool = Some(pool.to_owned());
+        self
+    }
+
+    /// How many times a retryable failure ([`Retryable`], I/O) is tried again.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.execution.retries = Some(retries);
+        self
+    }
+
+    /// The first retry's delay; each further retry waits twice as long, with jitter.
+    pub fn retry_delay(mut self, delay: std::time::Duration) -> Self {
+        self.execution.retry_delay = Some(delay);
+        self
+    }
+
+    /// The time limit of one attempt.
+    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+        self.execution.timeout = Some(limit);
+        self
+    }
+
     /// The async function that computes it.
     pub fn compute<F, Fut, O>(mut self, f: F) -> Self
     where
@@ -224,7 +286,7 @@ impl RustAsset {
     }
 
     /// Validates the declaration into a definition and its function.
-    pub(crate) fn build(&self) -> Result<(AssetDef, Compute)> {
+    pub(crate) fn build(&self) -> Result<(AssetDef, Compute, StepSettings)> {
         let origin = Origin::Rust {
             location: self.location.clone(),
         };
@@ -258,7 +320,15 @@ impl RustAsset {
         def.tags = self.tags.clone();
         def.owners = self.owners.clone();
         def.freshness = self.freshness.clone();
-        Ok((def, compute))
+        if let Some(pool) = &self.execution.pool
+            && !crate::sql::is_identifier(pool)
+        {
+            return Err(invalid(format!(
+                "asset {}: invalid pool {pool:?}: use letters, digits and underscores",
+                def.key
+            )));
+        }
+        Ok((def, compute, self.execution.clone()))
     }
 }
 

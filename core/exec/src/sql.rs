@@ -9,6 +9,10 @@
 //! -- @tags: finance, daily
 //! -- @owners: analytics@shop.example
 //! -- @freshness: max_age=1d warn_after=12h
+//! -- @pool: warehouse
+//! -- @retries: 3
+//! -- @retry_delay: 2s
+//! -- @timeout: 30s
 //! -- Any other comment is just a comment.
 //! SELECT order_date, sum(amount) AS revenue FROM stg_orders GROUP BY order_date
 //! ```
@@ -32,7 +36,8 @@ use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::fingerprint::hash_hex;
-use crate::model::{AssetKey, CodeVersion, FreshnessPolicy};
+use crate::model::{AssetKey, CodeVersion, FreshnessPolicy, parse_duration};
+use crate::policy::StepSettings;
 
 /// A SQL asset file, parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +65,8 @@ pub struct SqlHeader {
     pub owners: Vec<String>,
     /// `@freshness`, e.g. `max_age=1h warn_after=30m`.
     pub freshness: Option<FreshnessPolicy>,
+    /// `@pool`, `@retries`, `@retry_delay`, `@timeout`.
+    pub execution: StepSettings,
 }
 
 /// What is wrong with a SQL file; the caller adds the file's path.
@@ -141,9 +148,39 @@ fn parse_header(text: &str) -> Result<SqlHeader, SqlError> {
                     .map_err(|e| err(format!("invalid @freshness: {e}")))?;
                 header.freshness = Some(policy);
             }
+            "pool" => {
+                if !is_identifier(value) {
+                    return Err(err(format!(
+                        "invalid pool {value:?}: use letters, digits and underscores"
+                    )));
+                }
+                header.execution.pool = Some(value.to_owned());
+            }
+            "retries" => {
+                let n = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n <= 100)
+                    .ok_or_else(|| {
+                        err(format!(
+                            "invalid @retries {value:?}: expected a whole number from 0 to 100"
+                        ))
+                    })?;
+                header.execution.retries = Some(n);
+            }
+            "retry_delay" => {
+                let d =
+                    parse_duration(value).map_err(|e| err(format!("invalid @retry_delay: {e}")))?;
+                header.execution.retry_delay = Some(d);
+            }
+            "timeout" => {
+                let d = parse_duration(value).map_err(|e| err(format!("invalid @timeout: {e}")))?;
+                header.execution.timeout = Some(d);
+            }
             other => {
                 return Err(err(format!(
-                    "unknown setting @{other} (expected @description, @group, @tags, @owners or @freshness)"
+                    "unknown setting @{other} (expected @description, @group, @tags, @owners, \
+                     @freshness, @pool, @retries, @retry_delay or @timeout)"
                 )));
             }
         }
@@ -389,7 +426,7 @@ mod tests {
         let err = |sql: &str| parse_sql_asset(sql).unwrap_err().to_string();
         assert_eq!(
             err("\n-- @colour: red\nselect 1"),
-            "line 2: unknown setting @colour (expected @description, @group, @tags, @owners or @freshness)"
+            "line 2: unknown setting @colour (expected @description, @group, @tags, @owners, @freshness, @pool, @retries, @retry_delay or @timeout)"
         );
         assert_eq!(
             err("-- @group\nselect 1"),

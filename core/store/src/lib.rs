@@ -22,14 +22,18 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+mod claims;
 mod history;
 pub mod lifecycle;
 mod lineage;
 mod runs;
+mod sources;
 
+pub use claims::{AttemptRecord, DeadRun, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Owner};
 pub use history::Page;
 pub use lifecycle::{LogLevel, RunKind, RunStatus, StepState};
 pub use runs::{Failure, LogLine, RunQuery, RunRecord, StepCounts, StepRecord};
+pub use sources::SourceFile;
 
 /// A metadata store failure: one line, never with a password.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +88,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// This process, recorded as the owner of the runs it starts.
+    owner: Owner,
 }
 
 impl Store {
@@ -97,8 +103,11 @@ impl Store {
             message: format!("cannot open metadata database {shown}: {}", one_line(e)),
         };
         let mut connect_url = url.to_owned();
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            let path = path.split('?').next().unwrap_or(path);
+        let sqlite_path = url
+            .strip_prefix("sqlite://")
+            .map(|path| path.split('?').next().unwrap_or(path))
+            .filter(|path| !path.is_empty() && *path != ":memory:");
+        if let Some(path) = sqlite_path {
             if let Some(dir) = Path::new(path)
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
@@ -122,8 +131,18 @@ impl Store {
                 .await
                 .map_err(|e| fail(&e))?;
         }
+        // Migrations once, under a lock: processes opening a new store together take turns, and
+        // each after the first finds them applied. (sqlx locks PostgreSQL itself.)
+        let lock = match sqlite_path {
+            Some(path) => Some(lock_file(path).await.map_err(|e| fail(&e))?),
+            None => None,
+        };
         MIGRATOR.run(&pool).await.map_err(|e| fail(&e))?;
-        let store = Self { pool };
+        drop(lock);
+        let store = Self {
+            pool,
+            owner: Owner::this_process(),
+        };
         store.fill_head_records().await?;
         Ok(store)
     }
@@ -132,6 +151,19 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// An exclusive advisory lock (`flock`) on the database file, held until the file is dropped.
+/// SQLite's own locks are of another kind (`fcntl`), so this one never blocks a query.
+async fn lock_file(path: &str) -> std::io::Result<std::fs::File> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new().read(true).open(&path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 fn get<'r, T>(row: &'r AnyRow, index: usize) -> Result<T>
@@ -352,7 +384,10 @@ mod tests {
         assert!(store.start_run(&run, now).await.is_err());
 
         let asset: freshet_plan::AssetKey = "a".parse().unwrap();
-        store.plan_steps(&run, &[asset.clone()]).await.unwrap();
+        store
+            .plan_steps(&run, std::slice::from_ref(&asset))
+            .await
+            .unwrap();
         let end = |state| StepRecord {
             asset: asset.to_string(),
             state,

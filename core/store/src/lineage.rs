@@ -126,20 +126,26 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(store_error)?;
-        let mut lineage = Lineage::new();
-        for row in rows {
-            let asset: String = get(&row, 0)?;
-            let kind: String = get(&row, 1)?;
-            let record: String = get(&row, 2)?;
-            let corrupt =
-                |e: serde_json::Error| Error::corrupt(format!("asset_heads row for {asset}"), e);
-            if kind == "m" {
-                lineage.set_materialization(serde_json::from_str(&record).map_err(corrupt)?);
-            } else {
-                lineage.set_observation(serde_json::from_str(&record).map_err(corrupt)?);
-            }
+        heads_lineage(rows)
+    }
+
+    /// The current versions of `keys` only (those that have one), as a lineage: what a step
+    /// reads again after waiting for another run.
+    pub async fn load_heads(&self, keys: &[AssetKey]) -> Result<Lineage> {
+        let mut rows = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row = sqlx::query(
+                "SELECT asset, CASE WHEN materialization_id IS NULL THEN 'o' ELSE 'm' END, \
+                 record FROM asset_heads \
+                 WHERE asset = $1 AND partition_key = '' AND record IS NOT NULL",
+            )
+            .bind(key.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+            rows.extend(row);
         }
-        Ok(lineage)
+        heads_lineage(rows)
     }
 
     /// Writes the JSON record of heads recorded before heads carried one, from the event tables.
@@ -311,4 +317,22 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
 /// An asset key read from `table`: invalid only if another tool wrote it.
 pub(crate) fn parse_key(text: &str, table: &str) -> Result<AssetKey> {
     AssetKey::parse(text).map_err(|e| Error::corrupt(format!("{table} row for {text:?}"), e))
+}
+
+/// Heads' JSON records (asset, `m` or `o`, record) as a lineage.
+fn heads_lineage(rows: Vec<sqlx::any::AnyRow>) -> Result<Lineage> {
+    let mut lineage = Lineage::new();
+    for row in rows {
+        let asset: String = get(&row, 0)?;
+        let kind: String = get(&row, 1)?;
+        let record: String = get(&row, 2)?;
+        let corrupt =
+            |e: serde_json::Error| Error::corrupt(format!("asset_heads row for {asset}"), e);
+        if kind == "m" {
+            lineage.set_materialization(serde_json::from_str(&record).map_err(corrupt)?);
+        } else {
+            lineage.set_observation(serde_json::from_str(&record).map_err(corrupt)?);
+        }
+    }
+    Ok(lineage)
 }

@@ -2,6 +2,7 @@
 //! any process (the web view, `freshet` in another terminal) can follow it and read it back.
 
 use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
 
 use freshet_plan::model::{AssetKey, RunId};
 
@@ -167,8 +168,8 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO runs (id, kind, status, selection, stale_only, started_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO runs (id, kind, status, selection, stale_only, started_at, owner_host, \
+             owner_pid, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6)",
         )
         .bind(id.as_str())
         .bind(kind.as_str())
@@ -176,6 +177,8 @@ impl Store {
         .bind(selection)
         .bind(i64::from(stale_only))
         .bind(micros(at))
+        .bind(self.owner.host.as_str())
+        .bind(i64::from(self.owner.pid))
         .execute(&self.pool)
         .await
         .map_err(store_error)?;
@@ -202,7 +205,14 @@ impl Store {
                 message: format!("{} is not how a run ends", status.as_str()),
             });
         }
-        self.move_run(id, status, finished_at, error).await
+        self.move_run(id, status, finished_at, error).await?;
+        // A finished run holds no asset.
+        sqlx::query("DELETE FROM asset_leases WHERE run_id = $1")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
     }
 
     /// Moves a run to `to` at `at` in one conditional statement: only from a status
@@ -215,24 +225,28 @@ impl Store {
         at: DateTime<Utc>,
         error: Option<&str>,
     ) -> Result<()> {
-        let (a, b) = pair(to.comes_from()).ok_or_else(|| refused(id, to.as_str()))?;
-        let sql = if to.is_finished() {
-            "UPDATE runs SET status = $1, finished_at = $2, error = $3 \
-             WHERE id = $4 AND status IN ($5, $6)"
+        let from = to.comes_from();
+        if from.is_empty() {
+            return Err(refused(id, to.as_str()));
+        }
+        let set = if to.is_finished() {
+            "finished_at = $2"
         } else {
-            "UPDATE runs SET status = $1, started_at = $2, error = $3 \
-             WHERE id = $4 AND status IN ($5, $6)"
+            "started_at = $2, heartbeat_at = $2"
         };
-        let done = sqlx::query(sql)
+        let sql = format!(
+            "UPDATE runs SET status = $1, {set}, error = $3 WHERE id = $4 AND status IN ({})",
+            placeholders(5, from.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
             .bind(to.as_str())
             .bind(micros(at))
             .bind(error)
-            .bind(id.as_str())
-            .bind(a.as_str())
-            .bind(b.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(store_error)?;
+            .bind(id.as_str());
+        for state in from {
+            query = query.bind(state.as_str());
+        }
+        let done = query.execute(&self.pool).await.map_err(store_error)?;
         if done.rows_affected() == 1 {
             return Ok(());
         }
@@ -244,21 +258,6 @@ impl Store {
             run: id.to_string(),
             message,
         })
-    }
-
-    /// Ends the runs still queued (a server stopped before it ran them) as cancelled.
-    pub async fn cancel_queued_runs(&self, at: DateTime<Utc>, reason: &str) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE runs SET status = $1, finished_at = $2, error = $3 WHERE status = $4",
-        )
-        .bind(RunStatus::Cancelled.as_str())
-        .bind(micros(at))
-        .bind(reason)
-        .bind(RunStatus::Queued.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(done.rows_affected())
     }
 
     /// Records a run's planned steps, in order, as pending.
@@ -282,43 +281,47 @@ impl Store {
 
     /// Records that step `position` (0-based) started computing.
     pub async fn step_started(&self, id: &RunId, position: usize, at: DateTime<Utc>) -> Result<()> {
-        let (a, b) = pair(StepState::Running.comes_from())
-            .ok_or_else(|| refused(id, StepState::Running.as_str()))?;
-        let done = sqlx::query(
+        let from = StepState::Running.comes_from();
+        let sql = format!(
             "UPDATE run_steps SET state = $1, started_at = $2 \
-             WHERE run_id = $3 AND position = $4 AND state IN ($5, $6)",
-        )
-        .bind(StepState::Running.as_str())
-        .bind(micros(at))
-        .bind(id.as_str())
-        .bind(to_i64(position as u64))
-        .bind(a.as_str())
-        .bind(b.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
+             WHERE run_id = $3 AND position = $4 AND state IN ({})",
+            placeholders(5, from.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(StepState::Running.as_str())
+            .bind(micros(at))
+            .bind(id.as_str())
+            .bind(to_i64(position as u64));
+        for state in from {
+            query = query.bind(state.as_str());
+        }
+        let done = query.execute(&self.pool).await.map_err(store_error)?;
         step_moved(id, position, StepState::Running, done.rows_affected())
     }
 
     /// Records how step `position` (0-based) ended; refused when it already ended.
     pub async fn step_finished(&self, id: &RunId, position: usize, end: &StepRecord) -> Result<()> {
-        let (a, b) = pair(end.state.comes_from()).ok_or_else(|| refused(id, end.state.as_str()))?;
-        let done = sqlx::query(
+        let from = end.state.comes_from();
+        if from.is_empty() {
+            return Err(refused(id, end.state.as_str()));
+        }
+        let sql = format!(
             "UPDATE run_steps SET state = $1, finished_at = $2, message = $3, row_count = $4, \
-             byte_size = $5 WHERE run_id = $6 AND position = $7 AND state IN ($8, $9)",
-        )
-        .bind(end.state.as_str())
-        .bind(end.finished_at.map(micros))
-        .bind(end.message.as_deref())
-        .bind(end.row_count.map(to_i64))
-        .bind(end.byte_size.map(to_i64))
-        .bind(id.as_str())
-        .bind(to_i64(position as u64))
-        .bind(a.as_str())
-        .bind(b.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
+             byte_size = $5 WHERE run_id = $6 AND position = $7 AND state IN ({})",
+            placeholders(8, from.len())
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql))
+            .bind(end.state.as_str())
+            .bind(end.finished_at.map(micros))
+            .bind(end.message.as_deref())
+            .bind(end.row_count.map(to_i64))
+            .bind(end.byte_size.map(to_i64))
+            .bind(id.as_str())
+            .bind(to_i64(position as u64));
+        for state in from {
+            query = query.bind(state.as_str());
+        }
+        let done = query.execute(&self.pool).await.map_err(store_error)?;
         step_moved(id, position, end.state, done.rows_affected())
     }
 
@@ -504,14 +507,14 @@ fn run_record(row: &sqlx::any::AnyRow) -> Result<RunRecord> {
     })
 }
 
-/// The states of `from` to bind to `IN ($a, $b)` (the one twice when there is one); `None` for
-/// an initial state, which is inserted, never moved to.
-fn pair<T: Copy>(from: &[T]) -> Option<(T, T)> {
-    match from {
-        [a] => Some((*a, *a)),
-        [a, b, ..] => Some((*a, *b)),
-        [] => None,
-    }
+/// `$start, $start+1, ...`: `n` numbered placeholders, for an `IN (...)` list of bound values.
+/// The only text a query built with it gains is these numbers, which is why such a query may be
+/// passed as `AssertSqlSafe`.
+fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `Ok` when a step's conditional update moved it; otherwise the refused move as an error.

@@ -1,20 +1,24 @@
-//! `freshet materialize [SELECTION] [--stale]`.
+//! `freshet materialize [SELECTION] [--stale] [--json]`.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use freshet_core::freshness::{Clock as _, SystemClock};
 use freshet_core::planner::{PlanError, PlanRequest};
-use freshet_core::{Project, RunReport, Snapshot, Store};
+use freshet_core::{Project, RunId, RunObserver, RunReport, Snapshot, StepOutcome, Store};
 
-use super::{Chosen, Progress, open, shutdown_signal};
+use super::{Chosen, JsonProgress, Progress, live, open, shutdown_signal};
+use crate::json::RunLineJson;
 use crate::output;
 
 /// Runs what the selection needs (everything behind when there is none), prints each step on
-/// stderr as it goes and the statuses after: exit 1 when a step failed, 130 when interrupted.
+/// stderr as it goes and the statuses after (with `json`, one JSON object per event on stdout
+/// instead): exit 1 when a step failed, 130 when interrupted.
 pub(super) async fn materialize(
     project: &Project,
     selection: &[String],
     stale: bool,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let graph = project.graph();
     let chosen = Chosen::parse(graph, selection)?;
@@ -31,12 +35,23 @@ pub(super) async fn materialize(
         },
         stale_only: stale || chosen.is_none(),
     };
+    let live = (!json && live::wanted()).then(live::Live::start);
+    let observer: &dyn RunObserver = match &live {
+        _ if json => &JsonProgress,
+        Some(live) => live,
+        None => &Progress,
+    };
     let report = executor
-        .materialize_until(&request, &Progress, shutdown_signal())
-        .await?;
+        .materialize_until(&request, observer, shutdown_signal())
+        .await;
+    drop(live);
+    let report = report?;
+    if json {
+        print_finished(&report);
+    }
     if report.interrupted {
         eprintln!(
-            "interrupted: run {} stopped; the step that was running was not recorded",
+            "interrupted: run {} cancelled; the steps that were running were not recorded",
             run_id(&report)
         );
         store.close().await;
@@ -47,13 +62,36 @@ pub(super) async fn materialize(
     } else {
         eprintln!("{}", output::run_summary(&report));
     }
-    print_statuses(project, &store, now).await?;
+    if !json {
+        print_statuses(project, &store, now).await?;
+    }
     store.close().await;
     Ok(if report.failed() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The last line of `--json`: how the run ended.
+fn print_finished(report: &RunReport) {
+    let count = |f: fn(&StepOutcome) -> bool| report.steps.iter().filter(|(_, o)| f(o)).count();
+    let status = match (&report.run_id, report.interrupted, report.failed()) {
+        (None, _, _) => "fresh",
+        (_, true, _) => "cancelled",
+        (_, _, true) => "failed",
+        _ => "succeeded",
+    };
+    let line = RunLineJson::Finished {
+        run_id: report.run_id.as_ref().map(RunId::as_str),
+        status,
+        materialized: report.materialized(),
+        skipped: count(|o| matches!(o, StepOutcome::Skipped(_))),
+        failed: count(|o| matches!(o, StepOutcome::Failed { .. })),
+    };
+    if let Ok(text) = serde_json::to_string(&line) {
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
+    }
 }
 
 fn run_id(report: &RunReport) -> String {

@@ -11,22 +11,26 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+use freshet_core::freshness::{Clock as _, SystemClock};
 use freshet_core::selection::Selection;
+use freshet_core::store::HEARTBEAT_TIMEOUT;
 use freshet_core::{
     AssetGraph, AssetKey, AssetKind, Catalogues, Executor, Overrides, Project, Snapshot, Store,
 };
 
 use crate::output;
 
+mod live;
 mod materialize;
 mod observe;
 mod plan;
 mod preview;
 mod progress;
+mod runs;
 mod serve;
 mod status;
 
-use progress::Progress;
+use progress::{JsonProgress, Progress};
 
 /// Asset-based data orchestration: declare the data you want, materialize what is missing or stale.
 #[derive(Debug, Parser)]
@@ -41,6 +45,10 @@ pub struct Cli {
     /// The metadata database: a SQLite file or URL (default <project>/.freshet/freshet.db).
     #[arg(long, global = true, env = "FRESHET_DATABASE", hide_env_values = true)]
     database: Option<String>,
+    /// How many steps run at once (default: [execution] concurrency in freshet.toml, else the
+    /// number of cores).
+    #[arg(long, global = true, env = "FRESHET_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..))]
+    concurrency: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -67,6 +75,10 @@ enum Command {
         /// (the default with no selection).
         #[arg(long)]
         stale: bool,
+        /// Print one JSON object per line on stdout for each thing the run does, and none of
+        /// the text.
+        #[arg(long)]
+        json: bool,
     },
     /// Show what `materialize --stale [SELECTION]` would run, in order and why, what it would not
     /// run and why, and what it is expected to cost.
@@ -108,6 +120,23 @@ enum Command {
         /// Selections; the sources among them are observed. All sources when none.
         selection: Vec<String>,
     },
+    /// Cancel a queued or running run, whichever process runs it (it stops within about a
+    /// second; previous versions stay current).
+    Cancel {
+        /// The run's id.
+        run_id: String,
+    },
+    /// List recent runs; given a run id, show that run with its steps, attempts and log.
+    Runs {
+        /// A run's id.
+        run_id: Option<String>,
+        /// How many runs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve the web view and the HTTP API (under /api).
     Serve {
         /// The address to listen on. Anything other than a loopback address exposes the
@@ -142,13 +171,21 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
             output::print_lineage(&load()?, *json, *dot)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Materialize { selection, stale } => {
-            materialize::materialize(&load()?, selection, *stale).await
-        }
+        Command::Materialize {
+            selection,
+            stale,
+            json,
+        } => materialize::materialize(&load()?, selection, *stale, *json).await,
         Command::Plan { selection, json } => plan::plan(&load()?, selection, *json).await,
         Command::Status { selection, json } => status::status(&load()?, selection, *json).await,
         Command::Preview { key, limit } => preview::preview(&load()?, key, *limit).await,
         Command::Observe { selection } => observe::observe(&load()?, selection).await,
+        Command::Cancel { run_id } => runs::cancel(&load()?, run_id).await,
+        Command::Runs {
+            run_id,
+            limit,
+            json,
+        } => runs::runs(&load()?, run_id.as_deref(), *limit, *json).await,
         Command::Serve { addr, token } => serve::serve(&load()?, *addr, token.clone()).await,
     }
 }
@@ -158,6 +195,7 @@ fn load_project(cli: &Cli, catalogues: &Catalogues) -> anyhow::Result<Project> {
     let overrides = Overrides {
         storage: cli.storage.clone(),
         database: cli.database.clone(),
+        concurrency: cli.concurrency.map(|n| n as usize),
         object_store_options: object_store_options_from_env(),
     };
     Ok(Project::load(&cli.project, catalogues, &overrides)?)
@@ -166,9 +204,29 @@ fn load_project(cli: &Cli, catalogues: &Catalogues) -> anyhow::Result<Project> {
 /// Opens (and so creates) the store, and makes the executor: only once everything the command
 /// line names has been checked.
 async fn open(project: &Project) -> anyhow::Result<(Store, Executor)> {
-    let store = Store::open(project.database_url()).await?;
+    let store = open_store(project).await?;
     let executor = Executor::new(project.clone(), store.clone())?;
     Ok((store, executor))
+}
+
+/// Opens the store and fails the runs of processes that died (saying so), so that nothing
+/// stays `running` for ever.
+async fn open_store(project: &Project) -> anyhow::Result<Store> {
+    let store = Store::open(project.database_url()).await?;
+    for run in store
+        .fail_dead_runs(SystemClock.now(), HEARTBEAT_TIMEOUT)
+        .await?
+    {
+        let by = run
+            .owner
+            .map(|o| format!(" (process {} on {})", o.pid, o.host))
+            .unwrap_or_default();
+        eprintln!(
+            "freshet: run {} was left unfinished by a process that died{by}; marked failed",
+            run.id
+        );
+    }
+    Ok(store)
 }
 
 /// The one asset a command names when given exactly one argument that is a key (`status KEY`,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use freshet_core::Project;
-use freshet_core::freshness::{Clock as _, SystemClock};
+use freshet_core::freshness::SystemClock;
 
 use super::{open, shutdown_signal};
 use crate::serve;
@@ -17,8 +17,9 @@ pub(super) async fn serve(
     addr: SocketAddr,
     token: Option<String>,
 ) -> anyhow::Result<ExitCode> {
-    let (store, executor) = open(project).await?;
+    // A bad token is refused before the store is opened (and perhaps created).
     let (token, generated) = token_to_use(token)?;
+    let (store, executor) = open(project).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -26,10 +27,6 @@ pub(super) async fn serve(
         .local_addr()
         .context("cannot read the bound address")?;
     let loopback = serve::is_loopback(&bound);
-    // Runs a killed server left queued never ran: say so rather than show them waiting forever.
-    store
-        .cancel_queued_runs(SystemClock.now(), "the server stopped before it ran")
-        .await?;
     let state = serve::AppState::new(
         project.clone(),
         store.clone(),

@@ -5,24 +5,28 @@
 //! stays absent and one that was `null` stays `null`. The API's shapes are documented in
 //! `serve/openapi.json`.
 //!
-//! **Boundary:** core types never become the wire format by their own `Serialize`: every enum is
-//! spelled here, so core may rename or reshape its types without changing a byte of output.
+//! **Boundary:** core types never become the wire format by their own `Serialize`: the shapes are
+//! declared here, so core may reshape its types without changing what a client reads. Enums are
+//! written with their `as_str` names (`stale`, `code`, `dependencies`): those names are part of
+//! the format and never change.
 //!
-//! Several API bodies keep their fields in alphabetical order: that is the order they have always
-//! had (they were once built as JSON values, which sort their keys).
+//! Field order is not part of the format (clients read JSON objects by name). Several API bodies
+//! list their fields alphabetically, the order they had when they were built as JSON values.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use freshet_core::freshness::Freshness;
-use freshet_core::planner::{UpstreamCategory, UpstreamIssue};
+use freshet_core::planner::UpstreamIssue;
 use freshet_core::{AssetDef, Lineage, StaleCause};
 use serde::Serialize;
 
 mod assets;
 mod cli;
+mod events;
 mod runs;
 
 pub use assets::*;
 pub use cli::*;
+pub use events::*;
 pub use runs::*;
 
 /// How precise times are: the command line prints seconds, the API microseconds (so consecutive
@@ -89,7 +93,7 @@ impl CauseJson {
             category: c.category.as_str(),
             reason: c.reason.clone(),
             dependency: Some(c.dependency.as_ref().map(ToString::to_string)),
-            words: Some(crate::output::cause_words(def, c, lineage)),
+            words: Some(crate::words::cause_words(def, c, lineage)),
         }
     }
 }
@@ -109,12 +113,7 @@ impl From<&UpstreamIssue> for UpstreamJson {
     fn from(u: &UpstreamIssue) -> Self {
         Self {
             key: u.key.to_string(),
-            category: match u.category {
-                UpstreamCategory::Missing => "missing",
-                UpstreamCategory::Code => "code",
-                UpstreamCategory::Data => "data",
-                UpstreamCategory::Dependencies => "dependencies",
-            },
+            category: u.category.as_str(),
             reason: u.reason.clone(),
         }
     }

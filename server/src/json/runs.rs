@@ -1,7 +1,7 @@
 //! The API's shapes for runs, their steps and logs, accepted requests, errors and live updates.
 
 use freshet_core::RunId;
-use freshet_core::store::{LogLine, RunRecord, StepCounts, StepRecord};
+use freshet_core::store::{AttemptRecord, LogLine, RunRecord, StepCounts, StepRecord};
 use serde::Serialize;
 
 use super::{micros, millis_between};
@@ -143,9 +143,53 @@ impl<'a> LogJson<'a> {
     }
 }
 
+/// One attempt at a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttemptJson<'a> {
+    /// The step's asset.
+    pub asset: &'a str,
+    /// 1-based.
+    pub attempt: u32,
+    /// Its error; `null` when it succeeded or has not ended.
+    pub error: Option<&'a str>,
+    /// When it ended.
+    pub finished_at: Option<String>,
+    /// When it started.
+    pub started_at: String,
+}
+
+impl<'a> AttemptJson<'a> {
+    /// `a`, an attempt at the step `asset`.
+    pub fn new(asset: &'a str, a: &'a AttemptRecord) -> Self {
+        Self {
+            asset,
+            attempt: a.attempt,
+            error: a.error.as_deref(),
+            finished_at: a.finished_at.map(micros),
+            started_at: micros(a.started_at),
+        }
+    }
+}
+
+/// A run's attempts, each named by its step's asset.
+pub fn attempts_json<'a>(
+    steps: &'a [StepRecord],
+    attempts: &'a [AttemptRecord],
+) -> Vec<AttemptJson<'a>> {
+    attempts
+        .iter()
+        .map(|a| {
+            let asset = steps.get(a.position).map_or("", |s| s.asset.as_str());
+            AttemptJson::new(asset, a)
+        })
+        .collect()
+}
+
 /// `GET /api/runs/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunDetailJson<'a> {
+    /// Every attempt at its steps, by step then attempt.
+    pub attempts: Vec<AttemptJson<'a>>,
     /// Its log, in order.
     pub logs: Vec<LogJson<'a>>,
     /// The run.

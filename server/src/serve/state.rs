@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use freshet_core::executor::{RunEvent, RunObserver, StepOutcome};
 use freshet_core::freshness::Clock;
-use freshet_core::store::{Failure, RunKind, RunStatus};
+use freshet_core::store::{Failure, HEARTBEAT_TIMEOUT, RunKind, RunStatus};
 use freshet_core::{AssetKey, Executor, PlanRequest, Project, RunId, Store};
 use tokio::sync::{broadcast, watch};
 
@@ -100,6 +100,8 @@ impl AppState {
     ) -> Self {
         let layout = layout::layout(project.graph(), None);
         let (events, _) = broadcast::channel(1024);
+        // One clock for what the server judges and what its runs record.
+        let executor = executor.with_clock(clock.clone());
         Self(Arc::new(Shared {
             project,
             store,
@@ -125,7 +127,9 @@ impl AppState {
     }
 
     /// Watches the store for changes made elsewhere and for freshness deadlines, telling live
-    /// clients when statuses may have changed. Runs until the returned task is aborted.
+    /// clients when statuses may have changed; beats the heart of this server's queued runs
+    /// (cancelling those another process asked to cancel) and fails the runs of processes that
+    /// died. Runs until the returned task is aborted.
     pub fn spawn_watcher(&self) -> tokio::task::JoinHandle<()> {
         let shared = self.0.clone();
         tokio::spawn(async move {
@@ -133,6 +137,7 @@ impl AppState {
             let mut interval = tokio::time::interval(POLL);
             loop {
                 interval.tick().await;
+                shared.beat().await;
                 let marker = shared.store.change_marker().await.ok();
                 let moved = marker.is_some() && last.is_some() && marker != last;
                 if marker.is_some() {
@@ -154,6 +159,29 @@ impl AppState {
 }
 
 impl Shared {
+    /// One heartbeat for this server's runs, and a look for dead ones.
+    async fn beat(&self) {
+        let ours: Vec<RunId> = lock(&self.active).keys().cloned().collect();
+        let now = self.clock.now();
+        match self.store.heartbeat(&ours, now).await {
+            Ok(cancel) => {
+                for id in cancel {
+                    self.cancel(&id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot record the runs' heartbeat"),
+        }
+        match self.store.fail_dead_runs(now, HEARTBEAT_TIMEOUT).await {
+            Ok(dead) => {
+                for run in dead {
+                    tracing::warn!(run_id = %run.id, "run failed: its process died");
+                    self.send_run(&run.id, RunStatus::Failed);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot look for dead runs"),
+        }
+    }
+
     /// Marks the snapshot out of date and tells live clients.
     pub(crate) fn changed(&self) {
         self.dirty.store(true, Ordering::SeqCst);
@@ -270,7 +298,11 @@ impl Shared {
                             Some("the run stopped abnormally (see the server log)"),
                         )
                         .await;
-                    RunStatus::Failed
+                    // What the store holds now: the run may have recorded its end after all.
+                    match shared.store.run_status(&run_id).await {
+                        Ok(Some((status, _))) => status,
+                        _ => RunStatus::Failed,
+                    }
                 }
             };
             shared.send_run(&run_id, status);

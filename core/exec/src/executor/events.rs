@@ -55,6 +55,17 @@ pub enum RunEvent<'a> {
         /// How it ended.
         outcome: &'a StepOutcome,
     },
+    /// An attempt at a step failed in a way that may pass; it is tried again after `delay`.
+    StepRetrying {
+        /// The asset.
+        key: &'a AssetKey,
+        /// The attempt that failed (1-based).
+        attempt: u32,
+        /// How long until the next.
+        delay: std::time::Duration,
+        /// Why it failed, in one line.
+        error: &'a str,
+    },
     /// A line was added to the run's log (also recorded in the store).
     Log {
         /// The run.
@@ -119,12 +130,17 @@ pub enum SkipReason {
     Stopped,
     /// The run was stopped while this step ran; nothing of it was recorded.
     StoppedWhileRunning,
+    /// Another run materialized it while this one waited for it (single flight).
+    DoneElsewhere(RunId),
 }
 
 impl SkipReason {
     /// Whether skipping is the plan working as meant (nothing to do), not something going wrong.
     pub fn is_expected(&self) -> bool {
-        matches!(self, SkipReason::InputsUnchanged)
+        matches!(
+            self,
+            SkipReason::InputsUnchanged | SkipReason::DoneElsewhere(_)
+        )
     }
 }
 
@@ -137,6 +153,7 @@ impl fmt::Display for SkipReason {
             SkipReason::StoppedWhileRunning => {
                 f.write_str("the run was stopped while this step ran")
             }
+            SkipReason::DoneElsewhere(run) => write!(f, "materialized meanwhile by run {run}"),
         }
     }
 }

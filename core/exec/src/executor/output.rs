@@ -1,22 +1,18 @@
 //! Parquet output: streaming a step's batches into a new object while fingerprinting its rows.
 
-use std::sync::Arc;
-
 use datafusion::arrow::array::RecordBatch;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::object_store::ObjectStore;
 use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::parquet::arrow::AsyncArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use futures::StreamExt;
-use url::Url;
 
-use super::Executor;
-use crate::error::{execution_error, one_line};
+use super::engine::Executor;
+use crate::Result;
+use crate::error::execution_error;
 use crate::fingerprint::RowFingerprint;
 use crate::model::{AssetKey, DataVersion, MaterializationId};
-use crate::{Error, Result};
 
 impl Executor {
     pub(super) async fn write_parquet(
@@ -54,17 +50,4 @@ impl Executor {
             Err(_) => format!("{base}{key}/{id}.parquet"),
         }
     }
-}
-
-/// The object store for `url`, configured with `options` (credentials, endpoint, region).
-pub(super) fn object_store_for(
-    url: &Url,
-    options: &[(String, String)],
-) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
-    let (store, path) = datafusion::object_store::parse_url_opts(url, options.iter().cloned())
-        .map_err(|e| Error::Storage {
-            message: format!("object store {url}: {}", one_line(&e)),
-            retryable: false,
-        })?;
-    Ok((Arc::from(store), path))
 }

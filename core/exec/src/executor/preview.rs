@@ -4,7 +4,7 @@
 use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::ParquetReadOptions;
 
-use super::Executor;
+use super::engine::Executor;
 use super::sources::register_source;
 use crate::error::{execution_error, one_line};
 use crate::model::{AssetKey, Materialization};

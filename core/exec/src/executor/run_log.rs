@@ -6,7 +6,7 @@ use std::time::Instant;
 use chrono::Utc;
 use tracing::warn;
 
-use super::{RunEvent, RunObserver, RunReport, StepOutcome};
+use super::events::{RunEvent, RunObserver, RunReport, StepOutcome};
 use crate::Result;
 use crate::freshness::Clock;
 use crate::model::{AssetKey, Observation, RunId};

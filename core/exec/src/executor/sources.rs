@@ -4,15 +4,19 @@
 use datafusion::common::TableReference;
 use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::error::DataFusionError;
+use datafusion::object_store::path::Path as ObjectPath;
+use datafusion::object_store::{ObjectStore, ObjectStoreExt};
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 
-use super::{Executor, RunEvent, RunObserver};
+use super::engine::Executor;
+use super::events::{RunEvent, RunObserver};
 use crate::error::one_line;
 use crate::fingerprint::Hasher;
 use crate::model::{AssetKey, DataVersion, Lineage, Observation};
 use crate::planner;
 use crate::project::{Computation, SourceFormat, SourceSpec};
+use crate::store::SourceFile;
 use crate::{Error, Result};
 
 /// Whether observing records what it saw in the store.
@@ -63,7 +67,7 @@ impl Executor {
             if !keys.is_empty() && !keys.contains(&def.key) {
                 continue;
             }
-            let observation = self.observe_source(&def.key, spec).await?;
+            let observation = self.observe_source(&def.key, spec, record).await?;
             let current = lineage.observation(&def.key);
             let changed = current.map(|o| &o.data_version) != Some(&observation.data_version);
             let seen = match current {
@@ -90,12 +94,15 @@ impl Executor {
         Ok(out)
     }
 
-    /// Lists a source's objects and fingerprints their paths, sizes and e-tags (or modification
-    /// times). Touching or rewriting a file therefore counts as new data.
+    /// Lists a source's objects and fingerprints their paths and contents. A file is read again
+    /// only when its metadata (size, e-tag or modification time) differs from when its content
+    /// was last fingerprinted, so touching a file, or rewriting it with the same bytes, is not new
+    /// data. With `Record::Yes` the new content fingerprints are remembered in the store.
     pub(super) async fn observe_source(
         &self,
         key: &AssetKey,
         spec: &SourceSpec,
+        record: Record,
     ) -> Result<Observation> {
         let now = self.clock.now();
         let fail = |message: String, retryable| Error::Storage {
@@ -134,14 +141,43 @@ impl Executor {
             return Err(fail(format!("no files match {}", spec.location), false));
         }
         files.sort_by(|a, b| a.location.cmp(&b.location));
+        let base = url.object_store();
+        let locations: Vec<String> = files
+            .iter()
+            .map(|f| format!("{}{}", base.as_str(), f.location))
+            .collect();
+        let known = self.store.source_files(&locations).await?;
+        let mut read = Vec::new();
         let mut h = Hasher::default();
-        for f in &files {
-            h.field(f.location.as_ref().as_bytes())
-                .field(&f.size.to_le_bytes());
+        for (f, location) in files.iter().zip(locations) {
+            let mut meta = Hasher::default();
+            meta.field(&f.size.to_le_bytes());
             match &f.e_tag {
-                Some(tag) => h.field(tag.as_bytes()),
-                None => h.field(&f.last_modified.timestamp_micros().to_le_bytes()),
+                Some(tag) => meta.field(tag.as_bytes()),
+                None => meta.field(&f.last_modified.timestamp_micros().to_le_bytes()),
             };
+            let meta = meta.finish_hex();
+            let content = match known.get(&location) {
+                Some(k) if k.meta == meta => k.content_hash.clone(),
+                _ => {
+                    let hash = content_hash(store.as_ref(), &f.location)
+                        .await
+                        .map_err(|e| {
+                            fail(format!("cannot read {location}: {}", one_line(&e)), true)
+                        })?;
+                    read.push(SourceFile {
+                        location: location.clone(),
+                        meta,
+                        content_hash: hash.clone(),
+                    });
+                    hash
+                }
+            };
+            h.field(f.location.as_ref().as_bytes())
+                .field(content.as_bytes());
+        }
+        if record == Record::Yes {
+            self.store.remember_source_files(&read).await?;
         }
         Ok(Observation {
             asset: key.clone(),
@@ -152,6 +188,19 @@ impl Executor {
             checked_at: now,
         })
     }
+}
+
+/// The fingerprint of an object's bytes, read as a stream.
+async fn content_hash(
+    store: &dyn ObjectStore,
+    path: &ObjectPath,
+) -> datafusion::object_store::Result<String> {
+    let mut stream = store.get(path).await?.into_stream();
+    let mut h = Hasher::default();
+    while let Some(chunk) = stream.next().await {
+        h.chunk(&chunk?);
+    }
+    Ok(h.finish_hex())
 }
 
 pub(super) async fn register_source(

@@ -11,15 +11,15 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use tracing::info;
 
-use super::Executor;
-use super::sources::register_source;
+use super::engine::Executor;
+use super::sources::{Record, register_source};
 use crate::error::{execution_error, one_line, storage_error};
 use crate::model::{
     AssetDef, AssetKey, DataVersion, InputVersion, Lineage, Materialization, MaterializationId,
     RunId,
 };
 use crate::project::Computation;
-use crate::rust_asset::{AssetContext, AssetOutput};
+use crate::rust_asset::{AssetContext, AssetOutput, is_retryable};
 use crate::tables::{ensure_namespace, table_reference};
 use crate::{Error, Result};
 
@@ -52,7 +52,7 @@ impl Executor {
                 compute(context).await.map_err(|e| Error::Execution {
                     asset: key.to_string(),
                     message: one_line(&e),
-                    retryable: false,
+                    retryable: is_retryable(&e),
                 })?
             }
             Some(Computation::Source(_)) | None => {
@@ -144,7 +144,12 @@ impl Executor {
                 })?;
             // What is read must be what is recorded: a source that moved since the run observed
             // it fails the step (retryable) rather than record a version it did not read.
-            if self.observe_source(key, spec).await?.data_version != version {
+            if self
+                .observe_source(key, spec, Record::Yes)
+                .await?
+                .data_version
+                != version
+            {
                 return Err(Error::Execution {
                     asset: key.to_string(),
                     message: "changed after this run observed it; run materialize again".to_owned(),

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use freshet_core::planner::PlanRequest;
-use freshet_core::store::{RunQuery, RunStatus};
+use freshet_core::store::{RunQuery, RunRecord, RunStatus};
 use freshet_core::{AssetKey, AssetKind, RunId};
 use futures::Stream;
 use serde::Deserialize;
@@ -15,9 +15,11 @@ use super::{
     ApiResult, DEFAULT_PAGE, MAX_PAGE, given, json, json_body, json_response, parse_key,
     parse_limit, parse_run_id, select,
 };
-use crate::json::{AcceptedJson, LogJson, PageJson, RunDetailJson, RunJson, StepJson};
+use crate::json::{
+    AcceptedJson, LogJson, PageJson, RunDetailJson, RunJson, StepJson, attempts_json,
+};
 use crate::serve::error::{ApiError, ApiJson, ApiQuery};
-use crate::serve::state::{AppState, Work};
+use crate::serve::state::{AppState, Shared, Work};
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct RunsQuery {
@@ -76,15 +78,12 @@ pub(crate) async fn run(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let shared = &state.0;
-    let id = parse_run_id(&id)?;
-    let record = shared
-        .store
-        .run(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("unknown run {:?}", id.as_str())))?;
+    let (id, record) = known_run(shared, &id).await?;
     let steps = shared.store.run_steps(&id).await?;
     let logs = shared.store.run_logs(&id, 0).await?;
+    let attempts = shared.store.attempts(&id).await?;
     json(&RunDetailJson {
+        attempts: attempts_json(&steps, &attempts),
         logs: logs.iter().map(|l| LogJson::new(None, l)).collect(),
         run: RunJson::from(&record),
         steps: steps.iter().map(StepJson::from).collect(),
@@ -177,25 +176,33 @@ pub(crate) async fn cancel(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let shared = &state.0;
-    let id = parse_run_id(&id)?;
-    let record = shared
-        .store
-        .run(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("unknown run {:?}", id.as_str())))?;
+    let (id, record) = known_run(shared, &id).await?;
     if record.status.is_finished() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("run {} has already {}", id, record.status.as_str()),
         ));
     }
-    if !shared.cancel(&id) {
+    // This server's own run stops at once; another process's when it next beats (about a
+    // second).
+    if !shared.cancel(&id) && !shared.store.request_cancel(&id, shared.clock.now()).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
-            format!("run {id} is run by another process; stop it there"),
+            format!("run {id} has already ended"),
         ));
     }
     accepted(&id)
+}
+
+/// The run named by the path, or a 400 (not a run id) or 404 (no such run).
+async fn known_run(shared: &Shared, id: &str) -> ApiResult<(RunId, RunRecord)> {
+    let id = parse_run_id(id)?;
+    let record = shared
+        .store
+        .run(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("unknown run {:?}", id.as_str())))?;
+    Ok((id, record))
 }
 
 /// 202 with the run's id.

@@ -1,0 +1,366 @@
+//! Who runs what, across processes: each run's owner and heartbeat, cancel requests from any
+//! process, each step's attempts, the lease a run holds on an asset while it computes it, and the
+//! runs whose owner died.
+//!
+//! **Invariant:** a lease is held while its run is `running` and its heartbeat is fresh; taking
+//! one is a single conditional upsert, so two processes never both hold it.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use freshet_plan::model::{AssetKey, RunId};
+
+use crate::lifecycle::{RunStatus, StepState};
+use crate::{Result, Store, from_i64, from_micros, get, micros, store_error, to_i64};
+
+/// How long a run's owner may stay silent before the run is taken for dead. Owners beat every
+/// [`HEARTBEAT_INTERVAL`]; a process on this host that no longer exists is dead at once.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often the owner of a run records that it is alive (and reads cancel requests).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The process a store handle belongs to, recorded as the owner of the runs it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// The host name.
+    pub host: String,
+    /// The process id on that host.
+    pub pid: u32,
+}
+
+impl Owner {
+    /// This process.
+    pub fn this_process() -> Self {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned());
+        Self {
+            host,
+            pid: std::process::id(),
+        }
+    }
+
+    /// Whether the process is known to be gone: on this host, with no such process (Linux); any
+    /// other owner is judged by its heartbeat alone.
+    fn is_gone(&self, here: &Owner) -> bool {
+        self.host == here.host
+            && self.pid != here.pid
+            && cfg!(target_os = "linux")
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+/// One attempt at a step, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    /// 0-based position of the step in its run.
+    pub position: usize,
+    /// 1-based.
+    pub attempt: u32,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Its error; `None` when it succeeded (or has not ended).
+    pub error: Option<String>,
+}
+
+/// A run that died with its owner, as [`Store::fail_dead_runs`] found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeadRun {
+    /// The run.
+    pub id: RunId,
+    /// Who ran it.
+    pub owner: Option<Owner>,
+    /// Its owner's last heartbeat.
+    pub last_heartbeat: DateTime<Utc>,
+}
+
+impl Store {
+    /// Records that this process is alive for `runs` at `at`; returns those of them that some
+    /// process asked to cancel.
+    pub async fn heartbeat(&self, runs: &[RunId], at: DateTime<Utc>) -> Result<Vec<RunId>> {
+        let mut cancel = Vec::new();
+        for id in runs {
+            sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND status IN ($3, $4)")
+                .bind(micros(at))
+                .bind(id.as_str())
+                .bind(RunStatus::Queued.as_str())
+                .bind(RunStatus::Running.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(store_error)?;
+            if self.cancel_requested(id).await? {
+                cancel.push(id.clone());
+            }
+        }
+        Ok(cancel)
+    }
+
+    /// Whether some process asked to cancel the run.
+    pub async fn cancel_requested(&self, id: &RunId) -> Result<bool> {
+        let row = sqlx::query("SELECT cancel_requested_at FROM runs WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(match row {
+            Some(row) => get::<Option<i64>>(&row, 0)?.is_some(),
+            None => false,
+        })
+    }
+
+    /// Asks the owner of a run, in whatever process, to cancel it; it does within about a
+    /// [`HEARTBEAT_INTERVAL`]. `false` when the run is not queued or running.
+    pub async fn request_cancel(&self, id: &RunId, at: DateTime<Utc>) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE runs SET cancel_requested_at = COALESCE(cancel_requested_at, $1) \
+             WHERE id = $2 AND status IN ($3, $4)",
+        )
+        .bind(micros(at))
+        .bind(id.as_str())
+        .bind(RunStatus::Queued.as_str())
+        .bind(RunStatus::Running.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Marks as failed ("process died") every queued or running run whose owner is gone: silent
+    /// for longer than `timeout`, or a process of this host that no longer exists. Their running
+    /// steps fail, their pending steps are skipped and their leases are released; no output of
+    /// theirs was ever made current, so every current version stays what it was.
+    pub async fn fail_dead_runs(
+        &self,
+        now: DateTime<Utc>,
+        timeout: Duration,
+    ) -> Result<Vec<DeadRun>> {
+        let rows = sqlx::query(
+            "SELECT id, owner_host, owner_pid, COALESCE(heartbeat_at, started_at) FROM runs \
+             WHERE status IN ($1, $2)",
+        )
+        .bind(RunStatus::Queued.as_str())
+        .bind(RunStatus::Running.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let silent_since = now - chrono::Duration::from_std(timeout).unwrap_or_default();
+        let mut dead = Vec::new();
+        for row in &rows {
+            let host: Option<String> = get(row, 1)?;
+            let pid: Option<i64> = get(row, 2)?;
+            let owner = host.zip(pid).map(|(host, pid)| Owner {
+                host,
+                pid: u32::try_from(pid).unwrap_or(0),
+            });
+            let last_heartbeat = from_micros(get(row, 3)?);
+            let gone = owner.as_ref().is_some_and(|o| o.is_gone(&self.owner));
+            if gone || last_heartbeat < silent_since {
+                dead.push(DeadRun {
+                    id: RunId::new(get::<String>(row, 0)?),
+                    owner,
+                    last_heartbeat,
+                });
+            }
+        }
+        for run in &dead {
+            self.end_dead_run(&run.id, now).await?;
+        }
+        Ok(dead)
+    }
+
+    async fn end_dead_run(&self, id: &RunId, now: DateTime<Utc>) -> Result<()> {
+        const DIED: &str = "process died";
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let moved = sqlx::query(
+            "UPDATE runs SET status = $1, finished_at = $2, error = $3 \
+             WHERE id = $4 AND status IN ($5, $6)",
+        )
+        .bind(RunStatus::Failed.as_str())
+        .bind(micros(now))
+        .bind(DIED)
+        .bind(id.as_str())
+        .bind(RunStatus::Queued.as_str())
+        .bind(RunStatus::Running.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if moved.rows_affected() == 1 {
+            for (from, to, message) in [
+                (StepState::Running, StepState::Failed, DIED),
+                (
+                    StepState::Pending,
+                    StepState::Skipped,
+                    "the run's process died",
+                ),
+            ] {
+                sqlx::query(
+                    "UPDATE run_steps SET state = $1, finished_at = $2, message = $3 \
+                     WHERE run_id = $4 AND state = $5",
+                )
+                .bind(to.as_str())
+                .bind(micros(now))
+                .bind(message)
+                .bind(id.as_str())
+                .bind(from.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+            }
+            sqlx::query(
+                "UPDATE step_attempts SET finished_at = $1, error = $2 \
+                 WHERE run_id = $3 AND finished_at IS NULL",
+            )
+            .bind(micros(now))
+            .bind(DIED)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            sqlx::query("DELETE FROM asset_leases WHERE run_id = $1")
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Takes the lease on `asset` for the run `run` unless a live run holds it: `None` when taken
+    /// (or already held by `run`), else the run that holds it. A lease is live while its run is
+    /// running with a heartbeat newer than `now - timeout`.
+    pub async fn claim_asset(
+        &self,
+        asset: &AssetKey,
+        run: &RunId,
+        now: DateTime<Utc>,
+        timeout: Duration,
+    ) -> Result<Option<RunId>> {
+        let alive_after = now - chrono::Duration::from_std(timeout).unwrap_or_default();
+        loop {
+            let done = sqlx::query(
+                "INSERT INTO asset_leases (asset, run_id, acquired_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (asset) DO UPDATE SET run_id = excluded.run_id, \
+                 acquired_at = excluded.acquired_at \
+                 WHERE asset_leases.run_id = excluded.run_id OR NOT EXISTS \
+                     (SELECT 1 FROM runs r WHERE r.id = asset_leases.run_id \
+                      AND r.status = $4 AND r.heartbeat_at > $5)",
+            )
+            .bind(asset.as_str())
+            .bind(run.as_str())
+            .bind(micros(now))
+            .bind(RunStatus::Running.as_str())
+            .bind(micros(alive_after))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+            if done.rows_affected() == 1 {
+                return Ok(None);
+            }
+            let row = sqlx::query("SELECT run_id FROM asset_leases WHERE asset = $1")
+                .bind(asset.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(store_error)?;
+            // No row: released between the two statements, so try again.
+            if let Some(row) = row {
+                return Ok(Some(RunId::new(get::<String>(&row, 0)?)));
+            }
+        }
+    }
+
+    /// Gives up the lease on `asset` if `run` holds it.
+    pub async fn release_asset(&self, asset: &AssetKey, run: &RunId) -> Result<()> {
+        sqlx::query("DELETE FROM asset_leases WHERE asset = $1 AND run_id = $2")
+            .bind(asset.as_str())
+            .bind(run.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Records that attempt `attempt` (1-based) at step `position` started.
+    pub async fn attempt_started(
+        &self,
+        run: &RunId,
+        position: usize,
+        attempt: u32,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        sqlx::query(
+            "INSERT INTO step_attempts (run_id, position, attempt, started_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(run.as_str())
+        .bind(to_i64(position as u64))
+        .bind(i64::from(attempt))
+        .bind(micros(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        sqlx::query("UPDATE run_steps SET attempts = $1 WHERE run_id = $2 AND position = $3")
+            .bind(i64::from(attempt))
+            .bind(run.as_str())
+            .bind(to_i64(position as u64))
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        tx.commit().await.map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Records how attempt `attempt` at step `position` ended (`error` is `None` on success).
+    pub async fn attempt_finished(
+        &self,
+        run: &RunId,
+        position: usize,
+        attempt: u32,
+        at: DateTime<Utc>,
+        error: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE step_attempts SET finished_at = $1, error = $2 \
+             WHERE run_id = $3 AND position = $4 AND attempt = $5 AND finished_at IS NULL",
+        )
+        .bind(micros(at))
+        .bind(error)
+        .bind(run.as_str())
+        .bind(to_i64(position as u64))
+        .bind(i64::from(attempt))
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Every attempt of a run's steps, by position then attempt.
+    pub async fn attempts(&self, run: &RunId) -> Result<Vec<AttemptRecord>> {
+        let rows = sqlx::query(
+            "SELECT position, attempt, started_at, finished_at, error FROM step_attempts \
+             WHERE run_id = $1 ORDER BY position, attempt",
+        )
+        .bind(run.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(AttemptRecord {
+                    position: usize::try_from(from_i64(get(row, 0)?)).unwrap_or(usize::MAX),
+                    attempt: u32::try_from(from_i64(get(row, 1)?)).unwrap_or(u32::MAX),
+                    started_at: from_micros(get(row, 2)?),
+                    finished_at: get::<Option<i64>>(row, 3)?.map(from_micros),
+                    error: get(row, 4)?,
+                })
+            })
+            .collect()
+    }
+}

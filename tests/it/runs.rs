@@ -1,0 +1,252 @@
+//! Runs across processes: a killed process's run is failed by the next command, two
+//! `materialize` processes on one project do each asset once, `freshet cancel` stops another
+//! process's run, and `@timeout` in a SQL header.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{TempProject, long_project, start_materialize};
+
+/// `freshet runs --json`.
+fn runs(project: &TempProject) -> Vec<Value> {
+    let out = project.ok(&["runs", "--json"]);
+    serde_json::from_str(&out.stdout).expect("runs --json is JSON")
+}
+
+/// Waits (bounded) for `child` to exit.
+fn wait_exit(child: &mut Child, patience: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + patience;
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}
+
+#[test]
+fn a_killed_process_run_is_failed_by_the_next_command_and_the_work_completes_later() {
+    let project = long_project();
+    let (mut child, run_id, _rx) = start_materialize(&project);
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+
+    // The next command (any that opens the store) finds the run's process gone.
+    let out = project.ok(&["status"]);
+    assert!(
+        out.stderr.contains(&format!(
+            "run {run_id} was left unfinished by a process that died"
+        )),
+        "{}",
+        out.stderr
+    );
+    let listed = runs(&project);
+    let run = listed
+        .iter()
+        .find(|r| r["id"] == run_id.as_str())
+        .expect("the run is listed");
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["error"], "process died", "{run}");
+    let shown = project.ok(&["runs", &run_id, "--json"]);
+    let shown: Value = serde_json::from_str(&shown.stdout).expect("JSON");
+    let big = shown["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["asset"] == "big"))
+        .expect("big's step");
+    assert_eq!(big["state"], "failed", "{shown}");
+
+    // Every current version is complete, and the next run does the work.
+    let status = project.status();
+    assert_eq!(status["seed"]["status"], "fresh");
+    assert_eq!(status["big"]["status"], "missing");
+    project.write(
+        "sql/big.sql",
+        "SELECT value AS n FROM seed CROSS JOIN generate_series(1, 3)",
+    );
+    project.ok(&["materialize"]);
+    assert!(project.ok(&["preview", "big"]).stdout.contains("| 3 |"));
+}
+
+#[test]
+fn cancel_from_another_process_stops_a_long_run() {
+    let project = long_project();
+    let (mut child, run_id, _rx) = start_materialize(&project);
+    let asked = Instant::now();
+    let out = project.ok(&["cancel", &run_id]);
+    let took = asked.elapsed();
+    assert!(
+        out.stdout.contains(&format!("run {run_id} cancelled")),
+        "{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let status = wait_exit(&mut child, Duration::from_secs(30)).expect("the run's process exits");
+    assert_eq!(status.code(), Some(130));
+    eprintln!("cancel took {took:?}");
+    let shown = project.ok(&["runs", &run_id, "--json"]);
+    let shown: Value = serde_json::from_str(&shown.stdout).expect("JSON");
+    assert_eq!(shown["run"]["status"], "cancelled", "{shown}");
+    assert_eq!(project.status()["big"]["status"], "missing");
+
+    // A finished run cannot be cancelled again.
+    let again = project.run(&["cancel", &run_id]);
+    assert!(!again.success);
+    assert!(
+        again.stderr.contains("has already cancelled"),
+        "{}",
+        again.stderr
+    );
+    let unknown = project.run(&["cancel", "0190aaaa-0000-7000-8000-000000000000"]);
+    assert!(!unknown.success);
+    assert!(unknown.stderr.contains("unknown run"), "{}", unknown.stderr);
+}
+
+#[test]
+fn two_materialize_processes_on_one_project_do_each_asset_once() {
+    let work = "SELECT sum(value) AS s FROM seed CROSS JOIN generate_series(1, 2000000)";
+    let project = TempProject::with_files(&[
+        ("freshet.toml", "[project]\nname = \"t\"\n"),
+        ("sql/seed.sql", "SELECT 1 AS n"),
+        ("sql/a.sql", work),
+        ("sql/b.sql", work),
+        ("sql/c.sql", "SELECT a.s + b.s AS s FROM a, b"),
+        ("sql/d.sql", work),
+    ]);
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_freshet"))
+            .args([
+                "--project",
+                project.path().to_str().expect("utf-8"),
+                "materialize",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start freshet")
+    };
+    // Both start on a project with no store yet, so they also race to create it.
+    let (first, second) = (start(), start());
+    for child in [first, second] {
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let listed = runs(&project);
+    let done: u64 = listed
+        .iter()
+        .map(|r| r["steps"]["materialized"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(done, 5, "each of the 5 assets once in total: {listed:#?}");
+    for (key, s) in project.status() {
+        assert_eq!(s["status"], "fresh", "{key}");
+    }
+}
+
+#[test]
+fn a_sql_timeout_fails_the_step_and_says_so() {
+    let project = long_project();
+    project.write(
+        "sql/big.sql",
+        "-- @timeout: 1s\nSELECT value AS n FROM seed CROSS JOIN generate_series(1, 2000000000)",
+    );
+    let out = project.run(&["materialize"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("big FAILED: big: timed out after 1s"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(project.status()["seed"]["status"], "fresh");
+}
+
+#[test]
+fn materialize_json_prints_one_event_per_line_and_runs_shows_the_run() {
+    let project = TempProject::demo();
+    let out = project.ok(&["materialize", "--json"]);
+    let events: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let planned = events
+        .iter()
+        .find(|e| e["event"] == "planned")
+        .expect("a planned event");
+    let steps = planned["steps"].as_array().expect("steps").len();
+    let finished: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "step_finished")
+        .collect();
+    assert_eq!(finished.len(), steps, "{events:#?}");
+    assert!(finished.iter().all(|e| e["outcome"] == "materialized"));
+    let last = events.last().expect("events");
+    assert_eq!(last["event"], "finished");
+    assert_eq!(last["status"], "succeeded");
+    assert_eq!(last["materialized"].as_u64(), Some(steps as u64));
+    let run_id = last["run_id"].as_str().expect("run id");
+
+    let listed = project.ok(&["runs"]);
+    assert!(listed.stdout.contains(run_id), "{}", listed.stdout);
+    assert!(listed.stdout.contains("succeeded"), "{}", listed.stdout);
+    let shown = project.ok(&["runs", run_id]);
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("run {run_id}: materialize succeeded")),
+        "{}",
+        shown.stdout
+    );
+    assert!(shown.stdout.contains("daily_revenue"), "{}", shown.stdout);
+
+    // Nothing left to do: one line saying so.
+    let again = project.ok(&["materialize", "--json"]);
+    let last: Value =
+        serde_json::from_str(again.stdout.lines().last().expect("a line")).expect("JSON");
+    assert_eq!(last["status"], "fresh");
+}
+
+#[test]
+fn on_a_terminal_materialize_shows_running_steps_live() {
+    let project = long_project();
+    project.write(
+        "sql/big.sql",
+        "-- @timeout: 2s\nSELECT value AS n FROM seed CROSS JOIN generate_series(1, 2000000000)",
+    );
+    // `script` gives the command a pseudo-terminal and copies what it writes.
+    let command = format!(
+        "{} --project {} materialize",
+        env!("CARGO_BIN_EXE_freshet"),
+        project.path().to_str().expect("utf-8")
+    );
+    let out = Command::new("script")
+        .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run script");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{screen}");
+    // The footer showed big running with its elapsed time, and was redrawn in place.
+    assert!(screen.contains("running  big 1."), "{screen}");
+    assert!(screen.contains("1/2 done, 1 running, 0 queued"), "{screen}");
+    assert!(screen.contains("\x1b[2F\x1b[J"), "{screen}");
+    // Finished steps stay as lines; a starting step gets none of its own.
+    assert!(
+        screen.contains("[1/2] seed materialized 1 rows"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("[2/2] big FAILED: big: timed out after 2s"),
+        "{screen}"
+    );
+    assert!(!screen.contains("big ..."), "{screen}");
+}
