@@ -1,15 +1,16 @@
 //! The run engine, in process with Rust assets whose timing and failures a test controls:
-//! concurrency and pools, retries, time limits and panics, judged from what the store recorded.
+//! concurrency and pools, retries, time limits, panics and waiting for another run's lease,
+//! judged from what the store recorded.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use freshet_core::store::{StepRecord, StepState};
+use freshet_core::store::{HEARTBEAT_TIMEOUT, RunKind, StepRecord, StepState};
 use freshet_core::{
-    AssetContext, BoxError, Catalogue, Catalogues, Executor, Overrides, PlanRequest, Project,
-    Retryable, RunReport, RustAsset, StepOutcome, Store,
+    AssetContext, AssetKey, BoxError, Catalogue, Catalogues, Executor, Overrides, PlanRequest,
+    Project, Retryable, RunId, RunReport, RustAsset, StepOutcome, Store,
 };
 
 use crate::support::TempProject;
@@ -256,4 +257,60 @@ async fn a_panicking_asset_fails_its_own_step_only() {
     );
     assert_eq!(state("fine").0, StepState::Materialized);
     assert!(report.failed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_step_waits_while_another_live_run_holds_its_asset() {
+    let project = TempProject::with_files(&[(
+        "freshet.toml",
+        "[project]\nname = \"t\"\ncatalogues = [\"test\"]\n",
+    )]);
+    let catalogues = Catalogues::new()
+        .with(Catalogue::new("test").assets(vec![sleeper("held", 10), sleeper("free", 10)]));
+    let loaded =
+        Project::load(project.path(), &catalogues, &Overrides::default()).expect("project loads");
+    let store = Store::open(loaded.database_url()).await.expect("store");
+    // Another run, alive (this process, a fresh heartbeat), holds `held`.
+    let other = RunId::generate();
+    store
+        .begin_run(&other, RunKind::Materialize, "held", false, Utc::now())
+        .await
+        .expect("other run");
+    let held = AssetKey::parse("held").expect("key");
+    let taken = store
+        .claim_asset(&held, &other, Utc::now(), HEARTBEAT_TIMEOUT)
+        .await
+        .expect("claim");
+    assert_eq!(taken, None);
+
+    let executor = Executor::new(loaded, store.clone()).expect("executor");
+    let run = tokio::spawn(async move {
+        executor
+            .materialize(&PlanRequest::stale(), &())
+            .await
+            .expect("run")
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let released_at = Utc::now();
+    store.release_asset(&held, &other).await.expect("release");
+    let report = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the run ends once the lease is let go")
+        .expect("run task");
+
+    let run_id = report.run_id.clone().expect("a run");
+    let steps = store.run_steps(&run_id).await.expect("steps");
+    let step = |key: &str| steps.iter().find(|s| s.asset == key).expect(key);
+    // `free` did not wait; `held` started only after the other run let go, and computed (the
+    // other run made nothing fresh).
+    assert_eq!(step("free").state, StepState::Materialized);
+    assert!(step("free").finished_at.expect("ended") < released_at);
+    assert_eq!(step("held").state, StepState::Materialized);
+    assert!(step("held").started_at.expect("started") >= released_at);
+    let logs = store.run_logs(&run_id, 0).await.expect("logs");
+    assert!(
+        logs.iter()
+            .any(|l| l.message == format!("waiting for run {other}, which is materializing held")),
+        "{logs:#?}"
+    );
 }
