@@ -2,7 +2,7 @@
 //! independent assets, and the speed-up of CPU-heavy independent assets run concurrently.
 //!
 //! `cargo bench -p freshet-core --bench engine --profile perf [-- N HEAVY ROWS]` (defaults 1000,
-//! 16, 20000000): N trivial assets, HEAVY CPU-heavy assets of ROWS rows each.
+//! 16, 100000000): N trivial assets, HEAVY CPU-heavy assets of ROWS rows each.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ fn main() {
     let (n, heavy, rows) = (
         arg(0, 1000) as usize,
         arg(1, 16) as usize,
-        arg(2, 20_000_000),
+        arg(2, 100_000_000),
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -57,18 +57,22 @@ fn main() {
             )
         })
         .collect();
+    let cpu_before = cpu_time();
     let one = runtime.block_on(materialize_all(&cpu, Some(1)));
     report(
         &format!("{heavy} CPU-heavy assets, --concurrency 1"),
         one,
         heavy,
     );
+    busy(cpu_before, one);
+    let cpu_before = cpu_time();
     let default = runtime.block_on(materialize_all(&cpu, None));
     report(
         &format!("{heavy} CPU-heavy assets, default concurrency ({cores})"),
         default,
         heavy,
     );
+    busy(cpu_before, default);
     println!(
         "speed-up of the default over --concurrency 1: {:.2}x",
         one.as_secs_f64() / default.as_secs_f64()
@@ -80,6 +84,31 @@ fn report(what: &str, took: Duration, steps: usize) {
         "{what}: {:.2} s, {:.2} ms per asset",
         took.as_secs_f64(),
         took.as_secs_f64() * 1000.0 / steps as f64
+    );
+}
+
+/// This process's CPU time so far (user and system), from `/proc/self/stat`; zero elsewhere.
+fn cpu_time() -> Duration {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    // Linux reports clock ticks of 1/100 s.
+    Duration::from_millis(ticks * 10)
+}
+
+/// Prints how many cores were busy on average since `before` over `wall`.
+fn busy(before: Duration, wall: Duration) {
+    let used = cpu_time().saturating_sub(before);
+    println!(
+        "  cores busy on average: {:.2} (CPU {:.2} s)",
+        used.as_secs_f64() / wall.as_secs_f64(),
+        used.as_secs_f64()
     );
 }
 

@@ -121,6 +121,19 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(std::time::Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                        // With WAL, NORMAL syncs at checkpoints rather than at every commit: a
+                        // killed process loses nothing, and the database stays consistent
+                        // whatever happens; a power cut may only roll back the last commits.
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&connect_url)
             .await
             .map_err(|e| fail(&e))?;
@@ -252,6 +265,30 @@ mod tests {
             "postgres://u@h/db?sslmode=require&password=***"
         );
         assert!(!redact_url("postgres://u:pa#ss@h/db").contains("ss@"));
+    }
+
+    #[tokio::test]
+    async fn every_sqlite_connection_is_wal_with_normal_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/freshet.db", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        // Hold every connection the pool may hand out, so each one is checked.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let mut conn = store.pool.acquire().await.unwrap();
+            let sync: i64 = sqlx::query("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap()
+                .get(0);
+            let journal: String = sqlx::query("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!((sync, journal.as_str()), (1, "wal"), "1 is NORMAL");
+            held.push(conn);
+        }
     }
 
     #[tokio::test]
