@@ -719,3 +719,32 @@ fn openapi_document_is_valid() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && text.contains(": OK"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_reaches_a_run_that_another_process_owns() {
+    let project = crate::support::long_project();
+    let (mut child, run_id, _rx) = crate::support::start_materialize(&project);
+    let api = Api {
+        router: router_for(&project, true).await,
+        project,
+    };
+    let (status, body) = api.post(&format!("/api/runs/{run_id}/cancel"), "").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    // The owner honours the request recorded in the store, and records the end itself.
+    let page = api.finished(&run_id).await;
+    assert_eq!(page["run"]["status"], "cancelled", "{page}");
+    let mut code = None;
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            code = status.code();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if code.is_none() {
+        let _ = child.kill();
+    }
+    assert_eq!(code, Some(130), "the owning process exits as interrupted");
+    let (_, assets) = api.get("/api/assets").await;
+    assert_eq!(Api::asset(&assets, "big")["status"], "missing");
+}

@@ -249,4 +249,13 @@ fn on_a_terminal_materialize_shows_running_steps_live() {
         "{screen}"
     );
     assert!(!screen.contains("big ..."), "{screen}");
+    // A log line (big's failure, at warn) is written above the footer, which is taken away
+    // first, rather than through it.
+    let warn = screen.find(" WARN").expect("a warning was logged");
+    let line_start = screen[..warn].rfind('\n').map_or(0, |i| i + 1);
+    assert!(
+        screen[line_start..warn].contains("\x1b[J"),
+        "{:?}",
+        &screen[line_start..warn]
+    );
 }

@@ -20,6 +20,9 @@ const WIDTH: usize = 79;
 /// Running steps listed one per line; more are counted.
 const SHOWN: usize = 8;
 
+/// The display shown now, if any: log lines go above it rather than through it.
+static SHOWN_NOW: Mutex<Option<Arc<Shared>>> = Mutex::new(None);
+
 /// Whether stderr is a terminal that understands cursor movement.
 pub(super) fn wanted() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("TERM").is_some_and(|t| t != "dumb")
@@ -55,6 +58,7 @@ impl Live {
             board: Mutex::new(Board::default()),
             stop: Condvar::new(),
         });
+        *SHOWN_NOW.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&shared));
         let ticking = Arc::clone(&shared);
         let ticker = std::thread::Builder::new()
             .name("freshet-live".into())
@@ -66,6 +70,10 @@ impl Live {
 
 impl Drop for Live {
     fn drop(&mut self) {
+        SHOWN_NOW
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         {
             let mut board = self.shared.lock();
             board.stopped = true;
@@ -76,6 +84,37 @@ impl Drop for Live {
         if let Some(ticker) = self.ticker.take() {
             let _ = ticker.join();
         }
+    }
+}
+
+/// Writes log lines to stderr, above the live display while one is shown (the tracing
+/// subscriber's writer: each call is one whole formatted line).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let shown = SHOWN_NOW
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut err = std::io::stderr().lock();
+        match shown {
+            Some(shared) => {
+                let mut board = shared.lock();
+                board.erase(&mut err);
+                err.write_all(buf)?;
+                if board.total > 0 && !board.stopped {
+                    board.draw(&mut err);
+                }
+            }
+            None => err.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
 

@@ -20,7 +20,7 @@ use freshet_core::{
 
 use crate::output;
 
-mod live;
+pub(crate) mod live;
 mod materialize;
 mod observe;
 mod plan;
