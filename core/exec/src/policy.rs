@@ -71,7 +71,12 @@ impl RetryPolicy {
     /// between half and all of `delay * 2^(retry-1)`, never over `max_delay`.
     pub fn delay_before(&self, retry: u32, seed: impl Hash) -> Duration {
         let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-        let full = self.delay.saturating_mul(factor).min(self.max_delay);
+        // At most a year, whatever the settings say, so the arithmetic below cannot overflow.
+        let full = self
+            .delay
+            .saturating_mul(factor)
+            .min(self.max_delay)
+            .min(Duration::from_secs(365 * 24 * 3600));
         let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
         seed.hash(&mut hasher);
         retry.hash(&mut hasher);

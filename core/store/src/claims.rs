@@ -81,20 +81,23 @@ pub struct DeadRun {
 }
 
 impl Store {
-    /// Records that this process is alive for `runs` at `at`; returns those of them that some
-    /// process asked to cancel.
+    /// Records that this process is alive for `runs` at `at`; returns those of them that must
+    /// stop: some process asked to cancel them, or one ended them already (found them dead
+    /// while this process could not beat in time).
     pub async fn heartbeat(&self, runs: &[RunId], at: DateTime<Utc>) -> Result<Vec<RunId>> {
         let mut cancel = Vec::new();
         for id in runs {
-            sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND status IN ($3, $4)")
-                .bind(micros(at))
-                .bind(id.as_str())
-                .bind(RunStatus::Queued.as_str())
-                .bind(RunStatus::Running.as_str())
-                .execute(&self.pool)
-                .await
-                .map_err(store_error)?;
-            if self.cancel_requested(id).await? {
+            let beat = sqlx::query(
+                "UPDATE runs SET heartbeat_at = $1 WHERE id = $2 AND status IN ($3, $4)",
+            )
+            .bind(micros(at))
+            .bind(id.as_str())
+            .bind(RunStatus::Queued.as_str())
+            .bind(RunStatus::Running.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+            if beat.rows_affected() == 0 || self.cancel_requested(id).await? {
                 cancel.push(id.clone());
             }
         }
@@ -161,25 +164,39 @@ impl Store {
             let last_heartbeat = from_micros(get(row, 3)?);
             let gone = owner.as_ref().is_some_and(|o| o.is_gone(&self.owner));
             if gone || last_heartbeat < silent_since {
-                dead.push(DeadRun {
+                let run = DeadRun {
                     id: RunId::new(get::<String>(row, 0)?),
                     owner,
                     last_heartbeat,
-                });
+                };
+                dead.push((run, gone));
             }
         }
-        for run in &dead {
-            self.end_dead_run(&run.id, now).await?;
+        let mut ended = Vec::new();
+        for (run, gone) in dead {
+            // A run that beat since it was read is alive after all, unless its process is gone.
+            let since = if gone { None } else { Some(silent_since) };
+            if self.end_dead_run(&run.id, now, since).await? {
+                ended.push(run);
+            }
         }
-        Ok(dead)
+        Ok(ended)
     }
 
-    async fn end_dead_run(&self, id: &RunId, now: DateTime<Utc>) -> Result<()> {
+    /// Fails run `id` as dead, if it is still queued or running and (with `silent_since`) has not
+    /// beaten since then; whether it did.
+    async fn end_dead_run(
+        &self,
+        id: &RunId,
+        now: DateTime<Utc>,
+        silent_since: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
         const DIED: &str = "process died";
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let moved = sqlx::query(
             "UPDATE runs SET status = $1, finished_at = $2, error = $3 \
-             WHERE id = $4 AND status IN ($5, $6)",
+             WHERE id = $4 AND status IN ($5, $6) \
+             AND ($7 IS NULL OR COALESCE(heartbeat_at, started_at) < $7)",
         )
         .bind(RunStatus::Failed.as_str())
         .bind(micros(now))
@@ -187,6 +204,7 @@ impl Store {
         .bind(id.as_str())
         .bind(RunStatus::Queued.as_str())
         .bind(RunStatus::Running.as_str())
+        .bind(silent_since.map(micros))
         .execute(&mut *tx)
         .await
         .map_err(store_error)?;
@@ -229,7 +247,7 @@ impl Store {
                 .map_err(store_error)?;
         }
         tx.commit().await.map_err(store_error)?;
-        Ok(())
+        Ok(moved.rows_affected() == 1)
     }
 
     /// Takes the lease on `asset` for the run `run` unless a live run holds it: `None` when taken

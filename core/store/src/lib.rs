@@ -249,8 +249,8 @@ pub fn redact_url(url: &str) -> String {
 mod tests {
     use super::*;
     use freshet_plan::model::{
-        CodeVersion, DataVersion, InputVersion, Materialization, MaterializationId, Observation,
-        RunId,
+        AssetKey, CodeVersion, DataVersion, InputVersion, Materialization, MaterializationId,
+        Observation, RunId,
     };
 
     #[test]
@@ -289,6 +289,86 @@ mod tests {
             assert_eq!((sync, journal.as_str()), (1, "wal"), "1 is NORMAL");
             held.push(conn);
         }
+    }
+
+    #[tokio::test]
+    async fn a_run_found_dead_records_nothing_more_and_is_told_to_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/freshet.db", dir.path().display());
+        let store = Store::open(&url).await.unwrap();
+        let run = RunId::generate();
+        let started = Utc::now();
+        store
+            .begin_run(&run, RunKind::Materialize, "", false, started)
+            .await
+            .unwrap();
+        let asset: AssetKey = "clean".parse().unwrap();
+        let taken = store
+            .claim_asset(&asset, &run, started, HEARTBEAT_TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(taken, None);
+        let m = Materialization {
+            id: MaterializationId::generate(),
+            asset: asset.clone(),
+            run_id: run.clone(),
+            code_version: CodeVersion::new("c1"),
+            data_version: DataVersion::new("d1"),
+            inputs: Vec::new(),
+            location: "file:///x/1.parquet".into(),
+            row_count: 1,
+            byte_size: 1,
+            duration_us: 1,
+            created_at: started,
+            data_time: None,
+        };
+        store.record_run_output(&m).await.unwrap();
+
+        // A minute later without a beat, another process finds the run dead...
+        let later = started + chrono::Duration::seconds(60);
+        let dead = store
+            .fail_dead_runs(later, HEARTBEAT_TIMEOUT)
+            .await
+            .unwrap();
+        assert_eq!(dead.len(), 1);
+        // ...so its owner, beating late, is told to stop, and what it makes is refused.
+        let stop = store
+            .heartbeat(std::slice::from_ref(&run), later)
+            .await
+            .unwrap();
+        assert_eq!(stop, vec![run.clone()]);
+        let late = Materialization {
+            id: MaterializationId::generate(),
+            data_version: DataVersion::new("d2"),
+            ..m.clone()
+        };
+        let refused = store.record_run_output(&late).await.unwrap_err();
+        assert!(
+            refused.to_string().contains("no longer holds clean"),
+            "{refused}"
+        );
+        let heads = store
+            .load_heads(std::slice::from_ref(&asset))
+            .await
+            .unwrap();
+        assert_eq!(
+            heads
+                .materialization(&asset)
+                .map(|h| h.data_version.clone()),
+            Some(DataVersion::new("d1"))
+        );
+
+        // A run with a fresh heartbeat is not failed.
+        let alive = RunId::generate();
+        store
+            .begin_run(&alive, RunKind::Materialize, "", false, later)
+            .await
+            .unwrap();
+        let dead = store
+            .fail_dead_runs(later, HEARTBEAT_TIMEOUT)
+            .await
+            .unwrap();
+        assert!(dead.is_empty(), "{dead:?}");
     }
 
     #[tokio::test]

@@ -9,12 +9,46 @@ use freshet_plan::model::{
 };
 use sqlx::Row;
 
+use crate::lifecycle::RunStatus;
 use crate::{Error, Result, Store, from_i64, from_micros, get, micros, store_error, to_i64};
 
 impl Store {
     /// Records a materialization and makes it its asset's current version, atomically.
     pub async fn record_materialization(&self, m: &Materialization) -> Result<()> {
         self.record_materializations(std::slice::from_ref(m)).await
+    }
+
+    /// Records what a step of a run made and makes it its asset's current version, atomically,
+    /// only while the run is still running and holds the asset's lease: a run that another
+    /// process found dead (and whose asset another run may be computing) records nothing. Refused
+    /// with [`Error::Transition`] otherwise.
+    pub async fn record_run_output(&self, m: &Materialization) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        // Write first, then check: a SQLite transaction that reads first and then writes fails
+        // at once (not after waiting) when another connection wrote in between. Refused, the
+        // transaction rolls back when dropped.
+        insert_materialization(&mut tx, m).await?;
+        let holds = sqlx::query(
+            "SELECT 1 FROM asset_leases l JOIN runs r ON r.id = l.run_id \
+             WHERE l.asset = $1 AND l.run_id = $2 AND r.status = $3",
+        )
+        .bind(m.asset.as_str())
+        .bind(m.run_id.as_str())
+        .bind(RunStatus::Running.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if holds.is_none() {
+            return Err(Error::Transition {
+                run: m.run_id.to_string(),
+                message: format!(
+                    "no longer holds {}: the run was ended by another process",
+                    m.asset
+                ),
+            });
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(())
     }
 
     /// Records materializations in one transaction (an import, a benchmark's history), each

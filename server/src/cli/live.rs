@@ -70,15 +70,16 @@ impl Live {
 
 impl Drop for Live {
     fn drop(&mut self) {
-        SHOWN_NOW
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
         {
             let mut board = self.shared.lock();
             board.stopped = true;
             let mut err = std::io::stderr().lock();
             board.erase(&mut err);
+            // Only now: a log line written meanwhile waited for the board, and goes below.
+            SHOWN_NOW
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
         }
         self.shared.stop.notify_all();
         if let Some(ticker) = self.ticker.take() {
@@ -98,17 +99,19 @@ impl std::io::Write for LogWriter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let mut err = std::io::stderr().lock();
+        // The board before stderr, in this order everywhere, so two writers never wait on
+        // each other.
         match shown {
             Some(shared) => {
                 let mut board = shared.lock();
+                let mut err = std::io::stderr().lock();
                 board.erase(&mut err);
                 err.write_all(buf)?;
                 if board.total > 0 && !board.stopped {
                     board.draw(&mut err);
                 }
             }
-            None => err.write_all(buf)?,
+            None => std::io::stderr().lock().write_all(buf)?,
         }
         Ok(buf.len())
     }

@@ -32,6 +32,9 @@ use crate::policy::{StepPolicy, duration_words};
 use crate::store::{HEARTBEAT_TIMEOUT, LogLevel};
 use crate::{Error, Result};
 
+/// How long a stopped run waits for its running steps' tasks to end.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// How often a step waiting for another run's lease looks again.
 const LEASE_POLL: Duration = Duration::from_millis(200);
 
@@ -183,7 +186,7 @@ impl<'p> Walk<'_, 'p> {
             tokio::select! {
                 () = &mut *stop, if !self.interrupted => {
                     self.interrupted = true;
-                    self.stop_all(log).await;
+                    self.stop_all(log, lineage).await;
                 }
                 Some((i, attempt, result)) = self.running.next(), if !self.running.is_empty() => {
                     self.finished(log, lineage, i, attempt, result).await;
@@ -372,7 +375,7 @@ impl<'p> Walk<'_, 'p> {
         if let Some(pool) = &slot.policy.pool {
             *self.pools.entry(pool.clone()).or_default() += 1;
         }
-        let tries = slot.policy.retry.retries + 1;
+        let tries = slot.policy.retry.retries.saturating_add(1);
         let timeout = slot.policy.timeout;
         if attempt == 1 {
             slot.started_at = Some(now);
@@ -501,7 +504,7 @@ impl<'p> Walk<'_, 'p> {
                         Some(&key),
                         format!(
                             "attempt {attempt} of {} at {key} failed: {e}; retrying in {}",
-                            retry.retries + 1,
+                            retry.retries.saturating_add(1),
                             duration_words(delay)
                         ),
                     )
@@ -514,7 +517,7 @@ impl<'p> Walk<'_, 'p> {
                     });
                     let slot = &mut self.slots[i];
                     slot.phase = Phase::Ready;
-                    slot.attempt = attempt + 1;
+                    slot.attempt = attempt.saturating_add(1);
                     slot.not_before = Some(Instant::now() + delay);
                 } else {
                     warn!(asset = %key, error = %e, "materialization failed");
@@ -524,11 +527,26 @@ impl<'p> Walk<'_, 'p> {
         }
     }
 
-    /// Stops every running step (nothing of them is recorded as current) and skips the rest.
-    async fn stop_all(&mut self, log: &mut RunLog<'_>) {
+    /// Stops every running step and skips the rest. A step whose task ended with its output
+    /// recorded before the stop reached it counts as materialized; of the others nothing is
+    /// current (a task that does not end within [`STOP_GRACE`] is left behind, and the store
+    /// refuses its output once the run has ended).
+    async fn stop_all(&mut self, log: &mut RunLog<'_>, lineage: &mut Lineage) {
         for (_, abort) in self.aborts.drain() {
             abort.abort();
         }
+        let grace = Instant::now() + STOP_GRACE;
+        while !self.running.is_empty() {
+            let Ok(Some((i, attempt, result))) =
+                tokio::time::timeout_at(grace, self.running.next()).await
+            else {
+                break;
+            };
+            if matches!(result, Ok(Ok(_))) {
+                self.finished(log, lineage, i, attempt, result).await;
+            }
+        }
+        self.running = FuturesUnordered::new();
         let now = self.executor.clock.now();
         for i in 0..self.slots.len() {
             if self.slots[i].phase != Phase::Running {
@@ -545,6 +563,11 @@ impl<'p> Walk<'_, 'p> {
                 warn!(error = %e, "cannot record an attempt's end");
             }
             self.in_flight -= 1;
+            if let Some(pool) = &self.slots[i].policy.pool
+                && let Some(n) = self.pools.get_mut(pool)
+            {
+                *n -= 1;
+            }
             self.end(
                 log,
                 i,

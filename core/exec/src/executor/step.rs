@@ -111,7 +111,7 @@ impl Executor {
             created_at: now,
             data_time: data_time.or(def.deps.is_empty().then_some(now)),
         };
-        self.store.record_materialization(&m).await?;
+        self.store.record_run_output(&m).await?;
         info!(rows = m.row_count, bytes = m.byte_size, data_version = %m.data_version, "materialized");
         Ok(m)
     }
