@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use freshet_core::{Catalogues, Executor, Overrides, PlanRequest, Project, Store};
+use freshet_core::{Catalogues, Executor, Overrides, PlanRequest, Project, StepOutcome, Store};
 
 fn main() {
     let args: Vec<String> = std::env::args()
@@ -133,6 +133,18 @@ async fn materialize_all(assets: &[(String, String)], concurrency: Option<usize>
         .await
         .expect("run");
     let took = started.elapsed();
+    let computing: u64 = report
+        .steps
+        .iter()
+        .filter_map(|(_, o)| match o {
+            StepOutcome::Materialized(m) => Some(m.duration_us),
+            _ => None,
+        })
+        .sum();
+    println!(
+        "  of which computing and writing each step (DataFusion, Parquet): {:.2} ms per asset",
+        computing as f64 / 1000.0 / assets.len().max(1) as f64
+    );
     assert_eq!(
         report.materialized(),
         assets.len(),
