@@ -6,8 +6,6 @@ ALTER TABLE runs ADD COLUMN owner_pid BIGINT;           -- its process id on tha
 ALTER TABLE runs ADD COLUMN heartbeat_at BIGINT;        -- the owner's latest sign of life
 ALTER TABLE runs ADD COLUMN cancel_requested_at BIGINT; -- set by any process; the owner stops it
 
-ALTER TABLE run_steps ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
-
 -- One row per attempt at a step, in order; `error` is NULL for the attempt that succeeded.
 CREATE TABLE step_attempts (
     run_id      TEXT NOT NULL REFERENCES runs (id),

@@ -312,7 +312,6 @@ impl Store {
         attempt: u32,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
         sqlx::query(
             "INSERT INTO step_attempts (run_id, position, attempt, started_at) \
              VALUES ($1, $2, $3, $4)",
@@ -321,17 +320,9 @@ impl Store {
         .bind(to_i64(position as u64))
         .bind(i64::from(attempt))
         .bind(micros(at))
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
         .map_err(store_error)?;
-        sqlx::query("UPDATE run_steps SET attempts = $1 WHERE run_id = $2 AND position = $3")
-            .bind(i64::from(attempt))
-            .bind(run.as_str())
-            .bind(to_i64(position as u64))
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
         Ok(())
     }
 

@@ -19,7 +19,7 @@ impl Store {
     }
 
     /// Records what a step of a run made and makes it its asset's current version, atomically,
-    /// only while the run is still running and holds the asset's lease: a run that another
+    /// with the asset's lease let go, only while the run is still running and holds that lease: a run that another
     /// process found dead (and whose asset another run may be computing) records nothing. Refused
     /// with [`Error::Transition`] otherwise.
     pub async fn record_run_output(&self, m: &Materialization) -> Result<()> {
@@ -47,6 +47,13 @@ impl Store {
                 ),
             });
         }
+        // Made: the lease goes with the same commit.
+        sqlx::query("DELETE FROM asset_leases WHERE asset = $1 AND run_id = $2")
+            .bind(m.asset.as_str())
+            .bind(m.run_id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
         Ok(())
     }

@@ -486,6 +486,8 @@ impl<'p> Walk<'_, 'p> {
         }
         match result {
             Ok(m) => {
+                // Recording the output let go of the lease.
+                self.slots[i].holds_lease = false;
                 lineage.set_materialization(m.clone());
                 let graph = self.executor.project.graph();
                 if let Some(index) = graph.index_of(&m.asset) {
