@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{TempProject, long_project, start_materialize};
+use crate::support::{TempProject, long_project, spawn_materialize, start_materialize};
 
 /// `freshet runs --json`.
 fn runs(project: &TempProject) -> Vec<Value> {
@@ -116,21 +116,8 @@ fn two_materialize_processes_on_one_project_do_each_asset_once() {
         ("sql/c.sql", "SELECT a.s + b.s AS s FROM a, b"),
         ("sql/d.sql", work),
     ]);
-    let start = || {
-        Command::new(env!("CARGO_BIN_EXE_freshet"))
-            .args([
-                "--project",
-                project.path().to_str().expect("utf-8"),
-                "materialize",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start freshet")
-    };
     // Both start on a project with no store yet, so they also race to create it.
-    let (first, second) = (start(), start());
+    let (first, second) = (spawn_materialize(&project), spawn_materialize(&project));
     for child in [first, second] {
         let out = child.wait_with_output().expect("wait");
         assert!(

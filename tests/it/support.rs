@@ -227,17 +227,7 @@ pub(crate) fn long_project() -> TempProject {
 /// Starts `freshet materialize` on `project` and returns, once `big` is being computed, the
 /// child, its run's id and the rest of its stderr.
 pub(crate) fn start_materialize(project: &TempProject) -> (Child, String, Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_freshet"))
-        .args([
-            "--project",
-            project.path().to_str().expect("utf-8"),
-            "materialize",
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start freshet");
+    let mut child = spawn_materialize(project);
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -260,4 +250,19 @@ pub(crate) fn start_materialize(project: &TempProject) -> (Child, String, Receiv
     }
     let run_id = run_id.expect("the run never said its id");
     (child, run_id, rx)
+}
+
+/// Starts `freshet materialize` on `project`, its stderr piped, warnings only.
+pub(crate) fn spawn_materialize(project: &TempProject) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_freshet"))
+        .args([
+            "--project",
+            project.path().to_str().expect("utf-8"),
+            "materialize",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start freshet")
 }
