@@ -53,11 +53,17 @@ fn a_killed_process_run_is_failed_by_the_next_command_and_the_work_completes_lat
     assert_eq!(run["error"], "process died", "{run}");
     let shown = project.ok(&["runs", &run_id, "--json"]);
     let shown: Value = serde_json::from_str(&shown.stdout).expect("JSON");
-    let big = shown["steps"]
-        .as_array()
-        .and_then(|s| s.iter().find(|s| s["asset"] == "big"))
-        .expect("big's step");
-    assert_eq!(big["state"], "failed", "{shown}");
+    let step = |asset: &str| {
+        shown["steps"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["asset"] == asset))
+            .cloned()
+            .expect("the asset's step")
+    };
+    // What the run made before it died is recorded as made, what it was computing as failed.
+    assert_eq!(step("seed")["state"], "materialized", "{shown}");
+    assert_eq!(step("seed")["row_count"], 1, "{shown}");
+    assert_eq!(step("big")["state"], "failed", "{shown}");
 
     // Every current version is complete, and the next run does the work.
     let status = project.status();

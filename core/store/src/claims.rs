@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use freshet_plan::model::{AssetKey, RunId};
 
 use crate::lifecycle::{RunStatus, StepState};
-use crate::{Result, Store, from_i64, from_micros, get, micros, store_error, to_i64};
+use crate::{Result, Store, from_i64, from_micros, get, micros, store_error};
 
 /// How long a run's owner may stay silent before the run is taken for dead. Owners beat every
 /// [`HEARTBEAT_INTERVAL`]; a process on this host that no longer exists is dead at once.
@@ -209,6 +209,42 @@ impl Store {
         .await
         .map_err(store_error)?;
         if moved.rows_affected() == 1 {
+            // A run's progress reaches the store a little after it happens, so the steps' own
+            // records may lag; what it made and what it held are recorded as they happen. A
+            // step whose output was recorded was materialized; one whose lease the run still
+            // held was computing, and fails with the rest of the running steps below.
+            sqlx::query(
+                "UPDATE run_steps SET state = $1, \
+                 finished_at = (SELECT MAX(m.created_at) FROM materializations m \
+                     WHERE m.asset = run_steps.asset AND m.run_id = $2), \
+                 row_count = (SELECT m.row_count FROM materializations m \
+                     WHERE m.asset = run_steps.asset AND m.run_id = $2 \
+                     ORDER BY m.created_at DESC LIMIT 1), \
+                 byte_size = (SELECT m.byte_size FROM materializations m \
+                     WHERE m.asset = run_steps.asset AND m.run_id = $2 \
+                     ORDER BY m.created_at DESC LIMIT 1) \
+                 WHERE run_id = $2 AND state IN ($3, $4) AND EXISTS \
+                     (SELECT 1 FROM materializations m \
+                      WHERE m.asset = run_steps.asset AND m.run_id = $2)",
+            )
+            .bind(StepState::Materialized.as_str())
+            .bind(id.as_str())
+            .bind(StepState::Pending.as_str())
+            .bind(StepState::Running.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            sqlx::query(
+                "UPDATE run_steps SET state = $1 WHERE run_id = $2 AND state = $3 AND EXISTS \
+                     (SELECT 1 FROM asset_leases l \
+                      WHERE l.asset = run_steps.asset AND l.run_id = $2)",
+            )
+            .bind(StepState::Running.as_str())
+            .bind(id.as_str())
+            .bind(StepState::Pending.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
             for (from, to, message) in [
                 (StepState::Running, StepState::Failed, DIED),
                 (
@@ -261,6 +297,7 @@ impl Store {
         timeout: Duration,
     ) -> Result<Option<RunId>> {
         let alive_after = now - chrono::Duration::from_std(timeout).unwrap_or_default();
+        let _turn = self.write_turn().await;
         loop {
             let done = sqlx::query(
                 "INSERT INTO asset_leases (asset, run_id, acquired_at) VALUES ($1, $2, $3) \
@@ -295,58 +332,13 @@ impl Store {
 
     /// Gives up the lease on `asset` if `run` holds it.
     pub async fn release_asset(&self, asset: &AssetKey, run: &RunId) -> Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM asset_leases WHERE asset = $1 AND run_id = $2")
             .bind(asset.as_str())
             .bind(run.as_str())
             .execute(&self.pool)
             .await
             .map_err(store_error)?;
-        Ok(())
-    }
-
-    /// Records that attempt `attempt` (1-based) at step `position` started.
-    pub async fn attempt_started(
-        &self,
-        run: &RunId,
-        position: usize,
-        attempt: u32,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO step_attempts (run_id, position, attempt, started_at) \
-             VALUES ($1, $2, $3, $4)",
-        )
-        .bind(run.as_str())
-        .bind(to_i64(position as u64))
-        .bind(i64::from(attempt))
-        .bind(micros(at))
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(())
-    }
-
-    /// Records how attempt `attempt` at step `position` ended (`error` is `None` on success).
-    pub async fn attempt_finished(
-        &self,
-        run: &RunId,
-        position: usize,
-        attempt: u32,
-        at: DateTime<Utc>,
-        error: Option<&str>,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE step_attempts SET finished_at = $1, error = $2 \
-             WHERE run_id = $3 AND position = $4 AND attempt = $5 AND finished_at IS NULL",
-        )
-        .bind(micros(at))
-        .bind(error)
-        .bind(run.as_str())
-        .bind(to_i64(position as u64))
-        .bind(i64::from(attempt))
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
         Ok(())
     }
 

@@ -17,6 +17,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -26,12 +27,14 @@ mod claims;
 mod history;
 pub mod lifecycle;
 mod lineage;
+mod progress;
 mod runs;
 mod sources;
 
 pub use claims::{AttemptRecord, DeadRun, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Owner};
 pub use history::Page;
 pub use lifecycle::{LogLevel, RunKind, RunStatus, StepState};
+pub use progress::Progress;
 pub use runs::{Failure, LogLine, RunQuery, RunRecord, StepCounts, StepRecord};
 pub use sources::SourceFile;
 
@@ -90,6 +93,10 @@ pub struct Store {
     pool: AnyPool,
     /// This process, recorded as the owner of the runs it starts.
     owner: Owner,
+    /// Taken by this process's writers that may overlap (a run's progress, its steps' leases
+    /// and outputs), so that they queue here in order instead of in SQLite's busy handler,
+    /// which sleeps a millisecond or more before it looks again.
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -155,9 +162,15 @@ impl Store {
         let store = Self {
             pool,
             owner: Owner::this_process(),
+            writes: Arc::default(),
         };
         store.fill_head_records().await?;
         Ok(store)
+    }
+
+    /// This process's turn to write (see [`Store::writes`]).
+    async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writes.lock().await
     }
 
     /// Closes the connections, waiting for them to finish.
@@ -514,23 +527,37 @@ mod tests {
             row_count: None,
             byte_size: None,
         };
-        // A pending step cannot be materialized without having started.
-        assert!(
-            store
-                .step_finished(&run, 0, &end(StepState::Materialized))
-                .await
-                .is_err()
-        );
-        store.step_started(&run, 0, now).await.unwrap();
-        store
-            .step_finished(&run, 0, &end(StepState::Failed))
-            .await
-            .unwrap();
-        assert!(
-            store
-                .step_finished(&run, 0, &end(StepState::Skipped))
-                .await
-                .is_err()
+        let refusals = |records: &[Progress]| {
+            let store = store.clone();
+            let run = run.clone();
+            let records = records.to_vec();
+            async move { store.record_progress(&run, &records).await.unwrap().len() }
+        };
+        // A pending step cannot be materialized without having started; the records around a
+        // refused one are recorded all the same.
+        let started = Progress::StepStarted {
+            position: 0,
+            at: now,
+        };
+        let materialized = Progress::StepFinished {
+            position: 0,
+            end: end(StepState::Materialized),
+        };
+        assert_eq!(refusals(&[materialized]).await, 1);
+        assert_eq!(
+            refusals(&[
+                started,
+                Progress::StepFinished {
+                    position: 0,
+                    end: end(StepState::Failed),
+                },
+                Progress::StepFinished {
+                    position: 0,
+                    end: end(StepState::Skipped),
+                },
+            ])
+            .await,
+            1
         );
         assert_eq!(
             store.run_steps(&run).await.unwrap()[0].state,

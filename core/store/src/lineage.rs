@@ -7,10 +7,15 @@ use freshet_plan::model::{
     AssetKey, CodeVersion, DataVersion, InputVersion, Lineage, Materialization, MaterializationId,
     Observation, RunId,
 };
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 use crate::lifecycle::RunStatus;
+use crate::runs::placeholders;
 use crate::{Error, Result, Store, from_i64, from_micros, get, micros, store_error, to_i64};
+
+/// Rows bound in one statement at most: far below SQLite's and PostgreSQL's limits on bound
+/// values even at three per row.
+const CHUNK: usize = 500;
 
 impl Store {
     /// Records a materialization and makes it its asset's current version, atomically.
@@ -19,26 +24,28 @@ impl Store {
     }
 
     /// Records what a step of a run made and makes it its asset's current version, atomically,
-    /// with the asset's lease let go, only while the run is still running and holds that lease: a run that another
-    /// process found dead (and whose asset another run may be computing) records nothing. Refused
-    /// with [`Error::Transition`] otherwise.
+    /// with the asset's lease let go, only while the run is still running and holds that lease:
+    /// a run that another process found dead (and whose asset another run may be computing)
+    /// records nothing. Refused with [`Error::Transition`] otherwise.
     pub async fn record_run_output(&self, m: &Materialization) -> Result<()> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         // Write first, then check: a SQLite transaction that reads first and then writes fails
         // at once (not after waiting) when another connection wrote in between. Refused, the
         // transaction rolls back when dropped.
         insert_materialization(&mut tx, m).await?;
-        let holds = sqlx::query(
-            "SELECT 1 FROM asset_leases l JOIN runs r ON r.id = l.run_id \
-             WHERE l.asset = $1 AND l.run_id = $2 AND r.status = $3",
+        // Made: the lease goes with the same commit, and only a running run's lease goes.
+        let released = sqlx::query(
+            "DELETE FROM asset_leases WHERE asset = $1 AND run_id = $2 \
+             AND EXISTS (SELECT 1 FROM runs r WHERE r.id = $2 AND r.status = $3)",
         )
         .bind(m.asset.as_str())
         .bind(m.run_id.as_str())
         .bind(RunStatus::Running.as_str())
-        .fetch_optional(&mut *tx)
+        .execute(&mut *tx)
         .await
         .map_err(store_error)?;
-        if holds.is_none() {
+        if released.rows_affected() != 1 {
             return Err(Error::Transition {
                 run: m.run_id.to_string(),
                 message: format!(
@@ -47,13 +54,6 @@ impl Store {
                 ),
             });
         }
-        // Made: the lease goes with the same commit.
-        sqlx::query("DELETE FROM asset_leases WHERE asset = $1 AND run_id = $2")
-            .bind(m.asset.as_str())
-            .bind(m.run_id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
         Ok(())
     }
@@ -174,17 +174,19 @@ impl Store {
     /// reads again after waiting for another run.
     pub async fn load_heads(&self, keys: &[AssetKey]) -> Result<Lineage> {
         let mut rows = Vec::with_capacity(keys.len());
-        for key in keys {
-            let row = sqlx::query(
+        for keys in keys.chunks(CHUNK) {
+            let sql = format!(
                 "SELECT asset, CASE WHEN materialization_id IS NULL THEN 'o' ELSE 'm' END, \
                  record FROM asset_heads \
-                 WHERE asset = $1 AND partition_key = '' AND record IS NOT NULL",
-            )
-            .bind(key.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(store_error)?;
-            rows.extend(row);
+                 WHERE partition_key = '' AND record IS NOT NULL AND asset IN ({})",
+                placeholders(1, keys.len())
+            );
+            // Safe: the only text added is numbered placeholders.
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            for key in keys {
+                query = query.bind(key.as_str());
+            }
+            rows.extend(query.fetch_all(&self.pool).await.map_err(store_error)?);
         }
         heads_lineage(rows)
     }
@@ -320,17 +322,25 @@ async fn insert_materialization(
     .execute(&mut **tx)
     .await
     .map_err(store_error)?;
-    for input in &m.inputs {
-        sqlx::query(
+    // One statement per chunk of inputs rather than one per input.
+    for inputs in m.inputs.chunks(CHUNK) {
+        let rows: Vec<String> = (0..inputs.len())
+            .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+            .collect();
+        let sql = format!(
             "INSERT INTO materialization_inputs (materialization_id, input_asset, data_version) \
-                 VALUES ($1, $2, $3)",
-        )
-        .bind(m.id.as_str())
-        .bind(input.asset.as_str())
-        .bind(input.data_version.as_str())
-        .execute(&mut **tx)
-        .await
-        .map_err(store_error)?;
+             VALUES {}",
+            rows.join(", ")
+        );
+        // Safe: the only text added is numbered placeholders.
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for input in inputs {
+            query = query
+                .bind(m.id.as_str())
+                .bind(input.asset.as_str())
+                .bind(input.data_version.as_str());
+        }
+        query.execute(&mut **tx).await.map_err(store_error)?;
     }
     sqlx::query(
         "INSERT INTO asset_heads (asset, partition_key, materialization_id, updated_at, record) \

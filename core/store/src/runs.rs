@@ -279,70 +279,6 @@ impl Store {
         Ok(())
     }
 
-    /// Records that step `position` (0-based) started computing.
-    pub async fn step_started(&self, id: &RunId, position: usize, at: DateTime<Utc>) -> Result<()> {
-        let from = StepState::Running.comes_from();
-        let sql = format!(
-            "UPDATE run_steps SET state = $1, started_at = $2 \
-             WHERE run_id = $3 AND position = $4 AND state IN ({})",
-            placeholders(5, from.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql))
-            .bind(StepState::Running.as_str())
-            .bind(micros(at))
-            .bind(id.as_str())
-            .bind(to_i64(position as u64));
-        for state in from {
-            query = query.bind(state.as_str());
-        }
-        let done = query.execute(&self.pool).await.map_err(store_error)?;
-        step_moved(id, position, StepState::Running, done.rows_affected())
-    }
-
-    /// Records how step `position` (0-based) ended; refused when it already ended.
-    pub async fn step_finished(&self, id: &RunId, position: usize, end: &StepRecord) -> Result<()> {
-        let from = end.state.comes_from();
-        if from.is_empty() {
-            return Err(refused(id, end.state.as_str()));
-        }
-        let sql = format!(
-            "UPDATE run_steps SET state = $1, finished_at = $2, message = $3, row_count = $4, \
-             byte_size = $5 WHERE run_id = $6 AND position = $7 AND state IN ({})",
-            placeholders(8, from.len())
-        );
-        let mut query = sqlx::query(AssertSqlSafe(sql))
-            .bind(end.state.as_str())
-            .bind(end.finished_at.map(micros))
-            .bind(end.message.as_deref())
-            .bind(end.row_count.map(to_i64))
-            .bind(end.byte_size.map(to_i64))
-            .bind(id.as_str())
-            .bind(to_i64(position as u64));
-        for state in from {
-            query = query.bind(state.as_str());
-        }
-        let done = query.execute(&self.pool).await.map_err(store_error)?;
-        step_moved(id, position, end.state, done.rows_affected())
-    }
-
-    /// Appends a line to a run's log.
-    pub async fn append_log(&self, id: &RunId, line: &LogLine) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO run_logs (run_id, seq, at, level, asset, message) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id.as_str())
-        .bind(to_i64(line.seq))
-        .bind(micros(line.at))
-        .bind(line.level.as_str())
-        .bind(line.asset.as_deref())
-        .bind(line.message.as_str())
-        .execute(&self.pool)
-        .await
-        .map_err(store_error)?;
-        Ok(())
-    }
-
     /// The status and error of a run, if it exists.
     pub async fn run_status(&self, id: &RunId) -> Result<Option<(RunStatus, Option<String>)>> {
         Ok(self.run(id).await?.map(|r| (r.status, r.error)))
@@ -510,28 +446,14 @@ fn run_record(row: &sqlx::any::AnyRow) -> Result<RunRecord> {
 /// `$start, $start+1, ...`: `n` numbered placeholders, for an `IN (...)` list of bound values.
 /// The only text a query built with it gains is these numbers, which is why such a query may be
 /// passed as `AssertSqlSafe`.
-fn placeholders(start: usize, n: usize) -> String {
+pub(crate) fn placeholders(start: usize, n: usize) -> String {
     (start..start + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// `Ok` when a step's conditional update moved it; otherwise the refused move as an error.
-fn step_moved(id: &RunId, position: usize, to: StepState, rows: u64) -> Result<()> {
-    if rows == 1 {
-        return Ok(());
-    }
-    Err(Error::Transition {
-        run: id.to_string(),
-        message: format!(
-            "step {position} cannot become {}: it is not in a state that may",
-            to.as_str()
-        ),
-    })
-}
-
-fn refused(id: &RunId, to: &str) -> Error {
+pub(crate) fn refused(id: &RunId, to: &str) -> Error {
     Error::Transition {
         run: id.to_string(),
         message: format!("nothing moves to {to}: it is where a record starts"),

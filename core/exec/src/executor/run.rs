@@ -96,14 +96,14 @@ impl Executor {
             Ok(prepared) => prepared,
             Err(e) => {
                 let error = run_error(&e);
-                log.write(LogLevel::Error, None, error.clone()).await;
+                log.write(LogLevel::Error, None, error.clone());
                 log.finish(RunStatus::Failed, Some(&error), &RunReport::default())
                     .await?;
                 return Err(e);
             }
         };
         for (observation, changed) in &observed {
-            log.observed(observation, *changed).await;
+            log.observed(observation, *changed);
         }
         let mut report = RunReport {
             run_id: Some(run_id.clone()),
@@ -114,8 +114,7 @@ impl Executor {
                 LogLevel::Info,
                 None,
                 "nothing to materialize: every selected asset is fresh".to_owned(),
-            )
-            .await;
+            );
         } else {
             report = self
                 .execute(&mut log, &steps, &mut lineage, std::pin::pin!(stop))
@@ -140,7 +139,7 @@ impl Executor {
         match self.observe(keys, observer).await {
             Ok(observed) => {
                 for (observation, changed) in &observed {
-                    log.observed(observation, *changed).await;
+                    log.observed(observation, *changed);
                 }
                 let changed = observed.iter().filter(|(_, c)| *c).count();
                 log.write(
@@ -151,8 +150,8 @@ impl Executor {
                         observed.len(),
                         if observed.len() == 1 { "" } else { "s" }
                     ),
-                )
-                .await;
+                );
+                log.flush().await;
                 self.store
                     .finish_run(run_id, RunStatus::Succeeded, self.clock.now(), None)
                     .await?;
@@ -160,7 +159,8 @@ impl Executor {
             }
             Err(e) => {
                 let error = run_error(&e);
-                log.write(LogLevel::Error, None, error.clone()).await;
+                log.write(LogLevel::Error, None, error.clone());
+                log.flush().await;
                 self.store
                     .finish_run(run_id, RunStatus::Failed, self.clock.now(), Some(&error))
                     .await?;
@@ -212,8 +212,7 @@ impl Executor {
                 steps.len(),
                 if steps.len() == 1 { "" } else { "s" }
             ),
-        )
-        .await;
+        );
         let span = info_span!("run", run_id = %run_id);
         self.run_steps(log, steps, lineage, &mut stop)
             .instrument(span)

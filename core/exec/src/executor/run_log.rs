@@ -1,25 +1,33 @@
-//! The run's record as it goes: log lines and step ends written to the store and passed to the
-//! observer.
+//! The run's record as it goes: log lines, step and attempt starts and ends, passed to the
+//! observer at once and written to the store in batches by a task of their own.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use super::events::{RunEvent, RunObserver, RunReport, StepOutcome};
 use crate::Result;
 use crate::freshness::Clock;
 use crate::model::{AssetKey, Observation, RunId};
-use crate::store::{LogLevel, LogLine, RunStatus, StepRecord, StepState, Store};
+use crate::store::{LogLevel, LogLine, Progress, RunStatus, StepRecord, StepState, Store};
 
-/// Writes a run's record as it goes: its log lines and step ends to the store, and each line to
-/// the observer. Recording is best effort: a store that cannot take a log line does not stop the
-/// run (a materialization still cannot become current without the store).
+/// How long a record may wait for others to go to the store with: short enough that anyone
+/// following the run in the store sees it at once, long enough that a run of short steps
+/// writes a batch per many steps.
+const LINGER: Duration = Duration::from_millis(50);
+
+/// Writes a run's record as it goes: each line to the observer at once, and everything to the
+/// store through a [`Recorder`], so that no step waits for the store to take its log. Recording
+/// is best effort: a store that cannot take a log line does not stop the run (a
+/// materialization still cannot become current without the store).
 pub(super) struct RunLog<'a> {
     store: &'a Store,
     clock: &'a dyn Clock,
     pub(super) run_id: &'a RunId,
     pub(super) observer: &'a dyn RunObserver,
+    recorder: Recorder,
     seq: u64,
     started: Instant,
 }
@@ -36,17 +44,23 @@ impl<'a> RunLog<'a> {
             clock,
             run_id,
             observer,
+            recorder: Recorder::start(store.clone(), run_id.clone()),
             seq: 0,
             started: Instant::now(),
         }
     }
 
-    pub(super) async fn write(
-        &mut self,
-        level: LogLevel,
-        asset: Option<&AssetKey>,
-        message: String,
-    ) {
+    /// Hands `progress` to the store, in order with the rest of the run's record.
+    pub(super) fn record(&self, progress: Progress) {
+        self.recorder.record(progress);
+    }
+
+    /// Waits until everything handed over so far is in the store (or failed to get there).
+    pub(super) async fn flush(&self) {
+        self.recorder.flush().await;
+    }
+
+    pub(super) fn write(&mut self, level: LogLevel, asset: Option<&AssetKey>, message: String) {
         self.seq += 1;
         let line = LogLine {
             seq: self.seq,
@@ -55,16 +69,14 @@ impl<'a> RunLog<'a> {
             asset: asset.map(ToString::to_string),
             message,
         };
-        if let Err(e) = self.store.append_log(self.run_id, &line).await {
-            warn!(error = %e, "cannot record a log line");
-        }
         self.observer.event(&RunEvent::Log {
             run_id: self.run_id,
             line: &line,
         });
+        self.record(Progress::Log(line));
     }
 
-    pub(super) async fn observed(&mut self, observation: &Observation, changed: bool) {
+    pub(super) fn observed(&mut self, observation: &Observation, changed: bool) {
         let what = if changed {
             format!(
                 "new data version {} ({} file{}, {} bytes)",
@@ -80,11 +92,10 @@ impl<'a> RunLog<'a> {
             LogLevel::Info,
             Some(&observation.asset),
             format!("observed {}: {what}", observation.asset),
-        )
-        .await;
+        );
     }
 
-    pub(super) async fn step_finished(
+    pub(super) fn step_finished(
         &mut self,
         position: usize,
         key: &AssetKey,
@@ -133,10 +144,8 @@ impl<'a> RunLog<'a> {
             row_count,
             byte_size,
         };
-        if let Err(e) = self.store.step_finished(self.run_id, position, &end).await {
-            warn!(error = %e, "cannot record a step's end");
-        }
-        self.write(level, Some(key), line).await;
+        self.record(Progress::StepFinished { position, end });
+        self.write(level, Some(key), line);
     }
 
     /// Logs the run's end and records its status.
@@ -165,11 +174,82 @@ impl<'a> RunLog<'a> {
             RunStatus::Cancelled => LogLevel::Warn,
             _ => LogLevel::Error,
         };
-        self.write(level, None, line).await;
+        self.write(level, None, line);
+        self.flush().await;
         self.store
             .finish_run(self.run_id, status, self.clock.now(), error)
             .await?;
         Ok(())
+    }
+}
+
+/// Hands a run's records to a task that writes them to the store in order, each batch in one
+/// transaction: a record waits at most [`LINGER`] for others, and a flush writes at once. The
+/// task writes what it holds and ends when the recorder is dropped.
+struct Recorder {
+    send: mpsc::UnboundedSender<Message>,
+}
+
+enum Message {
+    Record(Progress),
+    Flush(oneshot::Sender<()>),
+}
+
+impl Recorder {
+    fn start(store: Store, run_id: RunId) -> Self {
+        let (send, receive) = mpsc::unbounded_channel();
+        tokio::spawn(write_batches(store, run_id, receive));
+        Self { send }
+    }
+
+    fn record(&self, progress: Progress) {
+        // The task ends only once this recorder is dropped.
+        let _ = self.send.send(Message::Record(progress));
+    }
+
+    async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.send.send(Message::Flush(done)).is_ok() {
+            let _ = written.await;
+        }
+    }
+}
+
+async fn write_batches(store: Store, run_id: RunId, mut receive: mpsc::UnboundedReceiver<Message>) {
+    let mut batch = Vec::new();
+    while let Some(first) = receive.recv().await {
+        let mut flushed = None;
+        match first {
+            Message::Record(progress) => batch.push(progress),
+            Message::Flush(done) => flushed = Some(done),
+        }
+        let until = tokio::time::Instant::now() + LINGER;
+        while flushed.is_none() {
+            tokio::select! {
+                message = receive.recv() => match message {
+                    Some(Message::Record(progress)) => batch.push(progress),
+                    Some(Message::Flush(done)) => flushed = Some(done),
+                    None => break,
+                },
+                () = tokio::time::sleep_until(until) => break,
+            }
+        }
+        if !batch.is_empty() {
+            match store.record_progress(&run_id, &batch).await {
+                Ok(refusals) => {
+                    for e in refusals {
+                        warn!(error = %e, "a step's record was refused");
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, records = batch.len(), "cannot record the run's progress")
+                }
+            }
+            batch.clear();
+        }
+        if let Some(done) = flushed {
+            let _ = done.send(());
+        }
     }
 }
 

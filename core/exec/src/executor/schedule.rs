@@ -29,7 +29,7 @@ use crate::freshness::DataTimes;
 use crate::model::{AssetDef, AssetKey, Lineage, Materialization, RunId, Status};
 use crate::planner::{self, PlannedStep};
 use crate::policy::{StepPolicy, duration_words};
-use crate::store::{HEARTBEAT_TIMEOUT, LogLevel};
+use crate::store::{HEARTBEAT_TIMEOUT, LogLevel, Progress};
 use crate::{Error, Result};
 
 /// How long a stopped run waits for its running steps' tasks to end.
@@ -231,7 +231,7 @@ impl<'p> Walk<'_, 'p> {
             if self.slots[i].phase == Phase::Done {
                 continue;
             }
-            self.launch(log, lineage, i).await;
+            self.launch(log, lineage, i);
         }
     }
 
@@ -297,8 +297,7 @@ impl<'p> Walk<'_, 'p> {
                         LogLevel::Info,
                         Some(&key),
                         format!("waiting for run {holder}, which is materializing {key}"),
-                    )
-                    .await;
+                    );
                     self.slots[i].waited_for = Some(holder);
                 }
                 // A holder whose process died lets go as soon as it is found dead.
@@ -362,7 +361,7 @@ impl<'p> Walk<'_, 'p> {
     }
 
     /// Starts attempt `slot.attempt` of step `i` in a task of its own.
-    async fn launch(&mut self, log: &mut RunLog<'_>, lineage: &Lineage, i: usize) {
+    fn launch(&mut self, log: &mut RunLog<'_>, lineage: &Lineage, i: usize) {
         let executor = self.executor;
         let graph = executor.project.graph();
         let total = self.slots.len();
@@ -379,9 +378,10 @@ impl<'p> Walk<'_, 'p> {
         let timeout = slot.policy.timeout;
         if attempt == 1 {
             slot.started_at = Some(now);
-            if let Err(e) = executor.store.step_started(&self.run_id, i, now).await {
-                warn!(error = %e, "cannot record a step's start");
-            }
+            log.record(Progress::StepStarted {
+                position: i,
+                at: now,
+            });
             log.observer.event(&RunEvent::StepStarted {
                 key: &def.key,
                 index: i + 1,
@@ -391,8 +391,7 @@ impl<'p> Walk<'_, 'p> {
                 LogLevel::Info,
                 Some(&def.key),
                 format!("materializing {} ({}/{total})", def.key, i + 1),
-            )
-            .await;
+            );
         } else {
             log.write(
                 LogLevel::Info,
@@ -401,16 +400,13 @@ impl<'p> Walk<'_, 'p> {
                     "materializing {} again (attempt {attempt} of {tries})",
                     def.key
                 ),
-            )
-            .await;
+            );
         }
-        if let Err(e) = executor
-            .store
-            .attempt_started(&self.run_id, i, attempt, now)
-            .await
-        {
-            warn!(error = %e, "cannot record an attempt's start");
-        }
+        log.record(Progress::AttemptStarted {
+            position: i,
+            attempt,
+            at: now,
+        });
         // The step reads only its inputs' current versions: hand it those, not the lineage.
         let mut inputs = Lineage::new();
         for dep in &def.deps {
@@ -475,15 +471,12 @@ impl<'p> Walk<'_, 'p> {
             }),
         };
         let now = self.executor.clock.now();
-        let error = result.as_ref().err().map(ToString::to_string);
-        if let Err(e) = self
-            .executor
-            .store
-            .attempt_finished(&self.run_id, i, attempt, now, error.as_deref())
-            .await
-        {
-            warn!(error = %e, "cannot record an attempt's end");
-        }
+        log.record(Progress::AttemptFinished {
+            position: i,
+            attempt,
+            at: now,
+            error: result.as_ref().err().map(ToString::to_string),
+        });
         match result {
             Ok(m) => {
                 // Recording the output let go of the lease.
@@ -509,8 +502,7 @@ impl<'p> Walk<'_, 'p> {
                             retry.retries.saturating_add(1),
                             duration_words(delay)
                         ),
-                    )
-                    .await;
+                    );
                     log.observer.event(&RunEvent::StepRetrying {
                         key: &key,
                         attempt,
@@ -555,15 +547,12 @@ impl<'p> Walk<'_, 'p> {
                 continue;
             }
             warn!(asset = %self.slots[i].def.key, "interrupted");
-            let attempt = self.slots[i].attempt;
-            if let Err(e) = self
-                .executor
-                .store
-                .attempt_finished(&self.run_id, i, attempt, now, Some("stopped"))
-                .await
-            {
-                warn!(error = %e, "cannot record an attempt's end");
-            }
+            log.record(Progress::AttemptFinished {
+                position: i,
+                attempt: self.slots[i].attempt,
+                at: now,
+                error: Some("stopped".to_owned()),
+            });
             self.in_flight -= 1;
             if let Some(pool) = &self.slots[i].policy.pool
                 && let Some(n) = self.pools.get_mut(pool)
@@ -592,7 +581,7 @@ impl<'p> Walk<'_, 'p> {
             }
         }
         let started_at = slot.started_at;
-        log.step_finished(i, &key, started_at, &outcome).await;
+        log.step_finished(i, &key, started_at, &outcome);
         log.observer.event(&RunEvent::StepFinished {
             key: &key,
             index: i + 1,
