@@ -4,10 +4,11 @@
 //! facts it is given. Time comes in as a value, or through [`freshness::Clock`].
 //!
 //! Modules depend downward only: [`model`] <- [`graph`] <- [`freshness`], [`selection`] <-
-//! [`planner`].
+//! [`planner`] <- [`automation`].
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod automation;
 pub mod freshness;
 pub mod graph;
 pub mod model;
@@ -16,7 +17,7 @@ pub mod selection;
 
 pub use graph::{AssetGraph, GraphError};
 pub use model::{
-    AssetDef, AssetKey, AssetKind, CodeVersion, DataVersion, FreshnessState, Lineage,
-    Materialization, Observation, RunId, Status,
+    AssetDef, AssetKey, AssetKind, AutomationCondition, CodeVersion, DataVersion, FreshnessState,
+    Lineage, Materialization, Observation, RunId, Status,
 };
 pub use planner::{AssetStatus, CauseCategory, PlanRequest, StaleCause};

@@ -226,6 +226,23 @@ pub struct FreshnessPolicy {
     pub timezone: Option<String>,
 }
 
+/// When an asset is materialized without anyone asking (see [`crate::automation`]). Parsing and
+/// judging it belong to that module.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum AutomationCondition {
+    /// When missing or stale and its inputs are ready.
+    Eager,
+    /// Once after each tick of a cron schedule, once its inputs have updated since.
+    OnCron {
+        /// Five fields (minute, hour, day of month, month, day of week).
+        cron: String,
+        /// IANA time zone of the schedule; UTC when absent.
+        timezone: Option<String>,
+    },
+    /// Just in time to keep its freshness policy passing.
+    Freshness,
+}
+
 /// Parses durations such as `90s`, `15m`, `1h30m`, `2d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("invalid duration {s:?} (expected e.g. 30m, 1h30m, 2d)");
@@ -322,6 +339,8 @@ pub struct AssetDef {
     pub code_version: Option<CodeVersion>,
     /// Declared freshness policy, if any.
     pub freshness: Option<FreshnessPolicy>,
+    /// When it is materialized without anyone asking; `None`: only on request.
+    pub automation: Option<AutomationCondition>,
     /// Where the definition was written.
     pub origin: Origin,
 }
@@ -342,6 +361,7 @@ impl AssetDef {
             owners: Vec::new(),
             code_version: None,
             freshness: None,
+            automation: None,
             origin,
         }
     }

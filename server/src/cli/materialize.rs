@@ -34,6 +34,7 @@ pub(super) async fn materialize(
             None => None,
         },
         stale_only: stale || chosen.is_none(),
+        ..PlanRequest::default()
     };
     let live = (!json && live::wanted()).then(live::Live::start);
     let observer: &dyn RunObserver = match &live {

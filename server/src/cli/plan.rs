@@ -27,6 +27,7 @@ pub(super) async fn plan(
     let request = PlanRequest {
         selection: chosen.as_ref().map(|c| c.keys_in(&snapshot)).transpose()?,
         stale_only: true,
+        ..PlanRequest::default()
     };
     let plan = snapshot.plan(&request)?;
     let history = store.recent_durations(5).await?;

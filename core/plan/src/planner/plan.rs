@@ -17,6 +17,9 @@ pub struct PlanRequest {
     /// Only what is missing or stale (plus what may change downstream of it), rather than every
     /// selected asset.
     pub stale_only: bool,
+    /// With `stale_only`: selected assets to materialize whatever their status (a cron tick or
+    /// a freshness deadline came) beside what is behind.
+    pub force: BTreeSet<AssetKey>,
 }
 
 impl PlanRequest {
@@ -25,6 +28,7 @@ impl PlanRequest {
         Self {
             selection: None,
             stale_only: true,
+            force: BTreeSet::new(),
         }
     }
 }
@@ -156,7 +160,8 @@ pub fn plan(
     if request.stale_only {
         // Upstream first, so a blocked asset's dependents see it is not planned.
         for &i in graph.order() {
-            if !selected[i] || is_source(i) || statuses.at(i).status == Status::Fresh {
+            let forced = request.force.contains(&graph.def(i).key);
+            if !selected[i] || is_source(i) || (statuses.at(i).status == Status::Fresh && !forced) {
                 continue;
             }
             let missing_input = graph
@@ -167,6 +172,7 @@ pub fn plan(
                 Some(d) => {
                     blocked.insert(i, d);
                 }
+                None if forced => kind[i] = Some(StepKind::Requested),
                 None => kind[i] = Some(StepKind::Needed),
             }
         }

@@ -152,6 +152,7 @@ impl World {
         let request = PlanRequest {
             selection: selection.map(|keys| keys.iter().map(|k| key(k)).collect()),
             stale_only,
+            ..PlanRequest::default()
         };
         let statuses = Statuses::compute(&self.graph, &self.lineage);
         match plan(&self.graph, &self.lineage, &statuses, &request) {

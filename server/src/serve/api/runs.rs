@@ -127,6 +127,7 @@ pub(crate) async fn request_run(
             PlanRequest {
                 selection: Some(keys),
                 stale_only: body.stale_only,
+                ..PlanRequest::default()
             }
         }
     };
