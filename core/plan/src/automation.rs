@@ -91,8 +91,7 @@ impl AutomationCondition {
             Self::Eager => Compiled::Eager,
             Self::Freshness => Compiled::Freshness,
             Self::OnCron { cron, timezone } => {
-                let (cron, tz) = compile_cron(cron, timezone.as_deref())?;
-                Compiled::OnCron(cron, tz)
+                Compiled::OnCron(Box::new(compile_cron(cron, timezone.as_deref())?))
             }
         })
     }
@@ -146,7 +145,7 @@ pub fn next_tick(cron: &Cron, tz: &Tz, after: DateTime<Utc>) -> Option<DateTime<
 
 enum Compiled {
     Eager,
-    OnCron(Cron, Tz),
+    OnCron(Box<(Cron, Tz)>),
     Freshness,
 }
 
@@ -270,6 +269,7 @@ pub fn evaluate(facts: &Facts<'_>, cursors: &HashMap<AssetKey, Cursor>) -> Evalu
     let graph = facts.graph;
     let mut requested = vec![false; graph.len()];
     let mut freshness = FreshnessEvaluator::new();
+    let mut compiled: HashMap<&AutomationCondition, Option<Compiled>> = HashMap::new();
     let mut out = Evaluation::default();
     let mut upstream = HashSet::new();
     let none = Cursor::default();
@@ -281,8 +281,12 @@ pub fn evaluate(facts: &Facts<'_>, cursors: &HashMap<AssetKey, Cursor>) -> Evalu
         if def.kind == AssetKind::Source {
             continue;
         }
-        let Ok(compiled) = condition.compile() else {
-            // Conditions are checked when a project loads.
+        // Most projects use few conditions: parse each once. Conditions are checked when a
+        // project loads, so one that does not compile cannot come from a project.
+        let Some(compiled) = compiled
+            .entry(condition)
+            .or_insert_with(|| condition.compile().ok())
+        else {
             continue;
         };
         let cursor = cursors.get(&def.key).unwrap_or(&none);
@@ -292,9 +296,9 @@ pub fn evaluate(facts: &Facts<'_>, cursors: &HashMap<AssetKey, Cursor>) -> Evalu
             i,
             cursor,
         };
-        let (request, reason, next_cursor, next_at) = match &compiled {
+        let (request, reason, next_cursor, next_at) = match compiled {
             Compiled::Eager => judge.eager(),
-            Compiled::OnCron(cron, tz) => judge.on_cron(cron, tz),
+            Compiled::OnCron(cron) => judge.on_cron(&cron.0, &cron.1),
             Compiled::Freshness => judge.freshness(&mut freshness),
         };
         if let Some(at) = next_at {
@@ -302,7 +306,7 @@ pub fn evaluate(facts: &Facts<'_>, cursors: &HashMap<AssetKey, Cursor>) -> Evalu
         }
         if request.is_some() {
             requested[i] = true;
-            if matches!(compiled, Compiled::Freshness) {
+            if matches!(condition, AutomationCondition::Freshness) {
                 collect_behind(facts, i, &mut upstream);
             }
         }
