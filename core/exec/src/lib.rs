@@ -18,15 +18,15 @@ pub mod snapshot;
 pub mod sql;
 mod tables;
 
-pub use freshet_plan::{freshness, graph, model, planner, selection};
+pub use freshet_plan::{automation, freshness, graph, model, planner, selection};
 pub use freshet_store as store;
 
 pub use error::{Error, Result};
 pub use executor::{Executor, RunEvent, RunObserver, RunReport, SkipReason, StepOutcome};
 pub use graph::{AssetGraph, GraphError};
 pub use model::{
-    AssetDef, AssetKey, AssetKind, CodeVersion, DataVersion, Lineage, Materialization, Observation,
-    RunId, Status,
+    AssetDef, AssetKey, AssetKind, AutomationCondition, CodeVersion, DataVersion, Lineage,
+    Materialization, Observation, RunId, Status,
 };
 pub use planner::{AssetStatus, CauseCategory, PlanRequest, StaleCause};
 pub use project::{Overrides, Project};

@@ -22,6 +22,10 @@
 //!
 //! [groups.marts]
 //! freshness = { cron = "0 6 * * *", timezone = "Europe/Paris" }  # default for the group's assets
+//! automation = "freshness"      # default condition for the group's assets
+//!
+//! [automation]
+//! default = "eager"             # for assets that set none (default "none": only on request)
 //!
 //! [execution]                   # how steps run; see the policy module
 //! concurrency = 4
@@ -47,7 +51,8 @@ use url::Url;
 
 use crate::graph::AssetGraph;
 use crate::model::{
-    AssetDef, AssetKey, AssetKind, DEFAULT_GROUP, FreshnessPolicy, Origin, parse_duration,
+    AssetDef, AssetKey, AssetKind, AutomationCondition, DEFAULT_GROUP, FreshnessPolicy, Origin,
+    parse_duration,
 };
 use crate::policy::{Execution, RetryPolicy, StepPolicy, StepSettings, default_concurrency};
 use crate::rust_asset::{Catalogues, Compute};
@@ -172,6 +177,8 @@ impl Project {
         let mut defs = Vec::new();
         let mut computations = HashMap::new();
         let mut settings = HashMap::new();
+        // Conditions the definitions set themselves (`None`: explicitly none).
+        let mut own_automation: HashMap<AssetKey, Option<AutomationCondition>> = HashMap::new();
 
         for (name, source) in &raw.sources {
             let (def, spec) = source_def(&dir, name, source).map_err(config_error)?;
@@ -183,7 +190,10 @@ impl Project {
         let sql_root = dir.join(sql_dir);
         if sql_root.is_dir() {
             for path in sql_files(&sql_root)? {
-                let (def, query, own) = sql_def(&dir, &sql_root, &path)?;
+                let (def, query, own, automation) = sql_def(&dir, &sql_root, &path)?;
+                if let Some(condition) = automation {
+                    own_automation.insert(def.key.clone(), condition);
+                }
                 execution.check(&own).map_err(|message| Error::Definition {
                     origin: def.origin.to_string(),
                     message,
@@ -210,6 +220,9 @@ impl Project {
             })?;
             for asset in catalogue.iter() {
                 let (def, compute, own) = asset.build()?;
+                if let Some(condition) = asset.own_automation() {
+                    own_automation.insert(def.key.clone(), condition);
+                }
                 execution.check(&own).map_err(|message| Error::Definition {
                     origin: def.origin.to_string(),
                     message: format!("asset {}: {message}", def.key),
@@ -232,6 +245,7 @@ impl Project {
                 def.freshness.get_or_insert_with(|| policy.clone());
             }
         }
+        apply_automation(&raw, &mut defs, &own_automation).map_err(config_error)?;
 
         let graph = AssetGraph::new(defs)?;
         for def in graph.iter().filter(|d| d.kind != AssetKind::Source) {
@@ -348,6 +362,8 @@ struct RawConfig {
     execution: RawExecution,
     #[serde(default)]
     pools: BTreeMap<String, usize>,
+    #[serde(default)]
+    automation: RawAutomation,
 }
 
 impl RawConfig {
@@ -404,6 +420,14 @@ struct RawExecution {
 #[serde(deny_unknown_fields)]
 struct RawGroup {
     freshness: Option<RawFreshness>,
+    automation: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAutomation {
+    /// The condition of assets that set none and whose group sets none.
+    default: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -563,7 +587,15 @@ fn sql_files(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<(AssetDef, String, StepSettings)> {
+/// A SQL file's definition, query, execution settings and own automation condition.
+type SqlDef = (
+    AssetDef,
+    String,
+    StepSettings,
+    Option<Option<AutomationCondition>>,
+);
+
+fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<SqlDef> {
     let relative = path.strip_prefix(dir).unwrap_or(path).display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
         path: relative.clone(),
@@ -601,7 +633,50 @@ fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<(AssetDef, String
     def.tags = asset.header.tags;
     def.owners = asset.header.owners;
     def.freshness = asset.header.freshness;
-    Ok((def, asset.query, asset.header.execution))
+    Ok((
+        def,
+        asset.query,
+        asset.header.execution,
+        asset.header.automation,
+    ))
+}
+
+/// Sets each non-source asset's automation condition: its own, else its group's, else the
+/// project's `[automation] default`; and checks that `freshness` has a policy to keep.
+fn apply_automation(
+    raw: &RawConfig,
+    defs: &mut [AssetDef],
+    own: &HashMap<AssetKey, Option<AutomationCondition>>,
+) -> std::result::Result<(), String> {
+    let parse = |what: &str, text: &str| {
+        AutomationCondition::parse(text).map_err(|e| format!("{what}: invalid automation: {e}"))
+    };
+    let default = match &raw.automation.default {
+        Some(text) => parse("[automation] default", text)?,
+        None => None,
+    };
+    let mut groups = HashMap::new();
+    for (group, settings) in &raw.groups {
+        if let Some(text) = &settings.automation {
+            groups.insert(group.as_str(), parse(&format!("group {group}"), text)?);
+        }
+    }
+    for def in defs.iter_mut().filter(|d| d.kind != AssetKind::Source) {
+        def.automation = match own.get(&def.key) {
+            Some(condition) => condition.clone(),
+            None => groups
+                .get(def.group.as_str())
+                .cloned()
+                .unwrap_or_else(|| default.clone()),
+        };
+        if def.automation == Some(AutomationCondition::Freshness) && def.freshness.is_none() {
+            return Err(format!(
+                "asset {} ({}): automation freshness needs a freshness policy to keep",
+                def.key, def.origin
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn resolve_storage(dir: &Path, configured: Option<&str>) -> Result<Url, String> {
@@ -692,6 +767,47 @@ mod tests {
             ["raw:source:default", "clean:sql:default", "total:sql:marts"]
         );
         assert!(p.storage_url().as_str().ends_with("/.freshet/data/"));
+    }
+
+    #[test]
+    fn automation_is_the_asset_s_own_else_its_group_s_else_the_project_s() {
+        let toml = "[project]\nname = \"t\"\n[automation]\ndefault = \"eager\"\n\
+                    [groups.marts]\nautomation = \"freshness\"\nfreshness = { max_age = \"1h\" }\n";
+        let p = load(&[
+            ("freshet.toml", toml),
+            ("sql/a.sql", "select 1 as x"),
+            ("sql/b.sql", "-- @automation: none\nselect 1 as x"),
+            ("sql/marts/c.sql", "select 1 as x"),
+            (
+                "sql/marts/d.sql",
+                "-- @automation: on_cron \"0 6 * * *\"\nselect 1 as x",
+            ),
+        ])
+        .unwrap();
+        let condition = |k: &str| {
+            let def = p.graph().get(&k.parse().unwrap()).unwrap();
+            def.automation
+                .as_ref()
+                .map_or_else(|| "none".to_owned(), |c| c.as_text())
+        };
+        assert_eq!(
+            [condition("a"), condition("b"), condition("c"), condition("d")],
+            ["eager", "none", "freshness", "on_cron \"0 6 * * *\""]
+        );
+        let no_policy = "[project]\nname = \"t\"\n";
+        assert_eq!(
+            load(&[
+                ("freshet.toml", no_policy),
+                ("sql/a.sql", "-- @automation: freshness\nselect 1 as x"),
+            ])
+            .unwrap_err(),
+            "DIR/freshet.toml: asset a (sql/a.sql): automation freshness needs a freshness policy to keep"
+        );
+        let bad = "[project]\nname = \"t\"\n[automation]\ndefault = \"often\"\n";
+        assert_eq!(
+            load(&[("freshet.toml", bad)]).unwrap_err(),
+            "DIR/freshet.toml: [automation] default: invalid automation: unknown condition \"often\" (expected eager, on_cron \"CRON\" [TIME_ZONE], freshness or none)"
+        );
     }
 
     #[test]

@@ -35,7 +35,9 @@ use datafusion::dataframe::DataFrame;
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
 
-use crate::model::{AssetDef, AssetKey, AssetKind, CodeVersion, FreshnessPolicy, Origin};
+use crate::model::{
+    AssetDef, AssetKey, AssetKind, AutomationCondition, CodeVersion, FreshnessPolicy, Origin,
+};
 use crate::policy::StepSettings;
 use crate::{Error, Result};
 
@@ -171,6 +173,7 @@ pub struct RustAsset {
     tags: BTreeSet<String>,
     owners: Vec<String>,
     freshness: Option<FreshnessPolicy>,
+    automation: Option<Option<AutomationCondition>>,
     execution: StepSettings,
     location: String,
     compute: Option<Compute>,
@@ -199,6 +202,7 @@ impl RustAsset {
             tags: BTreeSet::new(),
             owners: Vec::new(),
             freshness: None,
+            automation: None,
             execution: StepSettings::default(),
             location: format!("{}:{}", caller.file(), caller.line()),
             compute: None,
@@ -245,6 +249,18 @@ impl RustAsset {
     pub fn freshness(mut self, policy: FreshnessPolicy) -> Self {
         self.freshness = Some(policy);
         self
+    }
+
+    /// When it is materialized without anyone asking (over its group's and the project's
+    /// default); `None` keeps it to requests only.
+    pub fn automation(mut self, condition: Option<AutomationCondition>) -> Self {
+        self.automation = Some(condition);
+        self
+    }
+
+    /// The condition it sets itself, if it sets one (`Some(None)`: explicitly none).
+    pub(crate) fn own_automation(&self) -> Option<Option<AutomationCondition>> {
+        self.automation.clone()
     }
 
     /// The pool it runs in (declared under `[pools]` in `freshet.toml`).

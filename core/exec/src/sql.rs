@@ -9,6 +9,7 @@
 //! -- @tags: finance, daily
 //! -- @owners: analytics@shop.example
 //! -- @freshness: max_age=1d warn_after=12h
+//! -- @automation: eager
 //! -- @pool: warehouse
 //! -- @retries: 3
 //! -- @retry_delay: 2s
@@ -36,7 +37,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use crate::fingerprint::hash_hex;
-use crate::model::{AssetKey, CodeVersion, FreshnessPolicy, parse_duration};
+use crate::model::{AssetKey, AutomationCondition, CodeVersion, FreshnessPolicy, parse_duration};
 use crate::policy::StepSettings;
 
 /// A SQL asset file, parsed.
@@ -65,6 +66,9 @@ pub struct SqlHeader {
     pub owners: Vec<String>,
     /// `@freshness`, e.g. `max_age=1h warn_after=30m`.
     pub freshness: Option<FreshnessPolicy>,
+    /// `@automation`: `eager`, `on_cron "0 6 * * *" Europe/Paris`, `freshness`, or `none`
+    /// (`Some(None)`, which overrides a group or project default).
+    pub automation: Option<Option<AutomationCondition>>,
     /// `@pool`, `@retries`, `@retry_delay`, `@timeout`.
     pub execution: StepSettings,
 }
@@ -148,6 +152,11 @@ fn parse_header(text: &str) -> Result<SqlHeader, SqlError> {
                     .map_err(|e| err(format!("invalid @freshness: {e}")))?;
                 header.freshness = Some(policy);
             }
+            "automation" => {
+                let condition = AutomationCondition::parse(value)
+                    .map_err(|e| err(format!("invalid @automation: {e}")))?;
+                header.automation = Some(condition);
+            }
             "pool" => {
                 if !is_identifier(value) {
                     return Err(err(format!(
@@ -180,7 +189,7 @@ fn parse_header(text: &str) -> Result<SqlHeader, SqlError> {
             other => {
                 return Err(err(format!(
                     "unknown setting @{other} (expected @description, @group, @tags, @owners, \
-                     @freshness, @pool, @retries, @retry_delay or @timeout)"
+                     @freshness, @automation, @pool, @retries, @retry_delay or @timeout)"
                 )));
             }
         }
@@ -422,11 +431,27 @@ mod tests {
         );
         assert_eq!(a.header.owners, ["a@x.io", "team_b"]);
         assert!(a.header.freshness.is_some());
+        assert_eq!(a.header.automation, None);
+        let cron = parse_sql_asset("-- @automation: on_cron \"0 6 * * *\" Europe/Paris\nselect 1")
+            .unwrap();
+        assert_eq!(
+            cron.header.automation,
+            Some(Some(AutomationCondition::OnCron {
+                cron: "0 6 * * *".to_owned(),
+                timezone: Some("Europe/Paris".to_owned()),
+            }))
+        );
+        let none = parse_sql_asset("-- @automation: none\nselect 1").unwrap();
+        assert_eq!(none.header.automation, Some(None));
 
         let err = |sql: &str| parse_sql_asset(sql).unwrap_err().to_string();
         assert_eq!(
+            err("-- @automation: sometimes\nselect 1"),
+            "line 1: invalid @automation: unknown condition \"sometimes\" (expected eager, on_cron \"CRON\" [TIME_ZONE], freshness or none)"
+        );
+        assert_eq!(
             err("\n-- @colour: red\nselect 1"),
-            "line 2: unknown setting @colour (expected @description, @group, @tags, @owners, @freshness, @pool, @retries, @retry_delay or @timeout)"
+            "line 2: unknown setting @colour (expected @description, @group, @tags, @owners, @freshness, @automation, @pool, @retries, @retry_delay or @timeout)"
         );
         assert_eq!(
             err("-- @group\nselect 1"),
