@@ -21,7 +21,7 @@ use axum::http::Request;
 use chrono::Utc;
 use freshet_core::freshness::SystemClock;
 use freshet_core::model::{DataVersion, InputVersion, Materialization, MaterializationId, RunId};
-use freshet_core::store::RunKind;
+use freshet_core::store::{NewRun, RunKind};
 use freshet_core::{
     AssetKind, Catalogue, Catalogues, CodeVersion, Executor, Overrides, Project, RustAsset, Store,
 };
@@ -81,7 +81,16 @@ async fn project(dir: &std::path::Path, n: usize) -> (Project, Store) {
     let run = RunId::generate();
     let now = Utc::now();
     store
-        .begin_run(&run, RunKind::Materialize, "", false, now)
+        .begin_run(
+            &run,
+            &NewRun {
+                kind: RunKind::Materialize,
+                selection: "",
+                stale_only: false,
+                triggered_by: "cli",
+            },
+            now,
+        )
         .await
         .unwrap();
     let mut batch = Vec::new();

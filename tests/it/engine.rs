@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use freshet_core::store::{HEARTBEAT_TIMEOUT, RunKind, StepRecord, StepState};
+use freshet_core::store::{HEARTBEAT_TIMEOUT, NewRun, RunKind, StepRecord, StepState};
 use freshet_core::{
     AssetContext, AssetKey, BoxError, Catalogue, Catalogues, Executor, Overrides, PlanRequest,
     Project, Retryable, RunId, RunReport, RustAsset, StepOutcome, Store,
@@ -273,7 +273,16 @@ async fn a_step_waits_while_another_live_run_holds_its_asset() {
     // Another run, alive (this process, a fresh heartbeat), holds `held`.
     let other = RunId::generate();
     store
-        .begin_run(&other, RunKind::Materialize, "held", false, Utc::now())
+        .begin_run(
+            &other,
+            &NewRun {
+                kind: RunKind::Materialize,
+                selection: "held",
+                stale_only: false,
+                triggered_by: "cli",
+            },
+            Utc::now(),
+        )
         .await
         .expect("other run");
     let held = AssetKey::parse("held").expect("key");

@@ -791,7 +791,12 @@ mod tests {
                 .map_or_else(|| "none".to_owned(), |c| c.as_text())
         };
         assert_eq!(
-            [condition("a"), condition("b"), condition("c"), condition("d")],
+            [
+                condition("a"),
+                condition("b"),
+                condition("c"),
+                condition("d")
+            ],
             ["eager", "none", "freshness", "on_cron \"0 6 * * *\""]
         );
         let no_policy = "[project]\nname = \"t\"\n";

@@ -23,7 +23,7 @@ use freshet_plan::model::{
 use freshet_plan::planner::{self, Facts, PlanRequest, Statuses};
 use freshet_plan::selection::Selection;
 use freshet_plan::{AssetDef, AssetGraph, AssetKey, AssetKind, Status};
-use freshet_store::{RunKind, RunStatus, Store};
+use freshet_store::{NewRun, RunKind, RunStatus, Store};
 
 /// A small deterministic generator (xorshift64*), so every run builds the same project.
 struct Rng(u64);
@@ -89,7 +89,16 @@ async fn fill(store: &Store, graph: &AssetGraph) {
     let run = RunId::generate();
     let now = Utc::now();
     store
-        .begin_run(&run, RunKind::Materialize, "", false, now)
+        .begin_run(
+            &run,
+            &NewRun {
+                kind: RunKind::Materialize,
+                selection: "",
+                stale_only: false,
+                triggered_by: "cli",
+            },
+            now,
+        )
         .await
         .unwrap();
     let mut versions = std::collections::HashMap::new();

@@ -171,6 +171,18 @@ string_newtype!(
     MaterializationId
 );
 
+string_newtype!(
+    /// Identifies one evaluation of the automation conditions (a UUIDv7, so ids sort by time).
+    EvaluationId
+);
+
+impl EvaluationId {
+    /// A new, time-ordered evaluation id.
+    pub fn generate() -> Self {
+        Self::new(uuid::Uuid::now_v7().to_string())
+    }
+}
+
 impl RunId {
     /// A new, time-ordered run id.
     pub fn generate() -> Self {

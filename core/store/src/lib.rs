@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+mod automation;
 mod claims;
 mod history;
 pub mod lifecycle;
@@ -31,11 +32,12 @@ mod progress;
 mod runs;
 mod sources;
 
+pub use automation::{DecisionRecord, EvaluationRecord, ScheduleTick};
 pub use claims::{AttemptRecord, DeadRun, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Owner};
 pub use history::Page;
 pub use lifecycle::{LogLevel, RunKind, RunStatus, StepState};
 pub use progress::Progress;
-pub use runs::{Failure, LogLine, RunQuery, RunRecord, StepCounts, StepRecord};
+pub use runs::{Failure, LogLine, NewRun, RunQuery, RunRecord, StepCounts, StepRecord};
 pub use sources::SourceFile;
 
 /// A metadata store failure: one line, never with a password.
@@ -261,6 +263,15 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn test_run(kind: RunKind) -> NewRun<'static> {
+        NewRun {
+            kind,
+            selection: "",
+            stale_only: false,
+            triggered_by: "cli",
+        }
+    }
     use freshet_plan::model::{
         AssetKey, CodeVersion, DataVersion, InputVersion, Materialization, MaterializationId,
         Observation, RunId,
@@ -312,7 +323,7 @@ mod tests {
         let run = RunId::generate();
         let started = Utc::now();
         store
-            .begin_run(&run, RunKind::Materialize, "", false, started)
+            .begin_run(&run, &test_run(RunKind::Materialize), started)
             .await
             .unwrap();
         let asset: AssetKey = "clean".parse().unwrap();
@@ -374,7 +385,7 @@ mod tests {
         // A run with a fresh heartbeat is not failed.
         let alive = RunId::generate();
         store
-            .begin_run(&alive, RunKind::Materialize, "", false, later)
+            .begin_run(&alive, &test_run(RunKind::Materialize), later)
             .await
             .unwrap();
         let dead = store
@@ -391,7 +402,7 @@ mod tests {
         let store = Store::open(&url).await.unwrap();
         let run = RunId::generate();
         store
-            .begin_run(&run, RunKind::Materialize, "", false, Utc::now())
+            .begin_run(&run, &test_run(RunKind::Materialize), Utc::now())
             .await
             .unwrap();
         let obs = Observation {
@@ -498,7 +509,7 @@ mod tests {
         let run = RunId::generate();
         let now = Utc::now();
         store
-            .queue_run(&run, RunKind::Materialize, "", false, now)
+            .queue_run(&run, &test_run(RunKind::Materialize), now)
             .await
             .unwrap();
         // A queued run cannot succeed without having started.
@@ -620,7 +631,7 @@ mod tests {
 
         let run = RunId::generate();
         store
-            .begin_run(&run, RunKind::Observe, "", false, now)
+            .begin_run(&run, &test_run(RunKind::Observe), now)
             .await
             .unwrap();
         sqlx::query("UPDATE runs SET status = 'paused'")

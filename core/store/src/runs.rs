@@ -44,6 +44,21 @@ pub struct RunRecord {
     pub error: Option<String>,
     /// Its steps by outcome.
     pub steps: StepCounts,
+    /// What asked for it: `cli`, `api`, `automation`, `schedule NAME`.
+    pub triggered_by: String,
+}
+
+/// A run to record: what it does and what asked for it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewRun<'a> {
+    /// Materialize or observe.
+    pub kind: RunKind,
+    /// What was asked for, as typed.
+    pub selection: &'a str,
+    /// Whether only what is behind was asked for.
+    pub stale_only: bool,
+    /// What asked: `cli`, `api`, `automation`, `schedule NAME`.
+    pub triggered_by: &'a str,
 }
 
 /// One step of a run as recorded.
@@ -117,7 +132,8 @@ macro_rules! select_runs {
              (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = r.id), \
              (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = r.id AND s.state = 'materialized'), \
              (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = r.id AND s.state = 'skipped'), \
-             (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = r.id AND s.state = 'failed') \
+             (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = r.id AND s.state = 'failed'), \
+             r.triggered_by \
              FROM runs r ",
             $rest
         )
@@ -129,56 +145,38 @@ impl Store {
     pub async fn begin_run(
         &self,
         id: &RunId,
-        kind: RunKind,
-        selection: &str,
-        stale_only: bool,
+        run: &NewRun<'_>,
         started_at: DateTime<Utc>,
     ) -> Result<()> {
-        self.insert_run(
-            id,
-            kind,
-            RunStatus::Running,
-            selection,
-            stale_only,
-            started_at,
-        )
-        .await
+        self.insert_run(id, run, RunStatus::Running, started_at)
+            .await
     }
 
     /// Records a requested run that waits for its turn; [`Store::start_run`] starts it.
-    pub async fn queue_run(
-        &self,
-        id: &RunId,
-        kind: RunKind,
-        selection: &str,
-        stale_only: bool,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        self.insert_run(id, kind, RunStatus::Queued, selection, stale_only, at)
-            .await
+    pub async fn queue_run(&self, id: &RunId, run: &NewRun<'_>, at: DateTime<Utc>) -> Result<()> {
+        self.insert_run(id, run, RunStatus::Queued, at).await
     }
 
     async fn insert_run(
         &self,
         id: &RunId,
-        kind: RunKind,
+        run: &NewRun<'_>,
         status: RunStatus,
-        selection: &str,
-        stale_only: bool,
         at: DateTime<Utc>,
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO runs (id, kind, status, selection, stale_only, started_at, owner_host, \
-             owner_pid, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6)",
+             owner_pid, heartbeat_at, triggered_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6, $9)",
         )
         .bind(id.as_str())
-        .bind(kind.as_str())
+        .bind(run.kind.as_str())
         .bind(status.as_str())
-        .bind(selection)
-        .bind(i64::from(stale_only))
+        .bind(run.selection)
+        .bind(i64::from(run.stale_only))
         .bind(micros(at))
         .bind(self.owner.host.as_str())
         .bind(i64::from(self.owner.pid))
+        .bind(run.triggered_by)
         .execute(&self.pool)
         .await
         .map_err(store_error)?;
@@ -440,6 +438,7 @@ fn run_record(row: &sqlx::any::AnyRow) -> Result<RunRecord> {
             skipped: from_i64(get(row, 10)?),
             failed: from_i64(get(row, 11)?),
         },
+        triggered_by: get(row, 12)?,
     })
 }
 

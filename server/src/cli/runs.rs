@@ -48,15 +48,18 @@ async fn list(store: &Store, limit: u32, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut rows = vec![
-        ["RUN", "STATUS", "KIND", "STARTED", "TOOK", "STEPS", "ERROR"]
-            .map(str::to_owned)
-            .to_vec(),
+        [
+            "RUN", "STATUS", "KIND", "BY", "STARTED", "TOOK", "STEPS", "ERROR",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
     ];
     for r in &page.items {
         rows.push(vec![
             r.id.to_string(),
             r.status.as_str().to_owned(),
             r.kind.as_str().to_owned(),
+            r.triggered_by.clone(),
             words::time(r.started_at),
             took(r),
             format!(
@@ -85,10 +88,11 @@ async fn show(store: &Store, id: &RunId, json: bool) -> anyhow::Result<()> {
         });
     }
     println!(
-        "run {}: {} {} (started {}, took {})",
+        "run {}: {} {} (by {}, started {}, took {})",
         run.id,
         run.kind.as_str(),
         run.status.as_str(),
+        run.triggered_by,
         words::time(run.started_at),
         took(&run)
     );

@@ -29,6 +29,8 @@ pub struct RunJson<'a> {
     pub status: &'static str,
     /// Its steps by outcome.
     pub steps: StepCountsJson,
+    /// What asked for it: `cli`, `api`, `automation` or `schedule NAME`.
+    pub triggered_by: &'a str,
 }
 
 impl<'a> From<&'a RunRecord> for RunJson<'a> {
@@ -44,6 +46,7 @@ impl<'a> From<&'a RunRecord> for RunJson<'a> {
             started_at: micros(r.started_at),
             status: r.status.as_str(),
             steps: StepCountsJson::from(&r.steps),
+            triggered_by: &r.triggered_by,
         }
     }
 }

@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use freshet_core::executor::{RunEvent, RunObserver, StepOutcome};
 use freshet_core::freshness::Clock;
-use freshet_core::store::{Failure, HEARTBEAT_TIMEOUT, RunKind, RunStatus};
+use freshet_core::store::{Failure, HEARTBEAT_TIMEOUT, NewRun, RunKind, RunStatus};
 use freshet_core::{AssetKey, Executor, PlanRequest, Project, RunId, Store};
 use tokio::sync::{broadcast, watch};
 
@@ -236,11 +236,13 @@ impl Shared {
         lock(&self.running).keys().cloned().collect()
     }
 
-    /// Queues a run and starts a task that runs it in turn; returns its id at once.
+    /// Queues a run that `triggered_by` asked for (`api`, `automation`, `schedule NAME`) and
+    /// starts a task that runs it in turn; returns its id at once.
     pub(crate) async fn request(
         self: &Arc<Self>,
         work: Work,
         selection: &str,
+        triggered_by: &str,
     ) -> Result<RunId, freshet_core::Error> {
         let id = RunId::generate();
         let (kind, stale_only) = match &work {
@@ -248,7 +250,16 @@ impl Shared {
             Work::Observe(_) => (RunKind::Observe, false),
         };
         self.store
-            .queue_run(&id, kind, selection, stale_only, self.clock.now())
+            .queue_run(
+                &id,
+                &NewRun {
+                    kind,
+                    selection,
+                    stale_only,
+                    triggered_by,
+                },
+                self.clock.now(),
+            )
             .await?;
         let (cancel, mut cancelled) = watch::channel(false);
         lock(&self.active).insert(id.clone(), cancel);

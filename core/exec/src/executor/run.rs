@@ -12,7 +12,7 @@ use super::run_log::RunLog;
 use super::sources::Record;
 use crate::model::{AssetKey, Lineage, Observation, RunId};
 use crate::planner::{self, PlanRequest, PlannedStep, Statuses};
-use crate::store::{HEARTBEAT_INTERVAL, LogLevel, RunKind, RunStatus};
+use crate::store::{HEARTBEAT_INTERVAL, LogLevel, NewRun, RunKind, RunStatus};
 use crate::{Error, Result};
 
 impl Executor {
@@ -56,9 +56,12 @@ impl Executor {
         self.store
             .begin_run(
                 &run_id,
-                RunKind::Materialize,
-                &selection,
-                request.stale_only,
+                &NewRun {
+                    kind: RunKind::Materialize,
+                    selection: &selection,
+                    stale_only: request.stale_only,
+                    triggered_by: "cli",
+                },
                 self.clock.now(),
             )
             .await?;

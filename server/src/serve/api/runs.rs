@@ -132,7 +132,7 @@ pub(crate) async fn request_run(
         }
     };
     let id = shared
-        .request(Work::Materialize(request), text.unwrap_or(""))
+        .request(Work::Materialize(request), text.unwrap_or(""), "api")
         .await?;
     accepted(&id)
 }
@@ -167,7 +167,7 @@ pub(crate) async fn request_observe(
         }
     };
     let id = shared
-        .request(Work::Observe(keys), text.unwrap_or(""))
+        .request(Work::Observe(keys), text.unwrap_or(""), "api")
         .await?;
     accepted(&id)
 }
