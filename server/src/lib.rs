@@ -1,10 +1,12 @@
-//! The `freshet` command line ([`Cli`], [`run`]), and (in [`serve`]) the HTTP API and web view.
+//! The `freshet` command line ([`Cli`], [`run`]), (in [`serve`]) the HTTP API and web view, and
+//! the automation loop both `freshet daemon` and `freshet serve` run.
 //!
 //! **Boundary:** the only crate that knows about terminals, JSON output and HTTP. Core types
 //! never become the wire format: [`json`] owns the JSON shapes and converts from core types;
 //! [`output`] prints text and JSON for the command line; [`words`] holds the words for people
 //! both use.
 
+mod automation;
 mod cli;
 mod init;
 pub mod json;

@@ -2,6 +2,7 @@
 //! temporary projects, with real SQLite files and real Parquet on disk.
 
 mod api;
+mod automation;
 mod demo;
 mod engine;
 mod errors;

@@ -50,6 +50,9 @@ pub enum Error {
     /// An asset named on the command line does not exist.
     #[error("unknown asset {0:?}")]
     UnknownAsset(String),
+    /// The process is stopping and starts no new run.
+    #[error("stopping: no new runs are started")]
+    Stopping,
     /// The metadata store failed (its message never includes a password).
     #[error(transparent)]
     Store(#[from] freshet_store::Error),

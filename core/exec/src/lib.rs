@@ -17,6 +17,7 @@ pub mod rust_asset;
 pub mod snapshot;
 pub mod sql;
 mod tables;
+pub mod triggers;
 
 pub use freshet_plan::{automation, freshness, graph, model, planner, selection};
 pub use freshet_store as store;

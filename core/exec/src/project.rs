@@ -27,6 +27,8 @@
 //! [automation]
 //! default = "eager"             # for assets that set none (default "none": only on request)
 //!
+//! # [schedules.NAME] and [alerts], and observe intervals: see the triggers module.
+//!
 //! [execution]                   # how steps run; see the policy module
 //! concurrency = 4
 //! retries = 2
@@ -57,6 +59,7 @@ use crate::model::{
 use crate::policy::{Execution, RetryPolicy, StepPolicy, StepSettings, default_concurrency};
 use crate::rust_asset::{Catalogues, Compute};
 use crate::sql::{is_identifier, parse_sql_asset};
+use crate::triggers::{RawAlerts, RawSchedule, Triggers};
 use crate::{Error, Result};
 
 /// The name of a project's configuration file.
@@ -89,6 +92,7 @@ struct Inner {
     /// Each asset's own execution settings (none for most).
     settings: HashMap<AssetKey, StepSettings>,
     execution: Execution,
+    triggers: Triggers,
     storage_url: Url,
     database_url: String,
     object_store_options: Vec<(String, String)>,
@@ -246,6 +250,18 @@ impl Project {
             }
         }
         apply_automation(&raw, &mut defs, &own_automation).map_err(config_error)?;
+        let source_intervals: Vec<(AssetKey, Option<String>)> = raw
+            .sources
+            .iter()
+            .filter_map(|(name, s)| Some((AssetKey::parse(name).ok()?, s.observe_interval.clone())))
+            .collect();
+        let triggers = crate::triggers::triggers(
+            raw.automation.observe_interval.as_deref(),
+            &source_intervals,
+            &raw.schedules,
+            &raw.alerts,
+        )
+        .map_err(config_error)?;
 
         let graph = AssetGraph::new(defs)?;
         for def in graph.iter().filter(|d| d.kind != AssetKind::Source) {
@@ -281,6 +297,7 @@ impl Project {
             computations,
             settings,
             execution,
+            triggers,
             storage_url,
             database_url,
             object_store_options: overrides.object_store_options.clone(),
@@ -290,6 +307,11 @@ impl Project {
     /// How steps run: concurrency, pools, defaults.
     pub fn execution(&self) -> &Execution {
         &self.0.execution
+    }
+
+    /// What sets runs off with nobody asking: source intervals, schedules, alerts.
+    pub fn triggers(&self) -> &Triggers {
+        &self.0.triggers
     }
 
     /// How `key`'s steps run: its own settings over the project's defaults.
@@ -364,6 +386,10 @@ struct RawConfig {
     pools: BTreeMap<String, usize>,
     #[serde(default)]
     automation: RawAutomation,
+    #[serde(default)]
+    schedules: BTreeMap<String, RawSchedule>,
+    #[serde(default)]
+    alerts: RawAlerts,
 }
 
 impl RawConfig {
@@ -428,6 +454,7 @@ struct RawGroup {
 struct RawAutomation {
     /// The condition of assets that set none and whose group sets none.
     default: Option<String>,
+    observe_interval: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -453,6 +480,7 @@ struct RawSource {
     #[serde(default)]
     owners: Vec<String>,
     freshness: Option<RawFreshness>,
+    observe_interval: Option<String>,
 }
 
 #[derive(Deserialize)]

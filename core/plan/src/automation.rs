@@ -143,6 +143,39 @@ pub fn next_tick(cron: &Cron, tz: &Tz, after: DateTime<Utc>) -> Option<DateTime<
         .map(|t| t.with_timezone(&Utc))
 }
 
+/// What a schedule does now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TickAction {
+    /// Nothing: no tick passed since the one handled.
+    Wait,
+    /// Remember `tick` as handled without running (a new schedule, or a missed tick skipped).
+    Pass(DateTime<Utc>),
+    /// Run for `tick` (the latest; earlier missed ticks are covered by it).
+    Run(DateTime<Utc>),
+}
+
+/// What a schedule with the latest handled tick `handled` does at `now`. A new schedule waits
+/// for its next tick. Ticks that passed while no daemon ran (before `since`) run once when
+/// `catch_up`, else are passed over; a tick that passes while it runs always runs.
+pub fn schedule_action(
+    cron: &Cron,
+    tz: &Tz,
+    handled: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    since: DateTime<Utc>,
+    catch_up: bool,
+) -> TickAction {
+    let Some(tick) = latest_tick(cron, tz, now) else {
+        return TickAction::Wait;
+    };
+    match handled {
+        None => TickAction::Pass(tick),
+        Some(h) if h >= tick => TickAction::Wait,
+        Some(_) if tick < since && !catch_up => TickAction::Pass(tick),
+        Some(_) => TickAction::Run(tick),
+    }
+}
+
 enum Compiled {
     Eager,
     OnCron(Box<(Cron, Tz)>),

@@ -17,6 +17,9 @@ use crate::{Result, Store, from_i64, from_micros, get, micros, store_error};
 /// [`HEARTBEAT_INTERVAL`]; a process on this host that no longer exists is dead at once.
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The error of a run whose process died, as [`Store::fail_dead_runs`] records it.
+pub const PROCESS_DIED: &str = "process died";
+
 /// How often the owner of a run records that it is alive (and reads cancel requests).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -191,7 +194,7 @@ impl Store {
         now: DateTime<Utc>,
         silent_since: Option<DateTime<Utc>>,
     ) -> Result<bool> {
-        const DIED: &str = "process died";
+        const DIED: &str = PROCESS_DIED;
         let mut tx = self.pool.begin().await.map_err(store_error)?;
         let moved = sqlx::query(
             "UPDATE runs SET status = $1, finished_at = $2, error = $3 \

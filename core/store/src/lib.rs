@@ -33,7 +33,9 @@ mod runs;
 mod sources;
 
 pub use automation::{DecisionRecord, EvaluationRecord, ScheduleTick};
-pub use claims::{AttemptRecord, DeadRun, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Owner};
+pub use claims::{
+    AttemptRecord, DeadRun, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Owner, PROCESS_DIED,
+};
 pub use history::Page;
 pub use lifecycle::{LogLevel, RunKind, RunStatus, StepState};
 pub use progress::Progress;

@@ -20,6 +20,7 @@ use freshet_core::{
 
 use crate::output;
 
+mod daemon;
 pub(crate) mod live;
 mod materialize;
 mod observe;
@@ -147,6 +148,21 @@ enum Command {
         /// generated and printed when unset.
         #[arg(long, env = "FRESHET_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Serve only: no sensors, schedules, automation conditions or alerts.
+        #[arg(long)]
+        no_automation: bool,
+    },
+    /// Keep declared assets fresh without the web server: observe sources, run schedules,
+    /// evaluate automation conditions, send alerts, until Ctrl-C or SIGTERM.
+    Daemon,
+    /// Show the automation conditions' latest decisions and why, the next evaluation, and the
+    /// schedules with their last and next ticks.
+    Automation {
+        /// Selections; every asset with a condition when none.
+        selection: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -186,7 +202,15 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
             limit,
             json,
         } => runs::runs(&load()?, run_id.as_deref(), *limit, *json).await,
-        Command::Serve { addr, token } => serve::serve(&load()?, *addr, token.clone()).await,
+        Command::Serve {
+            addr,
+            token,
+            no_automation,
+        } => serve::serve(&load()?, *addr, token.clone(), !*no_automation).await,
+        Command::Daemon => daemon::daemon(&load()?).await,
+        Command::Automation { selection, json } => {
+            daemon::automation(&load()?, selection, *json).await
+        }
     }
 }
 

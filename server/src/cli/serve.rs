@@ -1,4 +1,4 @@
-//! `freshet serve [--addr ADDR] [--token TOKEN]`.
+//! `freshet serve [--addr ADDR] [--token TOKEN] [--no-automation]`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -16,6 +16,7 @@ pub(super) async fn serve(
     project: &Project,
     addr: SocketAddr,
     token: Option<String>,
+    automation: bool,
 ) -> anyhow::Result<ExitCode> {
     // A bad token is refused before the store is opened (and perhaps created).
     let (token, generated) = token_to_use(token)?;
@@ -35,6 +36,10 @@ pub(super) async fn serve(
         token.clone(),
         loopback,
     );
+    if let Ok(url) = url::Url::parse(&format!("http://{bound}/")) {
+        state.set_web_url(url);
+    }
+    let automation = automation.then(|| state.spawn_automation());
     eprintln!("freshet: serving http://{bound}/ (API under /api)");
     if generated {
         eprintln!(
@@ -49,6 +54,9 @@ pub(super) async fn serve(
     serve::serve(state, listener, shutdown_signal())
         .await
         .context("the server stopped")?;
+    if let Some(automation) = automation {
+        automation.abort();
+    }
     store.close().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -20,11 +20,13 @@ use freshet_core::{AssetDef, Lineage, StaleCause};
 use serde::Serialize;
 
 mod assets;
+mod automation;
 mod cli;
 mod events;
 mod runs;
 
 pub use assets::*;
+pub use automation::*;
 pub use cli::*;
 pub use events::*;
 pub use runs::*;

@@ -19,6 +19,7 @@ use freshet_core::{AssetKey, Executor, PlanRequest, Project, RunId, Store};
 use tokio::sync::{broadcast, watch};
 
 use super::layout::{self, Layout};
+use crate::automation::alerts::Alerter;
 use crate::json::{AssetsEventJson, LogJson, RunEventJson, StepEventJson};
 
 /// How often the store is polled for changes made by other processes.
@@ -53,6 +54,8 @@ pub(crate) struct Shared {
     active: Mutex<HashMap<RunId, watch::Sender<bool>>>,
     /// Held by the run executing now: runs go one at a time, in request order.
     turn: tokio::sync::Mutex<()>,
+    /// Where alerts go.
+    pub(crate) alerter: Alerter,
 }
 
 impl std::fmt::Debug for Shared {
@@ -99,6 +102,7 @@ impl AppState {
         loopback: bool,
     ) -> Self {
         let layout = layout::layout(project.graph(), None);
+        let alerter = Alerter::new(&project);
         let (events, _) = broadcast::channel(1024);
         // One clock for what the server judges and what its runs record.
         let executor = executor.with_clock(clock.clone());
@@ -117,7 +121,41 @@ impl AppState {
             running: Mutex::new(HashMap::new()),
             active: Mutex::new(HashMap::new()),
             turn: tokio::sync::Mutex::new(()),
+            alerter,
         }))
+    }
+
+    /// Starts automation ([`crate::automation`]): sensors, schedules, conditions and alerts. It
+    /// stops when the server stops (or [`AppState::stop`] is called).
+    pub fn spawn_automation(&self) -> tokio::task::JoinHandle<()> {
+        let shared = self.0.clone();
+        let stop = shared.stopping.subscribe();
+        tokio::spawn(crate::automation::run(shared, stop))
+    }
+
+    /// Tells the event streams and automation to stop.
+    pub fn stop(&self) {
+        self.0.stopping.send_replace(true);
+    }
+
+    /// Cancels this process's runs and waits at most `patience` for them to record their end.
+    pub async fn cancel_all(&self, patience: Duration) {
+        self.0.cancel_all(patience).await;
+    }
+
+    /// Waits at most `grace` for this process's runs to end, then cancels the rest and waits
+    /// for them to record it: a graceful stop.
+    pub async fn finish_runs(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        while !lock(&self.0.active).is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.0.cancel_all(Duration::from_secs(10)).await;
+    }
+
+    /// Where alerts link to, unless `[alerts] web_url` says.
+    pub fn set_web_url(&self, url: url::Url) {
+        self.0.alerter.default_web_url(url);
     }
 
     /// Forgets every cached status: the next request reads the store and judges every asset
@@ -244,6 +282,9 @@ impl Shared {
         selection: &str,
         triggered_by: &str,
     ) -> Result<RunId, freshet_core::Error> {
+        if *self.stopping.borrow() {
+            return Err(freshet_core::Error::Stopping);
+        }
         let id = RunId::generate();
         let (kind, stale_only) = match &work {
             Work::Materialize(request) => (RunKind::Materialize, request.stale_only),
@@ -318,6 +359,10 @@ impl Shared {
             };
             shared.send_run(&run_id, status);
             shared.changed();
+            shared
+                .alerter
+                .run_ended(&shared.store, &run_id, shared.clock.now())
+                .await;
         });
         Ok(id)
     }

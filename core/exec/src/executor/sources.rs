@@ -43,6 +43,41 @@ impl Executor {
             .await
     }
 
+    /// A sensor's look at sources (all when `keys` is empty): records a new observation for each
+    /// source whose data changed since its current one and returns those; an unchanged source
+    /// writes nothing (not even a check time), so looking often costs a listing and, for a file
+    /// whose size or time moved, one read of its content.
+    pub async fn observe_changes(&self, keys: &[AssetKey]) -> Result<Vec<Observation>> {
+        let sources: Vec<(&AssetKey, &SourceSpec)> = self
+            .project
+            .graph()
+            .iter()
+            .filter(|d| keys.is_empty() || keys.contains(&d.key))
+            .filter_map(|d| match self.project.computation(&d.key) {
+                Some(Computation::Source(spec)) => Some((&d.key, spec)),
+                _ => None,
+            })
+            .collect();
+        let current = self
+            .store
+            .load_heads(
+                &sources
+                    .iter()
+                    .map(|(k, _)| (*k).clone())
+                    .collect::<Vec<_>>(),
+            )
+            .await?;
+        let mut changed = Vec::new();
+        for (key, spec) in sources {
+            let seen = self.observe_source(key, spec, Record::Yes).await?;
+            if current.observation(key).map(|o| &o.data_version) != Some(&seen.data_version) {
+                self.store.record_observation(&seen).await?;
+                changed.push(seen);
+            }
+        }
+        Ok(changed)
+    }
+
     /// Observes every source without recording anything, and puts what it saw into `lineage`:
     /// what a run would see, for plans.
     pub async fn peek_sources(&self, lineage: &mut Lineage) -> Result<()> {

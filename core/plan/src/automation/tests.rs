@@ -473,3 +473,46 @@ fn on_cron_without_inputs_runs_once_per_tick() {
     }
     assert_eq!(requested, ["01:00", "02:00", "03:00", "04:00"]);
 }
+
+#[test]
+fn schedules_run_once_per_tick_and_catch_up_once_or_not_at_all() {
+    let (cron, tz) = compile_cron("0 2 * * *", Some("Europe/Paris")).unwrap();
+    let act = |handled: Option<&str>, now: &str, since: &str, catch_up: bool| {
+        schedule_action(&cron, &tz, handled.map(at), at(now), at(since), catch_up)
+    };
+    // 02:00 in Paris is 01:00 UTC in winter.
+    assert_eq!(
+        act(None, "2026-11-03T12:00:00Z", "2026-11-03T12:00:00Z", true),
+        TickAction::Pass(at("2026-11-03T01:00:00Z")),
+        "a new schedule waits for its next tick"
+    );
+    assert_eq!(
+        act(
+            Some("2026-11-03T01:00:00Z"),
+            "2026-11-03T23:59:00Z",
+            "2026-11-03T00:00:00Z",
+            true
+        ),
+        TickAction::Wait
+    );
+    assert_eq!(
+        act(
+            Some("2026-11-03T01:00:00Z"),
+            "2026-11-04T01:00:00Z",
+            "2026-11-03T00:00:00Z",
+            true
+        ),
+        TickAction::Run(at("2026-11-04T01:00:00Z"))
+    );
+    // Down for three days: one run for the latest tick, or none.
+    let down = |catch_up| {
+        act(
+            Some("2026-11-03T01:00:00Z"),
+            "2026-11-06T09:00:00Z",
+            "2026-11-06T09:00:00Z",
+            catch_up,
+        )
+    };
+    assert_eq!(down(true), TickAction::Run(at("2026-11-06T01:00:00Z")));
+    assert_eq!(down(false), TickAction::Pass(at("2026-11-06T01:00:00Z")));
+}

@@ -1,0 +1,413 @@
+//! Automation: the long-running side that `freshet daemon` and `freshet serve` run. Every
+//! quarter second it looks at the sources that are due (local files each time, sources on
+//! object stores at their interval), handles schedules whose tick passed, and, when anything
+//! may have changed (new source data, the store moved, a deadline came, or 30 s passed),
+//! evaluates every asset's automation condition ([`freshet_core::automation`]) and turns what
+//! is requested into one run through the server's queue. Every decision is recorded with its
+//! reason; alerts go out as runs fail and freshness turns.
+//!
+//! **Invariant:** the loop never waits for a run: requests are queued, and the next evaluation
+//! sees them in progress, so an asset is never requested twice for one situation.
+
+pub(crate) mod alerts;
+mod schedules;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use freshet_core::automation::{self, Cursor, Facts, FailureFact, RequestKind, RunFact};
+use freshet_core::freshness::FreshnessEvaluator;
+use freshet_core::model::{EvaluationId, FreshnessState};
+use freshet_core::planner::Statuses;
+use freshet_core::project::Computation;
+use freshet_core::store::{DecisionRecord, EvaluationRecord, RunStatus};
+use freshet_core::triggers::LOCAL_OBSERVE_INTERVAL;
+use freshet_core::{AssetKey, PlanRequest, RunId};
+use tokio::sync::watch;
+
+use crate::serve::{Shared, Work};
+
+/// How often the loop looks around.
+const TICK: Duration = Duration::from_millis(250);
+
+/// An evaluation at least this often, even when nothing seems to have changed.
+const RE_EVALUATE: Duration = Duration::from_secs(30);
+
+/// An evaluation is recorded when a decision changed, or at least this often.
+const RECORD_EVERY: Duration = Duration::from_secs(60);
+
+/// Runs automation until `stop` turns true.
+pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut automation = Automation::new(shared);
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        automation.tick().await;
+    }
+}
+
+/// A source the loop looks at, and when next.
+struct Watched {
+    key: AssetKey,
+    interval: Duration,
+    next: Instant,
+    /// The last error, logged once until it changes.
+    failing: Option<String>,
+}
+
+struct Automation {
+    shared: Arc<Shared>,
+    sources: Vec<Watched>,
+    schedules: schedules::Schedules,
+    last_marker: Option<(i64, String, i64, i64)>,
+    last_evaluation: Option<Instant>,
+    last_recorded: Option<Instant>,
+    next_at: Option<DateTime<Utc>>,
+    /// Each asset's freshness at the last evaluation, for alerts (empty until the first).
+    freshness: HashMap<AssetKey, FreshnessState>,
+    evaluated_once: bool,
+}
+
+impl Automation {
+    fn new(shared: Arc<Shared>) -> Self {
+        let project = &shared.project;
+        let triggers = project.triggers();
+        let now = Instant::now();
+        let sources = project
+            .graph()
+            .iter()
+            .filter_map(|def| match project.computation(&def.key) {
+                Some(Computation::Source(spec)) => {
+                    let local =
+                        !spec.location.contains("://") || spec.location.starts_with("file://");
+                    let interval = if local {
+                        LOCAL_OBSERVE_INTERVAL
+                    } else {
+                        triggers
+                            .source_intervals
+                            .get(&def.key)
+                            .copied()
+                            .unwrap_or(triggers.observe_interval)
+                    };
+                    Some(Watched {
+                        key: def.key.clone(),
+                        interval,
+                        next: now,
+                        failing: None,
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        let schedules = schedules::Schedules::new(project);
+        Self {
+            shared,
+            sources,
+            schedules,
+            last_marker: None,
+            last_evaluation: None,
+            last_recorded: None,
+            next_at: None,
+            freshness: HashMap::new(),
+            evaluated_once: false,
+        }
+    }
+
+    async fn tick(&mut self) {
+        let sensed = self.sense().await;
+        self.schedules.tick(&self.shared).await;
+        let marker = self.shared.store.change_marker().await.ok();
+        let now = self.shared.clock.now();
+        let due = sensed
+            || marker != self.last_marker
+            || self.next_at.is_some_and(|t| now >= t)
+            || self
+                .last_evaluation
+                .is_none_or(|t| t.elapsed() >= RE_EVALUATE);
+        if !due {
+            return;
+        }
+        self.last_marker = marker;
+        self.last_evaluation = Some(Instant::now());
+        if let Err(e) = self.evaluate().await {
+            tracing::warn!(error = %e, "automation evaluation failed");
+        }
+    }
+
+    /// Looks at the sources that are due; whether any had new data (recorded).
+    async fn sense(&mut self) -> bool {
+        let now = Instant::now();
+        let mut any = false;
+        for watched in &mut self.sources {
+            if watched.next > now {
+                continue;
+            }
+            watched.next = now + watched.interval;
+            match self
+                .shared
+                .executor
+                .observe_changes(std::slice::from_ref(&watched.key))
+                .await
+            {
+                Ok(changed) => {
+                    watched.failing = None;
+                    for o in &changed {
+                        tracing::info!(source = %o.asset, data_version = %o.data_version, "new source data");
+                    }
+                    any |= !changed.is_empty();
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    if watched.failing.as_deref() != Some(text.as_str()) {
+                        tracing::warn!(source = %watched.key, error = %text, "cannot observe a source");
+                        watched.failing = Some(text);
+                    }
+                }
+            }
+        }
+        if any {
+            self.shared.changed();
+        }
+        any
+    }
+
+    /// One evaluation of every condition; its requests become one run.
+    async fn evaluate(&mut self) -> freshet_core::Result<()> {
+        let started = Instant::now();
+        let shared = self.shared.clone();
+        let store = &shared.store;
+        let graph = shared.project.graph();
+        let now = shared.clock.now();
+        let lineage = store.load_lineage().await?;
+        let statuses = Statuses::compute(graph, &lineage);
+        let mut in_progress = store.assets_in_progress().await?;
+        in_progress.extend(shared.running());
+        let failures: HashMap<AssetKey, FailureFact> = store
+            .failures()
+            .await?
+            .into_iter()
+            .filter_map(|f| {
+                let key = AssetKey::parse(&f.asset).ok()?;
+                Some((
+                    key,
+                    FailureFact {
+                        at: f.at,
+                        run_id: f.run_id,
+                        error: f.error,
+                    },
+                ))
+            })
+            .collect();
+        let state = store.automation_state().await?;
+        let cursors: HashMap<AssetKey, Cursor> = state
+            .iter()
+            .map(|(k, d)| (k.clone(), d.cursor.clone()))
+            .collect();
+        let mut runs = HashMap::new();
+        let ids: HashSet<&RunId> = cursors.values().filter_map(|c| c.run_id.as_ref()).collect();
+        for id in ids {
+            if let Some((status, error)) = store.run_status(id).await? {
+                runs.insert(id.clone(), run_fact(status, error));
+            }
+        }
+        let durations: HashMap<AssetKey, Duration> = store
+            .recent_durations(5)
+            .await?
+            .into_iter()
+            .filter_map(|(k, mut d)| {
+                d.sort();
+                Some((k, *d.get(d.len() / 2)?))
+            })
+            .collect();
+        self.alert_freshness(&lineage, now);
+        let facts = Facts {
+            graph,
+            lineage: &lineage,
+            statuses: &statuses,
+            now,
+            in_progress: &in_progress,
+            failures: &failures,
+            runs: &runs,
+            durations: &durations,
+        };
+        let evaluation = automation::evaluate(&facts, &cursors);
+        self.next_at = evaluation.next_at;
+
+        let requested: Vec<&automation::Decision> = evaluation.requested().collect();
+        let mut run_id = None;
+        if !requested.is_empty() {
+            let mut selection: BTreeSet<AssetKey> =
+                requested.iter().map(|d| d.key.clone()).collect();
+            selection.extend(evaluation.upstream.iter().cloned());
+            let force = requested
+                .iter()
+                .filter(|d| d.request == Some(RequestKind::Always))
+                .map(|d| d.key.clone())
+                .collect();
+            let text = selection
+                .iter()
+                .map(AssetKey::as_str)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let request = PlanRequest {
+                selection: Some(selection),
+                stale_only: true,
+                force,
+            };
+            match shared
+                .request(Work::Materialize(request), &text, "automation")
+                .await
+            {
+                Ok(id) => {
+                    tracing::info!(run_id = %id, assets = %text, "automation requested a run");
+                    run_id = Some(id);
+                }
+                // Not recorded as requested: the next evaluation asks again.
+                Err(e) => return Err(e),
+            }
+        }
+
+        let evaluation_id = EvaluationId::generate();
+        let mut changed = Vec::new();
+        for d in &evaluation.decisions {
+            let mut cursor = d.cursor.clone();
+            if d.requested() {
+                cursor.run_id = run_id.clone();
+            }
+            let record = DecisionRecord {
+                asset: d.key.clone(),
+                condition: d.condition.clone(),
+                evaluation_id: evaluation_id.clone(),
+                decided_at: now,
+                requested: d.requested(),
+                reason: d.reason.clone(),
+                run_id: if d.requested() { run_id.clone() } else { None },
+                cursor,
+            };
+            let same = state.get(&d.key).is_some_and(|old| {
+                old.requested == record.requested
+                    && old.reason == record.reason
+                    && old.cursor == record.cursor
+                    && old.condition == record.condition
+            });
+            if !same {
+                changed.push(record);
+            }
+        }
+        let record_due = self
+            .last_recorded
+            .is_none_or(|t| t.elapsed() >= RECORD_EVERY);
+        if !changed.is_empty() || record_due {
+            let record = EvaluationRecord {
+                id: evaluation_id,
+                evaluated_at: now,
+                duration: started.elapsed(),
+                assets: evaluation.decisions.len() as u64,
+                requested: requested.len() as u64,
+                run_id,
+                next_at: evaluation.next_at,
+            };
+            store.record_evaluation(&record, &changed).await?;
+            self.last_recorded = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// Alerts on freshness turning `fail`, or leaving it, since the last evaluation.
+    fn alert_freshness(&mut self, lineage: &freshet_core::Lineage, now: DateTime<Utc>) {
+        let graph = self.shared.project.graph();
+        let mut evaluator = FreshnessEvaluator::new();
+        let mut states = HashMap::new();
+        for i in 0..graph.len() {
+            let def = graph.def(i);
+            if def.freshness.is_none() {
+                continue;
+            }
+            let f = evaluator.evaluate(graph, lineage, i, now);
+            if self.evaluated_once {
+                let before = self.freshness.get(&def.key).copied();
+                let failed_now = f.state == FreshnessState::Fail;
+                let failed_before = before == Some(FreshnessState::Fail);
+                if failed_now != failed_before && before.is_some() {
+                    let policy = f.policy.clone().unwrap_or_default();
+                    self.shared
+                        .alerter
+                        .freshness_changed(&def.key, failed_now, &policy, now);
+                }
+            }
+            states.insert(def.key.clone(), f.state);
+        }
+        self.freshness = states;
+        self.evaluated_once = true;
+    }
+}
+
+/// How a run automation requested is doing, from its record.
+fn run_fact(status: RunStatus, error: Option<String>) -> RunFact {
+    match status {
+        RunStatus::Queued | RunStatus::Running => RunFact::InProgress,
+        RunStatus::Succeeded => RunFact::Succeeded,
+        RunStatus::Cancelled => RunFact::Cancelled,
+        RunStatus::Failed if error.as_deref() == Some(freshet_core::store::PROCESS_DIED) => {
+            RunFact::Died
+        }
+        RunStatus::Failed => RunFact::Failed(error.unwrap_or_default()),
+    }
+}
+
+/// What automation decided lately, for `freshet automation` and `GET /api/automation`: the
+/// latest decision of each asset with a condition (of `only`, when given), the latest
+/// evaluation, and the schedules with their last and next ticks.
+pub(crate) async fn report(
+    project: &freshet_core::Project,
+    store: &freshet_core::Store,
+    only: Option<&BTreeSet<AssetKey>>,
+    now: DateTime<Utc>,
+) -> freshet_core::Result<crate::json::AutomationJson> {
+    use crate::json::{AutomationJson, DecisionJson, EvaluationJson, ScheduleJson};
+    let state = store.automation_state().await?;
+    let assets = project
+        .graph()
+        .iter()
+        .filter(|d| only.is_none_or(|keys| keys.contains(&d.key)))
+        .filter_map(|d| {
+            let condition = d.automation.as_ref()?.as_text();
+            Some(DecisionJson::new(
+                d.key.as_str(),
+                condition,
+                state.get(&d.key),
+            ))
+        })
+        .collect();
+    let ticks = store.schedule_ticks().await?;
+    let schedules = project
+        .triggers()
+        .schedules
+        .iter()
+        .map(|s| {
+            let next = automation::compile_cron(&s.cron, s.timezone.as_deref())
+                .ok()
+                .and_then(|(cron, tz)| automation::next_tick(&cron, &tz, now));
+            let last = ticks
+                .get(&s.name)
+                .map(|t| (t.tick_at, t.run_id.as_ref().map(ToString::to_string)));
+            ScheduleJson::new(s, last, next)
+        })
+        .collect();
+    let evaluation = store
+        .latest_evaluation()
+        .await?
+        .as_ref()
+        .map(EvaluationJson::from);
+    Ok(AutomationJson {
+        assets,
+        evaluation,
+        schedules,
+    })
+}

@@ -1,0 +1,411 @@
+//! Automation with the real binary: `freshet daemon` keeps eager assets fresh as their source
+//! changes, runs a schedule every minute, takes over after being killed mid-run, and sends
+//! alerts to a webhook receiver on loopback.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::TempProject;
+
+/// `freshet daemon` on a project, its log collected; killed when dropped.
+struct Daemon {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    fn start(project: &TempProject) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_freshet"))
+            .args([
+                "--project",
+                project.path().to_str().expect("utf-8"),
+                "daemon",
+            ])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start freshet daemon");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().expect("log").push(line);
+            }
+        });
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().expect("log").join("\n")
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit.
+    fn terminate(mut self) -> Option<ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(45);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it holds or `patience` ran out; whether it held.
+fn wait_until(patience: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + patience;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    check()
+}
+
+fn runs(project: &TempProject) -> Vec<Value> {
+    let out = project.ok(&["runs", "--json"]);
+    serde_json::from_str(&out.stdout).expect("runs --json is JSON")
+}
+
+fn fresh(project: &TempProject, keys: &[&str]) -> bool {
+    let status = project.status();
+    keys.iter()
+        .all(|k| status.get(*k).is_some_and(|s| s["status"] == "fresh"))
+}
+
+#[test]
+fn the_daemon_keeps_eager_assets_fresh_as_their_source_changes() {
+    let project = TempProject::with_files(&[
+        (
+            "freshet.toml",
+            "[project]\nname = \"t\"\n[sources.raw]\npath = \"raw.csv\"\n",
+        ),
+        ("raw.csv", "n\n1\n2\n"),
+        (
+            "sql/clean.sql",
+            "-- @automation: eager\nSELECT n * 10 AS m FROM raw",
+        ),
+        (
+            "sql/total.sql",
+            "-- @automation: eager\nSELECT count(*) AS c, sum(m) AS s FROM clean",
+        ),
+    ]);
+    let daemon = Daemon::start(&project);
+    assert!(
+        wait_until(Duration::from_secs(30), || fresh(
+            &project,
+            &["clean", "total"]
+        )),
+        "the daemon never materialized the missing assets:\n{}",
+        daemon.log()
+    );
+
+    // New source data, and no command: both follow within 5 s.
+    let appended = Instant::now();
+    project.write("raw.csv", "n\n1\n2\n3\n");
+    let followed = wait_until(Duration::from_secs(5), || {
+        project
+            .ok(&["preview", "total"])
+            .stdout
+            .contains("| 3 | 60 |")
+            && fresh(&project, &["clean", "total"])
+    });
+    assert!(
+        followed,
+        "not fresh {:?} after appending a row:\n{}",
+        appended.elapsed(),
+        daemon.log()
+    );
+
+    let listed = runs(&project);
+    assert!(listed.len() >= 2, "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .all(|r| r["triggered_by"] == "automation" && r["status"] == "succeeded"),
+        "{listed:#?}"
+    );
+    // Why, in words, for each asset.
+    let out = project.ok(&["automation", "--json"]);
+    let report: Value = serde_json::from_str(&out.stdout).expect("automation --json");
+    let reason = |asset: &str| {
+        report["assets"]
+            .as_array()
+            .and_then(|a| a.iter().find(|d| d["asset"] == asset))
+            .map(|d| d["reason"].as_str().unwrap_or_default().to_owned())
+            .unwrap_or_default()
+    };
+    assert!(
+        [
+            "requested: input raw has a new data version",
+            "not requested: fresh"
+        ]
+        .contains(&reason("clean").as_str()),
+        "{report:#}"
+    );
+    assert!(
+        report["evaluation"]["evaluated_at"].is_string(),
+        "{report:#}"
+    );
+    let text = project.ok(&["automation"]).stdout;
+    assert!(text.contains("clean  eager"), "{text}");
+
+    let status = daemon.terminate().expect("the daemon stops on SIGTERM");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_one_minute_schedule_runs_within_the_minute() {
+    let project = TempProject::with_files(&[
+        (
+            "freshet.toml",
+            "[project]\nname = \"t\"\n[schedules.minutely]\ncron = \"* * * * *\"\n\
+             selection = \"report\"\nstale_only = false\n",
+        ),
+        ("sql/report.sql", "SELECT 1 AS x"),
+    ]);
+    let daemon = Daemon::start(&project);
+    let scheduled = |project: &TempProject| {
+        runs(project)
+            .into_iter()
+            .find(|r| r["triggered_by"] == "schedule minutely" && r["status"] == "succeeded")
+    };
+    // A new schedule waits for its next tick: at most a minute away.
+    assert!(
+        wait_until(Duration::from_secs(75), || scheduled(&project).is_some()),
+        "no scheduled run:\n{}",
+        daemon.log()
+    );
+    assert!(fresh(&project, &["report"]));
+    let out = project.ok(&["automation", "--json"]);
+    let report: Value = serde_json::from_str(&out.stdout).expect("automation --json");
+    let schedule = &report["schedules"][0];
+    assert_eq!(schedule["name"], "minutely");
+    assert!(schedule["last_tick"].is_string(), "{report:#}");
+    assert!(schedule["next_tick"].is_string(), "{report:#}");
+    assert_eq!(
+        schedule["last_run_id"],
+        scheduled(&project).expect("run")["id"]
+    );
+}
+
+#[test]
+fn a_daemon_killed_mid_run_is_taken_over_after_a_restart() {
+    let project = TempProject::with_files(&[
+        (
+            "freshet.toml",
+            "[project]\nname = \"t\"\n[automation]\ndefault = \"eager\"\n",
+        ),
+        ("sql/seed.sql", "SELECT 1 AS n"),
+        (
+            "sql/big.sql",
+            "SELECT sum(value * n) AS s FROM seed CROSS JOIN generate_series(1, 100000000)",
+        ),
+    ]);
+    let mut daemon = Daemon::start(&project);
+    // Wait until big is being computed, then kill the daemon outright.
+    let running_big = |project: &TempProject| {
+        runs(project).into_iter().find_map(|r| {
+            let id = r["id"].as_str()?.to_owned();
+            let shown = project.ok(&["runs", &id, "--json"]);
+            let shown: Value = serde_json::from_str(&shown.stdout).ok()?;
+            let big = shown["steps"]
+                .as_array()?
+                .iter()
+                .any(|s| s["asset"] == "big" && s["state"] == "running");
+            big.then_some(id)
+        })
+    };
+    let mut killed_run = None;
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            killed_run = running_big(&project);
+            killed_run.is_some()
+        }),
+        "big never started:\n{}",
+        daemon.log()
+    );
+    daemon.child.kill().expect("kill -9");
+    daemon.child.wait().expect("wait");
+    let killed_run = killed_run.expect("run");
+
+    // The restarted daemon marks the run failed and requests big again, which ends fresh.
+    let restarted = Daemon::start(&project);
+    assert!(
+        wait_until(Duration::from_secs(90), || fresh(
+            &project,
+            &["seed", "big"]
+        )),
+        "big never became fresh after the restart:\n{}",
+        restarted.log()
+    );
+    let listed = runs(&project);
+    let killed = listed
+        .iter()
+        .find(|r| r["id"] == killed_run.as_str())
+        .expect("the killed run is listed");
+    assert_eq!(killed["status"], "failed", "{killed}");
+    assert_eq!(killed["error"], "process died", "{killed}");
+    assert!(
+        listed.iter().any(|r| r["id"] != killed_run.as_str()
+            && r["triggered_by"] == "automation"
+            && r["status"] == "succeeded"),
+        "{listed:#?}"
+    );
+    assert!(restarted.terminate().is_some_and(|s| s.success()));
+}
+
+/// A webhook receiver on loopback: answers 200 to every POST and keeps the JSON bodies.
+struct Receiver {
+    url: String,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        listener.set_nonblocking(true).expect("nonblocking");
+        std::thread::spawn(move || {
+            // Bounded: it stops taking requests after two minutes.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while Instant::now() < deadline {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                if let Some(body) = read_request(&mut stream) {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    );
+                    if let Ok(json) = serde_json::from_slice(&body) {
+                        kept.lock().expect("bodies").push(json);
+                    }
+                }
+            }
+        });
+        Self { url, bodies }
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.bodies.lock().expect("bodies").clone()
+    }
+}
+
+/// Reads one HTTP request and returns its body.
+fn read_request(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    let mut reader = BufReader::new(stream);
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; length.min(1 << 20)];
+    reader.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn alerts_reach_a_webhook_on_failure_and_recovery_and_a_dead_one_delays_nothing() {
+    let receiver = Receiver::start();
+    // A port nothing listens on.
+    let dead = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}/hook", listener.local_addr().expect("addr"))
+    };
+    let toml = format!(
+        "[project]\nname = \"shop\"\n[sources.raw]\npath = \"raw.csv\"\n\
+         [alerts]\nwebhooks = [\"{dead}\", \"{}\"]\nweb_url = \"http://127.0.0.1:9/\"\ntimeout = \"1s\"\n",
+        receiver.url
+    );
+    let project = TempProject::with_files(&[
+        ("freshet.toml", &toml),
+        ("raw.csv", "n\n0\n"),
+        (
+            "sql/ratio.sql",
+            "-- @automation: eager\nSELECT 10 / n AS r FROM raw",
+        ),
+    ]);
+    let daemon = Daemon::start(&project);
+    let event = |name: &str| receiver.events().into_iter().find(|e| e["event"] == name);
+    assert!(
+        wait_until(Duration::from_secs(30), || event("run_failed").is_some()),
+        "no failure alert; got {:?}:\n{}",
+        receiver.events(),
+        daemon.log()
+    );
+    let failed = event("run_failed").expect("alert");
+    let run_id = failed["run_id"].as_str().expect("run_id").to_owned();
+    assert_eq!(failed["version"], 1);
+    assert_eq!(failed["project"], "shop");
+    assert_eq!(failed["asset"], "ratio");
+    assert_eq!(failed["assets"], serde_json::json!(["ratio"]));
+    assert_eq!(failed["error"], "failed: ratio");
+    assert_eq!(failed["url"], format!("http://127.0.0.1:9/#/runs/{run_id}"));
+    assert!(
+        failed["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with(&format!("run {run_id} failed"))),
+        "{failed}"
+    );
+    assert!(failed["at"].is_string());
+
+    // Fixed data: the asset is requested again, succeeds, and recovers.
+    project.write("raw.csv", "n\n2\n");
+    assert!(
+        wait_until(Duration::from_secs(30), || event("recovered").is_some()),
+        "no recovery alert; got {:?}:\n{}",
+        receiver.events(),
+        daemon.log()
+    );
+    let recovered = event("recovered").expect("alert");
+    assert_eq!(recovered["asset"], "ratio");
+    assert_eq!(recovered["error"], Value::Null);
+    assert!(project.ok(&["preview", "ratio"]).stdout.contains("| 5 |"));
+    // The dead webhook was tried and logged by host, never by URL.
+    assert!(
+        wait_until(Duration::from_secs(10), || daemon
+            .log()
+            .contains("alert not delivered")),
+        "{}",
+        daemon.log()
+    );
+    assert!(!daemon.log().contains(&dead), "{}", daemon.log());
+    assert!(daemon.terminate().is_some_and(|s| s.success()));
+}
