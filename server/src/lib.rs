@@ -6,7 +6,7 @@
 //! [`output`] prints text and JSON for the command line; [`words`] holds the words for people
 //! both use.
 
-mod automation;
+pub mod automation;
 mod cli;
 mod init;
 pub mod json;

@@ -52,6 +52,27 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// One evaluation at a time, as the loop makes them (for benchmarks and embedding): see
+/// [`crate::serve::AppState::evaluator`].
+pub struct Evaluator(Automation);
+
+impl std::fmt::Debug for Evaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Evaluator").finish_non_exhaustive()
+    }
+}
+
+impl Evaluator {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self(Automation::new(shared))
+    }
+
+    /// Evaluates every condition once, requesting and recording as the daemon does.
+    pub async fn evaluate(&mut self) -> freshet_core::Result<()> {
+        self.0.evaluate().await
+    }
+}
+
 /// A source the loop looks at, and when next.
 struct Watched {
     key: AssetKey,

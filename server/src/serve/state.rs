@@ -133,6 +133,11 @@ impl AppState {
         tokio::spawn(crate::automation::run(shared, stop))
     }
 
+    /// One evaluation of the automation conditions at a time, as the loop makes them.
+    pub fn evaluator(&self) -> crate::automation::Evaluator {
+        crate::automation::Evaluator::new(self.0.clone())
+    }
+
     /// Tells the event streams and automation to stop.
     pub fn stop(&self) {
         self.0.stopping.send_replace(true);
