@@ -44,3 +44,6 @@ CREATE TABLE schedule_ticks (
     run_id     TEXT,                   -- the run it requested, if any
     handled_at BIGINT NOT NULL
 );
+
+-- Automation keeps the lineage in memory and reads only the heads that moved.
+CREATE INDEX asset_heads_by_update ON asset_heads (updated_at);

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
+
 use freshet_plan::model::{
     AssetKey, CodeVersion, DataVersion, InputVersion, Lineage, Materialization, MaterializationId,
     Observation, RunId,
@@ -164,6 +166,20 @@ impl Store {
             "SELECT asset, CASE WHEN materialization_id IS NULL THEN 'o' ELSE 'm' END, record \
              FROM asset_heads WHERE record IS NOT NULL",
         )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        heads_lineage(rows)
+    }
+
+    /// The heads that moved at or after `since` (their event's time), as a lineage: what a
+    /// process that keeps the lineage in memory reads to catch up.
+    pub async fn load_heads_updated_since(&self, since: DateTime<Utc>) -> Result<Lineage> {
+        let rows = sqlx::query(
+            "SELECT asset, CASE WHEN materialization_id IS NULL THEN 'o' ELSE 'm' END, record \
+             FROM asset_heads WHERE updated_at >= $1 AND record IS NOT NULL",
+        )
+        .bind(micros(since))
         .fetch_all(&self.pool)
         .await
         .map_err(store_error)?;

@@ -38,6 +38,18 @@ const RE_EVALUATE: Duration = Duration::from_secs(30);
 /// An evaluation is recorded when a decision changed, or at least this often.
 const RECORD_EVERY: Duration = Duration::from_secs(60);
 
+/// The lineage is kept in memory and caught up from the heads that moved; it is read whole
+/// again this often, in case a commit landed later than [`CATCH_UP_MARGIN`] after its event.
+const FULL_RELOAD: Duration = Duration::from_secs(300);
+
+/// How far before the previous read catching up reads again, for commits still in flight: longer
+/// than a writer takes from an event's time to its commit (SQLite's busy timeout is 5 s); a
+/// commit later still is caught by the next [`FULL_RELOAD`].
+const CATCH_UP_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
+/// How long the assets' usual durations (for `freshness` lead times) are kept before read again.
+const DURATIONS_FOR: Duration = Duration::from_secs(300);
+
 /// Runs automation until `stop` turns true.
 pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let mut automation = Automation::new(shared);
@@ -82,6 +94,10 @@ struct Watched {
     failing: Option<String>,
 }
 
+/// The lineage kept in memory, when it was last read (by this process's clock), and when it
+/// was last read whole.
+type KeptLineage = (freshet_core::Lineage, DateTime<Utc>, Instant);
+
 struct Automation {
     shared: Arc<Shared>,
     sources: Vec<Watched>,
@@ -93,6 +109,13 @@ struct Automation {
     /// Each asset's freshness at the last evaluation, for alerts (empty until the first).
     freshness: HashMap<AssetKey, FreshnessState>,
     evaluated_once: bool,
+    /// The lineage as of the newest event in it, and when it was last read whole.
+    lineage: Option<KeptLineage>,
+    /// Each asset's latest decision and cursor: read once, then kept as this process records
+    /// them (it is their one writer).
+    state: Option<HashMap<AssetKey, DecisionRecord>>,
+    /// Usual durations, and when they were read.
+    durations: Option<(HashMap<AssetKey, Duration>, Instant)>,
 }
 
 impl Automation {
@@ -137,6 +160,9 @@ impl Automation {
             next_at: None,
             freshness: HashMap::new(),
             evaluated_once: false,
+            lineage: None,
+            state: None,
+            durations: None,
         }
     }
 
@@ -205,8 +231,9 @@ impl Automation {
         let store = &shared.store;
         let graph = shared.project.graph();
         let now = shared.clock.now();
-        let lineage = store.load_lineage().await?;
-        let statuses = Statuses::compute(graph, &lineage);
+        let kept = self.catch_up_lineage().await?;
+        let lineage = &kept.0;
+        let statuses = Statuses::compute(graph, lineage);
         let mut in_progress = store.assets_in_progress().await?;
         in_progress.extend(shared.running());
         let failures: HashMap<AssetKey, FailureFact> = store
@@ -225,7 +252,10 @@ impl Automation {
                 ))
             })
             .collect();
-        let state = store.automation_state().await?;
+        let mut state = match self.state.take() {
+            Some(state) => state,
+            None => store.automation_state().await?,
+        };
         let cursors: HashMap<AssetKey, Cursor> = state
             .iter()
             .map(|(k, d)| (k.clone(), d.cursor.clone()))
@@ -237,19 +267,11 @@ impl Automation {
                 runs.insert(id.clone(), run_fact(status, error));
             }
         }
-        let durations: HashMap<AssetKey, Duration> = store
-            .recent_durations(5)
-            .await?
-            .into_iter()
-            .filter_map(|(k, mut d)| {
-                d.sort();
-                Some((k, *d.get(d.len() / 2)?))
-            })
-            .collect();
-        self.alert_freshness(&lineage, now);
+        let durations = self.durations().await?;
+        self.alert_freshness(lineage, now);
         let facts = Facts {
             graph,
-            lineage: &lineage,
+            lineage,
             statuses: &statuses,
             now,
             in_progress: &in_progress,
@@ -334,10 +356,61 @@ impl Automation {
                 run_id,
                 next_at: evaluation.next_at,
             };
+            // Kept only once recorded: if recording fails, the store is read again next time.
             store.record_evaluation(&record, &changed).await?;
             self.last_recorded = Some(Instant::now());
+            for d in changed {
+                state.insert(d.asset.clone(), d);
+            }
         }
+        self.state = Some(state);
+        self.lineage = Some(kept);
         Ok(())
+    }
+
+    /// The lineage now: read whole the first time and every [`FULL_RELOAD`], otherwise caught
+    /// up from the heads whose events came after the previous read (less
+    /// [`CATCH_UP_MARGIN`]), so a steady evaluation reads only what moved lately.
+    async fn catch_up_lineage(&mut self) -> freshet_core::Result<KeptLineage> {
+        let store = &self.shared.store;
+        let now = self.shared.clock.now();
+        match self.lineage.take() {
+            Some((mut lineage, read_at, whole_at)) if whole_at.elapsed() < FULL_RELOAD => {
+                let moved = store
+                    .load_heads_updated_since(read_at - CATCH_UP_MARGIN)
+                    .await?;
+                for m in moved.materializations() {
+                    lineage.set_materialization(m.clone());
+                }
+                for o in moved.observations() {
+                    lineage.set_observation(o.clone());
+                }
+                Ok((lineage, now, whole_at))
+            }
+            _ => Ok((store.load_lineage().await?, now, Instant::now())),
+        }
+    }
+
+    /// The median of each asset's latest durations, read again every [`DURATIONS_FOR`].
+    async fn durations(&mut self) -> freshet_core::Result<HashMap<AssetKey, Duration>> {
+        if let Some((durations, read)) = &self.durations
+            && read.elapsed() < DURATIONS_FOR
+        {
+            return Ok(durations.clone());
+        }
+        let durations: HashMap<AssetKey, Duration> = self
+            .shared
+            .store
+            .recent_durations(5)
+            .await?
+            .into_iter()
+            .filter_map(|(k, mut d)| {
+                d.sort();
+                Some((k, *d.get(d.len() / 2)?))
+            })
+            .collect();
+        self.durations = Some((durations.clone(), Instant::now()));
+        Ok(durations)
     }
 
     /// Alerts on freshness turning `fail`, or leaving it, since the last evaluation.

@@ -133,6 +133,11 @@ impl AppState {
         tokio::spawn(crate::automation::run(shared, stop))
     }
 
+    /// The metadata store.
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
     /// One evaluation of the automation conditions at a time, as the loop makes them.
     pub fn evaluator(&self) -> crate::automation::Evaluator {
         crate::automation::Evaluator::new(self.0.clone())
