@@ -35,12 +35,25 @@ $('#observe-sources').addEventListener('click', (e) => {
     sel ? `Observe the sources in ${sel}` : 'Observe every source');
 });
 
-getJSON('/api/project').then((p) => {
-  $('#project-name').textContent = p.name;
-  document.title = `${p.name} · Freshet`;
-}).catch(() => {
-  // The views report the server being unreachable.
-});
+/** Shows why the project's files do not load (the server keeps serving the last good one). */
+function showLoadError(error) {
+  const el = $('#project-error');
+  el.hidden = !error;
+  el.innerHTML = error
+    ? `<strong>The project's files do not load</strong>; still showing the last version that did: <code>${esc(error)}</code>`
+    : '';
+}
+
+function loadProject() {
+  getJSON('/api/project').then((p) => {
+    $('#project-name').textContent = p.name;
+    document.title = `${p.name} · Freshet`;
+    showLoadError(p.load_error);
+  }).catch(() => {
+    // The views report the server being unreachable.
+  });
+}
+loadProject();
 
 function setLive(state, label) {
   const el = $('#live');
@@ -66,6 +79,8 @@ function connectEvents() {
       setLive('reconnecting', 'Reconnecting');
     }
   });
+  // The project was loaded again, or its files stopped loading.
+  events.addEventListener('project', () => loadProject());
   for (const type of ['assets', 'run', 'step', 'log']) {
     events.addEventListener(type, (ev) => {
       let data = {};

@@ -2,8 +2,9 @@
 //
 // Run with: node --test tests/e2e/web.test.mjs
 // Environment: FRESHET_URL (the server), FRESHET_TOKEN (its bearer token), FRESHET_STALE_ASSET
-// (an asset the server reports as stale because its code changed), CHROMIUM (the browser
-// binary, default /usr/bin/chromium), ARTIFACTS (a folder for screenshots).
+// (an asset the server reports as stale because its code changed), FRESHET_PROJECT_DIR (the
+// project's folder, which the last test edits), CHROMIUM (the browser binary, default
+// /usr/bin/chromium), ARTIFACTS (a folder for screenshots).
 //
 // The tests run in order on one page, as a user would: the graph, the stale asset's page,
 // materializing it and watching it turn fresh without a reload, then the run it started.
@@ -18,6 +19,7 @@ import { chromium } from 'playwright-core';
 const BASE = (process.env.FRESHET_URL || '').replace(/\/+$/, '');
 const TOKEN = process.env.FRESHET_TOKEN || '';
 const STALE = process.env.FRESHET_STALE_ASSET || '';
+const PROJECT_DIR = process.env.FRESHET_PROJECT_DIR || '';
 const ARTIFACTS = process.env.ARTIFACTS || path.join('target', 'e2e-artifacts');
 const WAIT = 15000;
 const TEST_TIMEOUT = 45000;
@@ -178,4 +180,23 @@ test('the server refuses runs without the token and serves the page with a stric
   // Another host name (as after DNS rebinding) never gets the token.
   const foreign = await getWithHost('freshet.example');
   assert.ok(foreign.status !== 200 || !foreign.body.includes(TOKEN), 'a page for another host does not carry the token');
+});
+
+test('a broken edit of the project shows its error, and the fix clears it, without a reload', { timeout: TEST_TIMEOUT }, async () => {
+  assert.ok(PROJECT_DIR, 'FRESHET_PROJECT_DIR must be set');
+  await page.goto(`${BASE}/`);
+  await page.locator('body[data-graph-ready="1"]').waitFor({ state: 'attached' });
+  const broken = path.join(PROJECT_DIR, 'sql', 'broken_edit.sql');
+  fs.writeFileSync(broken, 'SELEC nothing');
+  try {
+    const banner = page.locator('#project-error:not([hidden])', { hasText: 'broken_edit.sql' });
+    await banner.waitFor({ timeout: WAIT });
+    // The last good project is still shown.
+    await page.locator(nodeSelector(STALE)).waitFor();
+    await shot('project-error.png');
+  } finally {
+    fs.rmSync(broken, { force: true });
+  }
+  await page.locator('#project-error').waitFor({ state: 'hidden', timeout: WAIT });
+  await assertNoBrowserErrors();
 });

@@ -409,3 +409,130 @@ fn alerts_reach_a_webhook_on_failure_and_recovery_and_a_dead_one_delays_nothing(
     assert!(!daemon.log().contains(&dead), "{}", daemon.log());
     assert!(daemon.terminate().is_some_and(|s| s.success()));
 }
+
+/// `freshet serve` on a free loopback port, with its address.
+struct Served {
+    child: Child,
+    addr: String,
+}
+
+impl Served {
+    fn start(project: &TempProject) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_freshet"))
+            .args([
+                "--project",
+                project.path().to_str().expect("utf-8"),
+                "serve",
+                "--addr",
+                "127.0.0.1:0",
+            ])
+            .env("RUST_LOG", "warn")
+            .env("FRESHET_TOKEN", "reload-test-token-0123456789")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start freshet serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut addr = None;
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+            if let Some(rest) = line.strip_prefix("freshet: serving http://") {
+                addr = rest.split('/').next().map(str::to_owned);
+                break;
+            }
+        }
+        let addr = addr.expect("serve said where it listens");
+        // Keep draining stderr so the server never blocks on it.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        Self { child, addr }
+    }
+
+    /// GET `path`, as JSON.
+    fn get(&self, path: &str) -> Value {
+        let mut stream = std::net::TcpStream::connect(&self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .expect("send");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).expect("read");
+        let text = String::from_utf8_lossy(&response);
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
+    }
+
+    fn nodes(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.get("/api/lineage")["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .filter_map(|n| n["key"].as_str().map(str::to_owned))
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_follows_edits_to_the_project_and_keeps_the_last_good_one_when_an_edit_breaks_it() {
+    let project = TempProject::with_files(&[
+        ("freshet.toml", "[project]\nname = \"t\"\n"),
+        ("sql/a.sql", "SELECT 1 AS x"),
+    ]);
+    let served = Served::start(&project);
+    assert_eq!(served.nodes(), ["a"]);
+
+    // A new SQL file: the graph has it, with no restart.
+    project.write("sql/b.sql", "SELECT x + 1 AS y FROM a");
+    assert!(
+        wait_until(Duration::from_secs(10), || served.nodes() == ["a", "b"]),
+        "{:?}",
+        served.nodes()
+    );
+    assert_eq!(served.get("/api/project")["load_error"], Value::Null);
+
+    // A broken edit: the last good project keeps serving, and says why.
+    project.write("sql/c.sql", "SELEC nothing FROM a");
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            served.get("/api/project")["load_error"].is_string()
+        }),
+        "{}",
+        served.get("/api/project")
+    );
+    let error = served.get("/api/project")["load_error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(error.starts_with("sql/c.sql: "), "{error}");
+    assert_eq!(served.nodes(), ["a", "b"]);
+
+    // Fixed: loaded again.
+    project.write("sql/c.sql", "SELECT y * 2 AS z FROM b");
+    assert!(
+        wait_until(Duration::from_secs(10), || served.nodes()
+            == ["a", "b", "c"]),
+        "{:?}",
+        served.nodes()
+    );
+    assert_eq!(served.get("/api/project")["load_error"], Value::Null);
+}

@@ -74,6 +74,7 @@ fn web_view_shows_lineage_causes_and_materializes_without_reload() {
         .env("FRESHET_URL", &url)
         .env("FRESHET_TOKEN", TOKEN)
         .env("FRESHET_STALE_ASSET", "daily_revenue")
+        .env("FRESHET_PROJECT_DIR", project.path())
         .env("CHROMIUM", &chromium)
         .env("ARTIFACTS", &artifacts)
         .stdout(Stdio::piped())
@@ -107,7 +108,7 @@ fn web_view_shows_lineage_causes_and_materializes_without_reload() {
         stderr.join().unwrap_or_default()
     );
     assert!(status.success(), "browser tests failed:\n{report}");
-    for shot in ["graph.png", "asset.png", "run.png"] {
+    for shot in ["graph.png", "asset.png", "run.png", "project-error.png"] {
         let size = std::fs::metadata(artifacts.join(shot))
             .map(|m| m.len())
             .unwrap_or(0);

@@ -86,6 +86,8 @@ pub struct Project(Arc<Inner>);
 
 struct Inner {
     dir: PathBuf,
+    /// The folder whose `.sql` files are assets (it may not exist).
+    sql_dir: PathBuf,
     name: String,
     graph: AssetGraph,
     computations: HashMap<AssetKey, Computation>,
@@ -291,6 +293,7 @@ impl Project {
                 .or(raw.project.database.as_deref()),
         );
         Ok(Self(Arc::new(Inner {
+            sql_dir: sql_root,
             dir,
             name: raw.project.name,
             graph,
@@ -325,6 +328,11 @@ impl Project {
     /// The project's folder (absolute).
     pub fn dir(&self) -> &Path {
         &self.0.dir
+    }
+
+    /// The folder whose `.sql` files are its SQL assets (it may not exist).
+    pub fn sql_dir(&self) -> &Path {
+        &self.0.sql_dir
     }
 
     /// The project's name.

@@ -27,7 +27,7 @@ use freshet_core::triggers::LOCAL_OBSERVE_INTERVAL;
 use freshet_core::{AssetKey, PlanRequest, RunId};
 use tokio::sync::watch;
 
-use crate::serve::{Shared, Work};
+use crate::serve::{Loaded, Shared, Work};
 
 /// How often the loop looks around.
 const TICK: Duration = Duration::from_millis(250);
@@ -100,6 +100,9 @@ type KeptLineage = (freshet_core::Lineage, DateTime<Utc>, Instant);
 
 struct Automation {
     shared: Arc<Shared>,
+    /// The project this loop follows, and its generation.
+    loaded: Arc<Loaded>,
+    generation: u64,
     sources: Vec<Watched>,
     schedules: schedules::Schedules,
     last_marker: Option<(i64, String, i64, i64)>,
@@ -120,7 +123,43 @@ struct Automation {
 
 impl Automation {
     fn new(shared: Arc<Shared>) -> Self {
-        let project = &shared.project;
+        let loaded = shared.loaded();
+        let (sources, schedules) = watched(&loaded.project);
+        Self {
+            generation: shared.generation(),
+            loaded,
+            shared,
+            sources,
+            schedules,
+            last_marker: None,
+            last_evaluation: None,
+            last_recorded: None,
+            next_at: None,
+            freshness: HashMap::new(),
+            evaluated_once: false,
+            lineage: None,
+            state: None,
+            durations: None,
+        }
+    }
+
+    /// Takes up the project as it was loaded again, if it was.
+    fn follow_reloads(&mut self) {
+        let generation = self.shared.generation();
+        if generation == self.generation {
+            return;
+        }
+        self.generation = generation;
+        self.loaded = self.shared.loaded();
+        (self.sources, self.schedules) = watched(&self.loaded.project);
+        // Decisions and cursors stay (by asset); the next evaluation judges the new definitions.
+        self.last_evaluation = None;
+    }
+}
+
+/// The sources to look at and the schedules of `project`.
+fn watched(project: &freshet_core::Project) -> (Vec<Watched>, schedules::Schedules) {
+    {
         let triggers = project.triggers();
         let now = Instant::now();
         let sources = project
@@ -149,26 +188,17 @@ impl Automation {
                 _ => None,
             })
             .collect();
-        let schedules = schedules::Schedules::new(project);
-        Self {
-            shared,
-            sources,
-            schedules,
-            last_marker: None,
-            last_evaluation: None,
-            last_recorded: None,
-            next_at: None,
-            freshness: HashMap::new(),
-            evaluated_once: false,
-            lineage: None,
-            state: None,
-            durations: None,
-        }
+        (sources, schedules::Schedules::new(project))
     }
+}
 
+impl Automation {
     async fn tick(&mut self) {
+        self.follow_reloads();
         let sensed = self.sense().await;
-        self.schedules.tick(&self.shared).await;
+        self.schedules
+            .tick(&self.shared, &self.loaded.project)
+            .await;
         let marker = self.shared.store.change_marker().await.ok();
         let now = self.shared.clock.now();
         let due = sensed
@@ -197,7 +227,7 @@ impl Automation {
             }
             watched.next = now + watched.interval;
             match self
-                .shared
+                .loaded
                 .executor
                 .observe_changes(std::slice::from_ref(&watched.key))
                 .await
@@ -228,8 +258,9 @@ impl Automation {
     async fn evaluate(&mut self) -> freshet_core::Result<()> {
         let started = Instant::now();
         let shared = self.shared.clone();
+        let loaded = self.loaded.clone();
         let store = &shared.store;
-        let graph = shared.project.graph();
+        let graph = loaded.project.graph();
         let now = shared.clock.now();
         let kept = self.catch_up_lineage().await?;
         let lineage = &kept.0;
@@ -415,7 +446,8 @@ impl Automation {
 
     /// Alerts on freshness turning `fail`, or leaving it, since the last evaluation.
     fn alert_freshness(&mut self, lineage: &freshet_core::Lineage, now: DateTime<Utc>) {
-        let graph = self.shared.project.graph();
+        let loaded = self.loaded.clone();
+        let graph = loaded.project.graph();
         let mut evaluator = FreshnessEvaluator::new();
         let mut states = HashMap::new();
         for i in 0..graph.len() {

@@ -54,7 +54,7 @@ impl Schedules {
         }
     }
 
-    pub(super) async fn tick(&mut self, shared: &Arc<Shared>) {
+    pub(super) async fn tick(&mut self, shared: &Arc<Shared>, project: &Project) {
         if self.items.is_empty() {
             return;
         }
@@ -88,7 +88,7 @@ impl Schedules {
                     TickAction::Run(tick) => (tick, true),
                 };
             let run_id = if run {
-                match request(shared, &item.schedule, now).await {
+                match request(shared, project, &item.schedule, now).await {
                     Ok(id) => id,
                     Err(e) => {
                         // Not recorded: tried again on the next tick of the loop.
@@ -118,16 +118,17 @@ impl Schedules {
 /// Requests the schedule's run; `None` when its selection has nothing to materialize.
 async fn request(
     shared: &Arc<Shared>,
+    project: &Project,
     schedule: &Schedule,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Option<freshet_core::RunId>> {
-    let graph = shared.project.graph();
+    let graph = project.graph();
     let keys: Option<BTreeSet<AssetKey>> = match &schedule.selection {
         None => None,
         Some(text) => {
             let selection = Selection::parse(text)?;
             let keys = if selection.needs_facts() {
-                Snapshot::load(&shared.project, &shared.store, now)
+                Snapshot::load(project, &shared.store, now)
                     .await?
                     .select(&selection)?
             } else {

@@ -17,7 +17,7 @@ const GRACE: Duration = Duration::from_secs(30);
 
 /// Runs automation until Ctrl-C or SIGTERM, then lets running runs end (cancelling what has not
 /// ended within [`GRACE`]).
-pub(super) async fn daemon(project: &Project) -> anyhow::Result<ExitCode> {
+pub(super) async fn daemon(project: &Project, reload: super::Reload) -> anyhow::Result<ExitCode> {
     let (store, executor) = open(project).await?;
     let state = serve::AppState::new(
         project.clone(),
@@ -27,6 +27,7 @@ pub(super) async fn daemon(project: &Project) -> anyhow::Result<ExitCode> {
         serve::generate_token(),
         true,
     );
+    state.reload_on_change(reload.0, reload.1);
     let watcher = state.spawn_watcher();
     let automation = state.spawn_automation();
     let conditions = project

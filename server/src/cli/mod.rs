@@ -206,8 +206,15 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
             addr,
             token,
             no_automation,
-        } => serve::serve(&load()?, *addr, token.clone(), !*no_automation).await,
-        Command::Daemon => daemon::daemon(&load()?).await,
+        } => {
+            let project = load()?;
+            let reload = (catalogues.clone(), overrides(&cli));
+            serve::serve(&project, *addr, token.clone(), !*no_automation, reload).await
+        }
+        Command::Daemon => {
+            let project = load()?;
+            daemon::daemon(&project, (catalogues.clone(), overrides(&cli))).await
+        }
         Command::Automation { selection, json } => {
             daemon::automation(&load()?, selection, *json).await
         }
@@ -216,14 +223,21 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
 
 /// Loads and validates the project (nothing is opened or written).
 fn load_project(cli: &Cli, catalogues: &Catalogues) -> anyhow::Result<Project> {
-    let overrides = Overrides {
+    Ok(Project::load(&cli.project, catalogues, &overrides(cli))?)
+}
+
+/// What the command line and the environment set over `freshet.toml`.
+fn overrides(cli: &Cli) -> Overrides {
+    Overrides {
         storage: cli.storage.clone(),
         database: cli.database.clone(),
         concurrency: cli.concurrency.map(|n| n as usize),
         object_store_options: object_store_options_from_env(),
-    };
-    Ok(Project::load(&cli.project, catalogues, &overrides)?)
+    }
 }
+
+/// How a long-running command loads the project again when its files change.
+type Reload = (Catalogues, Overrides);
 
 /// Opens (and so creates) the store, and makes the executor: only once everything the command
 /// line names has been checked.

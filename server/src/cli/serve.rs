@@ -17,6 +17,7 @@ pub(super) async fn serve(
     addr: SocketAddr,
     token: Option<String>,
     automation: bool,
+    reload: super::Reload,
 ) -> anyhow::Result<ExitCode> {
     // A bad token is refused before the store is opened (and perhaps created).
     let (token, generated) = token_to_use(token)?;
@@ -36,6 +37,7 @@ pub(super) async fn serve(
         token.clone(),
         loopback,
     );
+    state.reload_on_change(reload.0, reload.1);
     if let Ok(url) = url::Url::parse(&format!("http://{bound}/")) {
         state.set_web_url(url);
     }

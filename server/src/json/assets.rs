@@ -16,10 +16,20 @@ pub struct ProjectJson<'a> {
     pub asset_count: usize,
     /// The groups, sorted, without repeats.
     pub groups: Vec<&'a str>,
+    /// Why the project's files, as they are now, do not load: the project served is the one
+    /// that last loaded. `null` when they load.
+    pub load_error: Option<String>,
     /// The project's name.
     pub name: &'a str,
     /// Freshet's version.
     pub version: &'static str,
+}
+
+/// The `project` live event: the project was loaded again, or its files do not load.
+#[derive(Debug, Serialize)]
+pub struct ProjectEventJson<'a> {
+    /// Why the project's files do not load; `null` when they loaded.
+    pub load_error: Option<&'a str>,
 }
 
 /// An asset as `GET /api/assets` lists it.

@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use state::AppState;
-pub(crate) use state::{Shared, Work};
+pub(crate) use state::{Loaded, Shared, Work};
 
 use error::ApiError;
 

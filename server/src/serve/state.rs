@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use freshet_core::executor::{RunEvent, RunObserver, StepOutcome};
 use freshet_core::freshness::Clock;
 use freshet_core::store::{Failure, HEARTBEAT_TIMEOUT, NewRun, RunKind, RunStatus};
-use freshet_core::{AssetKey, Executor, PlanRequest, Project, RunId, Store};
+use freshet_core::{AssetKey, Catalogues, Executor, Overrides, PlanRequest, Project, RunId, Store};
 use tokio::sync::{broadcast, watch};
 
 use super::layout::{self, Layout};
@@ -32,17 +32,45 @@ pub struct AppState(pub(crate) Arc<Shared>);
 /// One live update: an SSE event name and its JSON data.
 pub(crate) type LiveEvent = (&'static str, String);
 
-pub(crate) struct Shared {
+/// The project as last loaded, with what is built from it. Swapped whole when the project's
+/// files change and load again.
+pub(crate) struct Loaded {
     pub(crate) project: Project,
-    pub(crate) store: Store,
     pub(crate) executor: Executor,
+    /// The whole graph's layout.
+    pub(crate) layout: Layout,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("project", &self.project)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to load the project again when its files change.
+#[derive(Debug, Clone)]
+struct Reload {
+    catalogues: Catalogues,
+    overrides: Overrides,
+    /// The project files' sizes and times when last loaded.
+    files: Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)>,
+}
+
+pub(crate) struct Shared {
+    current: std::sync::RwLock<Arc<Loaded>>,
+    reload: Mutex<Option<Reload>>,
+    /// Why the project's files, as they are now, do not load (the previous project serves).
+    load_error: Mutex<Option<String>>,
+    /// Bumped at each reload.
+    generation: std::sync::atomic::AtomicU64,
+    pub(crate) store: Store,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) token: String,
     /// Bound to a loopback address: requests must name a loopback host, and the page carries
     /// the token.
     pub(crate) loopback: bool,
-    /// The whole graph's layout (the graph does not change while serving).
-    pub(crate) layout: Layout,
     pub(crate) events: broadcast::Sender<LiveEvent>,
     /// Flipped when the server shuts down: ends the event streams, which never end otherwise.
     pub(crate) stopping: watch::Sender<bool>,
@@ -62,7 +90,7 @@ impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the token.
         f.debug_struct("Shared")
-            .field("project", &self.project)
+            .field("project", &self.loaded().project)
             .field("loopback", &self.loopback)
             .finish_non_exhaustive()
     }
@@ -74,6 +102,9 @@ impl std::fmt::Debug for Shared {
 #[derive(Debug)]
 pub(crate) struct Snapshot {
     judged: freshet_core::Snapshot,
+    /// The project it judged, and what goes with it: handlers read the graph, the layout and the
+    /// executor from here, so one request never mixes two versions of the project.
+    pub(crate) loaded: Arc<Loaded>,
     pub(crate) failures: HashMap<String, Failure>,
     /// When freshness next changes by time alone (reports are judged when the snapshot is made).
     valid_until: Option<DateTime<Utc>>,
@@ -106,14 +137,20 @@ impl AppState {
         let (events, _) = broadcast::channel(1024);
         // One clock for what the server judges and what its runs record.
         let executor = executor.with_clock(clock.clone());
-        Self(Arc::new(Shared {
+        let loaded = Loaded {
             project,
-            store,
             executor,
+            layout,
+        };
+        Self(Arc::new(Shared {
+            current: std::sync::RwLock::new(Arc::new(loaded)),
+            reload: Mutex::new(None),
+            load_error: Mutex::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            store,
             clock,
             token,
             loopback,
-            layout,
             events,
             stopping: watch::Sender::new(false),
             snapshot: tokio::sync::Mutex::new(None),
@@ -123,6 +160,18 @@ impl AppState {
             turn: tokio::sync::Mutex::new(()),
             alerter,
         }))
+    }
+
+    /// Loads the project again (with these catalogues and overrides) whenever its files change:
+    /// `freshet.toml` or a file under its SQL folder. A project that does not load keeps the
+    /// previous one serving, with the error shown ([`Shared::load_error`]).
+    pub fn reload_on_change(&self, catalogues: Catalogues, overrides: Overrides) {
+        let files = project_files(&self.0.loaded().project);
+        *lock(&self.0.reload) = Some(Reload {
+            catalogues,
+            overrides,
+            files,
+        });
     }
 
     /// Starts automation ([`crate::automation`]): sensors, schedules, conditions and alerts. It
@@ -185,6 +234,7 @@ impl AppState {
             let mut interval = tokio::time::interval(POLL);
             loop {
                 interval.tick().await;
+                shared.reload_if_changed().await;
                 shared.beat().await;
                 let marker = shared.store.change_marker().await.ok();
                 let moved = marker.is_some() && last.is_some() && marker != last;
@@ -207,6 +257,76 @@ impl AppState {
 }
 
 impl Shared {
+    /// The project as last loaded.
+    pub(crate) fn loaded(&self) -> Arc<Loaded> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many times the project was loaded again.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Why the project's files do not load as they are, if they do not.
+    pub(crate) fn load_error(&self) -> Option<String> {
+        lock(&self.load_error).clone()
+    }
+
+    /// Loads the project again if its files changed since it was last loaded.
+    async fn reload_if_changed(&self) {
+        let Some(mut reload) = lock(&self.reload).clone() else {
+            return;
+        };
+        let current = self.loaded();
+        let files = project_files(&current.project);
+        if files == reload.files {
+            return;
+        }
+        reload.files = files;
+        let dir = current.project.dir().to_owned();
+        let (catalogues, overrides) = (reload.catalogues.clone(), reload.overrides.clone());
+        *lock(&self.reload) = Some(reload);
+        let loaded = Project::load(&dir, &catalogues, &overrides).and_then(|project| {
+            let executor = Executor::new(project.clone(), self.store.clone())?;
+            Ok((project, executor))
+        });
+        match loaded {
+            Ok((project, executor)) => {
+                let layout = layout::layout(project.graph(), None);
+                let executor = executor.with_clock(self.clock.clone());
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(Loaded {
+                    project,
+                    executor,
+                    layout,
+                });
+                *lock(&self.load_error) = None;
+                self.generation.fetch_add(1, Ordering::SeqCst);
+                tracing::info!("project reloaded");
+                self.send(
+                    "project",
+                    &crate::json::ProjectEventJson { load_error: None },
+                );
+                self.changed();
+            }
+            Err(e) => {
+                let error = e.to_string();
+                if lock(&self.load_error).as_deref() != Some(error.as_str()) {
+                    tracing::warn!(error = %error, "the project does not load; still serving the previous one");
+                }
+                self.send(
+                    "project",
+                    &crate::json::ProjectEventJson {
+                        load_error: Some(&error),
+                    },
+                );
+                *lock(&self.load_error) = Some(error);
+            }
+        }
+    }
+
     /// One heartbeat for this server's runs, and a look for dead ones.
     async fn beat(&self) {
         let ours: Vec<RunId> = lock(&self.active).keys().cloned().collect();
@@ -248,15 +368,17 @@ impl Shared {
     pub(crate) async fn snapshot(&self) -> Result<Arc<Snapshot>, freshet_core::Error> {
         let now = self.clock.now();
         let mut cached = self.snapshot.lock().await;
+        let current = self.loaded();
         if let Some(s) = cached.as_ref()
             && !self.dirty.load(Ordering::SeqCst)
             && s.valid_until.is_none_or(|t| now < t)
+            && Arc::ptr_eq(&s.loaded, &current)
         {
             return Ok(s.clone());
         }
         self.dirty.store(false, Ordering::SeqCst);
         let loaded = async {
-            let judged = freshet_core::Snapshot::load(&self.project, &self.store, now).await?;
+            let judged = freshet_core::Snapshot::load(&current.project, &self.store, now).await?;
             let failures = self.store.failures().await?;
             Ok::<_, freshet_core::Error>((judged, failures))
         };
@@ -271,6 +393,7 @@ impl Shared {
         let snapshot = Arc::new(Snapshot {
             valid_until: judged.valid_until(),
             judged,
+            loaded: current,
             failures: failures.into_iter().map(|f| (f.asset.clone(), f)).collect(),
             assets_body: OnceLock::new(),
             lineage_body: OnceLock::new(),
@@ -424,14 +547,14 @@ async fn run(shared: Arc<Shared>, run_id: RunId, work: Work, mut cancelled: watc
             std::future::pending::<()>().await;
         }
     };
+    // The project as it is when the run starts; a reload during the run changes nothing of it.
+    let executor = shared.loaded().executor.clone();
     let result = match &work {
-        Work::Materialize(request) => shared
-            .executor
+        Work::Materialize(request) => executor
             .run_queued(&run_id, request, &observer, stop)
             .await
             .map(drop),
-        Work::Observe(keys) => shared
-            .executor
+        Work::Observe(keys) => executor
             .observe_queued(&run_id, keys, &observer)
             .await
             .map(drop),
@@ -491,6 +614,32 @@ impl RunObserver for ServerObserver {
             _ => {}
         }
     }
+}
+
+/// `freshet.toml` and every file under the SQL folder, with their sizes and modification times:
+/// what a reload watches.
+fn project_files(
+    project: &Project,
+) -> Vec<(std::path::PathBuf, u64, Option<std::time::SystemTime>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![
+        project.dir().join(freshet_core::project::CONFIG_FILE),
+        project.sql_dir().to_path_buf(),
+    ];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+            }
+        } else {
+            out.push((path, meta.len(), meta.modified().ok()));
+        }
+    }
+    out.sort();
+    out
 }
 
 /// Locks a mutex whose data stays consistent even if a holder panicked (plain maps).

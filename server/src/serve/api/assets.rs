@@ -47,7 +47,7 @@ pub(crate) async fn assets(
         None => None,
     };
     let render = || {
-        let graph = shared.project.graph();
+        let graph = snapshot.graph();
         let running = shared.running();
         let assets: Vec<AssetSummaryJson> = snapshot
             .reports()
@@ -73,16 +73,16 @@ pub(crate) async fn asset(
     Path(key): Path<String>,
 ) -> ApiResult<Response> {
     let shared = &state.0;
-    let (i, key) = parse_key(shared, &key)?;
     let snapshot = shared.snapshot().await?;
-    let graph = shared.project.graph();
+    let (i, key) = parse_key(&snapshot.loaded.project, &key)?;
+    let graph = snapshot.graph();
     let def = graph.def(i);
     // The full upstream list (the snapshot's is bounded).
     let report = snapshot
         .explain(&key)
         .ok_or_else(|| ApiError::not_found(format!("unknown asset {:?}", key.as_str())))?;
     let summary = summary(&shared.running(), &snapshot, def, &report);
-    let (sql, source) = match shared.project.computation(&key) {
+    let (sql, source) = match snapshot.loaded.project.computation(&key) {
         Some(Computation::Sql { query }) => (Some(query.as_str()), None),
         Some(Computation::Source(spec)) => (
             None,
@@ -107,7 +107,7 @@ pub(crate) async fn asset(
     };
     let schema = match &current {
         // A source's schema is read from its files by the preview; nothing is read here.
-        Some(_) if def.kind != AssetKind::Source => schema(shared, &snapshot, &key).await,
+        Some(_) if def.kind != AssetKind::Source => schema(&snapshot, &key).await,
         _ => None,
     };
     json(&AssetDetailJson {
@@ -129,13 +129,14 @@ pub(crate) async fn asset(
 }
 
 /// The columns of `key`'s current version; `None` (and a warning in the log) when unreadable.
-async fn schema(
-    shared: &Shared,
-    snapshot: &Snapshot,
-    key: &AssetKey,
-) -> Option<Vec<SchemaColumnJson>> {
+async fn schema(snapshot: &Snapshot, key: &AssetKey) -> Option<Vec<SchemaColumnJson>> {
     let current = snapshot.lineage().materialization(key);
-    match shared.executor.preview_version(key, current, 0).await {
+    match snapshot
+        .loaded
+        .executor
+        .preview_version(key, current, 0)
+        .await
+    {
         Ok((schema, _)) => Some(
             schema
                 .fields()
@@ -162,11 +163,12 @@ pub(crate) async fn history(
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Response> {
     let shared = &state.0;
-    let (i, key) = parse_key(shared, &key)?;
+    let loaded = shared.loaded();
+    let (i, key) = parse_key(&loaded.project, &key)?;
     let limit = parse_limit(q.limit, DEFAULT_PAGE, MAX_PAGE)?;
     let before = parse_cursor(q.cursor.as_deref())?;
     let before = before.as_ref().map(|(at, id)| (*at, id.as_str()));
-    if shared.project.graph().def(i).kind == AssetKind::Source {
+    if loaded.project.graph().def(i).kind == AssetKind::Source {
         let page = shared.store.observations_of(&key, limit, before).await?;
         let next = page
             .more
@@ -212,16 +214,17 @@ pub(crate) async fn preview(
     ApiQuery(q): ApiQuery<PreviewQuery>,
 ) -> ApiResult<Response> {
     let shared = &state.0;
-    let (i, key) = parse_key(shared, &key)?;
+    let loaded = shared.loaded();
+    let (i, key) = parse_key(&loaded.project, &key)?;
     let limit = q.limit.unwrap_or(20);
     if !(1..=MAX_PREVIEW).contains(&limit) {
         return Err(ApiError::bad_request(format!(
             "limit must be between 1 and {MAX_PREVIEW}, not {limit}"
         )));
     }
-    let is_source = shared.project.graph().def(i).kind == AssetKind::Source;
+    let is_source = loaded.project.graph().def(i).kind == AssetKind::Source;
     let version = preview_version(shared, &key, is_source, q.version.as_deref()).await?;
-    let (schema, batches) = shared
+    let (schema, batches) = loaded
         .executor
         .preview_version(&key, version.as_ref(), limit)
         .await

@@ -17,7 +17,7 @@ pub(crate) async fn lineage(
 ) -> ApiResult<Response> {
     let shared = &state.0;
     let snapshot = shared.snapshot().await?;
-    let graph = shared.project.graph();
+    let graph = snapshot.graph();
     let selected = match given(q.selection.as_deref()) {
         Some(text) => {
             let keys = select(&snapshot, text)?;
@@ -34,7 +34,7 @@ pub(crate) async fn lineage(
     let body = match &selected {
         // The whole graph is what the web view asks for again and again: kept with the snapshot.
         None => cached(&snapshot.lineage_body, || {
-            json_body(&laid_out(shared, &snapshot, &shared.layout))
+            json_body(&laid_out(shared, &snapshot, &snapshot.loaded.layout))
         })?,
         Some(include) => json_body(&laid_out(
             shared,
@@ -51,7 +51,7 @@ fn laid_out<'a>(
     snapshot: &'a Snapshot,
     layout: &Layout,
 ) -> LineageLayoutJson<'a> {
-    let graph = shared.project.graph();
+    let graph = snapshot.graph();
     let running = shared.running();
     let mut nodes = Vec::with_capacity(graph.len());
     let mut edges = Vec::new();

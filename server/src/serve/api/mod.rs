@@ -11,11 +11,11 @@ use axum::http;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use freshet_core::selection::Selection;
-use freshet_core::{AssetKey, RunId};
+use freshet_core::{AssetKey, Project, RunId};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::state::{AppState, Shared, Snapshot};
+use super::state::{AppState, Snapshot};
 use crate::json::ProjectJson;
 
 mod assets;
@@ -40,11 +40,10 @@ pub(crate) struct SelectionQuery {
     selection: Option<String>,
 }
 
-fn parse_key(shared: &Shared, text: &str) -> ApiResult<(usize, AssetKey)> {
+fn parse_key(project: &Project, text: &str) -> ApiResult<(usize, AssetKey)> {
     let key = AssetKey::parse(text)
         .map_err(|e| ApiError::bad_request(format!("invalid asset key {text:?}: {e}")))?;
-    let i = shared
-        .project
+    let i = project
         .graph()
         .index_of(&key)
         .ok_or_else(|| ApiError::not_found(format!("unknown asset {:?}", key.as_str())))?;
@@ -164,11 +163,13 @@ fn json<T: Serialize>(value: &T) -> ApiResult<Response> {
 // ---- handlers -----------------------------------------------------------------------------------
 
 pub(crate) async fn project(State(state): State<AppState>) -> ApiResult<Response> {
-    let project = &state.0.project;
+    let loaded = state.0.loaded();
+    let project = &loaded.project;
     let groups: BTreeSet<&str> = project.graph().iter().map(|d| d.group.as_str()).collect();
     json(&ProjectJson {
         asset_count: project.graph().len(),
         groups: groups.into_iter().collect(),
+        load_error: state.0.load_error(),
         name: project.name(),
         version: env!("CARGO_PKG_VERSION"),
     })

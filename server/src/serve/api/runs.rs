@@ -51,7 +51,7 @@ pub(crate) async fn runs(
         None => None,
     };
     let asset = match q.asset.as_deref() {
-        Some(text) => Some(parse_key(shared, text)?.1),
+        Some(text) => Some(parse_key(&shared.loaded().project, text)?.1),
         None => None,
     };
     let page = shared
@@ -109,7 +109,7 @@ pub(crate) async fn request_run(
         Some(text) => {
             let snapshot = shared.snapshot().await?;
             let keys = select(&snapshot, text)?;
-            let graph = shared.project.graph();
+            let graph = snapshot.graph();
             if keys.is_empty() {
                 return Err(ApiError::bad_request(format!(
                     "selection {text:?} selects no assets"
@@ -153,7 +153,7 @@ pub(crate) async fn request_observe(
         None => Vec::new(),
         Some(text) => {
             let snapshot = shared.snapshot().await?;
-            let graph = shared.project.graph();
+            let graph = snapshot.graph();
             let sources: Vec<AssetKey> = select(&snapshot, text)?
                 .into_iter()
                 .filter(|k| graph.get(k).is_some_and(|d| d.kind == AssetKind::Source))
