@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::TempProject;
+use crate::support::{TempProject, stderr_lines};
 
 /// `freshet daemon` on a project, its log collected; killed when dropped.
 struct Daemon {
@@ -432,15 +432,7 @@ impl Served {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start freshet serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let rx = stderr_lines(&mut child);
         let mut addr = None;
         while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
             if let Some(rest) = line.strip_prefix("freshet: serving http://") {

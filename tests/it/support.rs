@@ -224,11 +224,9 @@ pub(crate) fn long_project() -> TempProject {
     ])
 }
 
-/// Starts `freshet materialize` on `project` and returns, once `big` is being computed, the
-/// child, its run's id and the rest of its stderr.
-pub(crate) fn start_materialize(project: &TempProject) -> (Child, String, Receiver<String>) {
-    let mut child = spawn_materialize(project);
-    let stderr = child.stderr.take().expect("stderr");
+/// A child's stderr, line by line, read by a thread of its own (so the child never blocks on it).
+pub(crate) fn stderr_lines(child: &mut Child) -> Receiver<String> {
+    let stderr = child.stderr.take().expect("stderr piped");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -237,6 +235,14 @@ pub(crate) fn start_materialize(project: &TempProject) -> (Child, String, Receiv
             }
         }
     });
+    rx
+}
+
+/// Starts `freshet materialize` on `project` and returns, once `big` is being computed, the
+/// child, its run's id and the rest of its stderr.
+pub(crate) fn start_materialize(project: &TempProject) -> (Child, String, Receiver<String>) {
+    let mut child = spawn_materialize(project);
+    let rx = stderr_lines(&mut child);
     let mut run_id = None;
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
         if let Some(rest) = line.strip_prefix("run ")
