@@ -10,6 +10,7 @@ import {
 import { graphView } from './graph.js';
 import { assetView } from './asset.js';
 import { runsView, runView } from './runs.js';
+import { automationView } from './automation.js';
 
 // ---------------------------------------------------------------------------------------------
 // Header: project, selection, global actions, live indicator
@@ -124,6 +125,9 @@ function route() {
     } else if (hash === '#/runs' || hash === '#/runs/') {
       section = 'runs';
       current = runsView();
+    } else if (hash === '#/automation') {
+      section = 'automation';
+      current = automationView();
     } else if ((m = hash.match(/^#\/runs\/([^/]+)$/))) {
       section = 'runs';
       current = runView(decodeURIComponent(m[1]));

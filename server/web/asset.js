@@ -5,6 +5,7 @@ import {
   view, enc, esc, debounce, fmtTime, relTime, timeHTML, fmtDuration, fmtBytes, fmtInt,
   shortVersion, assetLink, runLink, linkKeyIn, getJSON, startRun, errorHTML, kv, table,
 } from './core.js';
+import { assetAutomationHTML } from './automation.js';
 
 function statusBadge(status) {
   return `<span class="status-badge" data-status="${esc(status)}">${esc(status)}</span>`;
@@ -166,8 +167,13 @@ export function assetView(key) {
     const base = `/api/assets/${enc(key)}`;
     let a;
     let history;
+    let automation;
     try {
-      [a, history] = await Promise.all([getJSON(base), getJSON(`${base}/history?limit=50`)]);
+      [a, history, automation] = await Promise.all([
+        getJSON(base),
+        getJSON(`${base}/history?limit=50`),
+        assetAutomationHTML(key).catch((e) => errorHTML(e, 'Could not load its automation:')),
+      ]);
     } catch (e) {
       if (!alive || seq !== loadSeq) return;
       view.innerHTML = `<section class="page asset-page"><div class="crumbs"><a href="#/">Lineage</a> / ${esc(key)}</div>${errorHTML(e, 'Could not load this asset:')}</section>`;
@@ -190,7 +196,7 @@ export function assetView(key) {
       previewFor = currentId;
     }
     if (!alive || seq !== loadSeq) return;
-    render(a, history.items || []);
+    render(a, history.items || [], automation);
   }
 
   function previewHTML() {
@@ -204,7 +210,7 @@ export function assetView(key) {
       'preview');
   }
 
-  function render(a, history) {
+  function render(a, history, automation) {
     const isSource = a.kind === 'source';
     const actions = isSource
       ? '<button type="button" id="observe" class="primary">Observe</button>'
@@ -244,6 +250,7 @@ export function assetView(key) {
           <h3>Data time</h3><p>${a.data_time ? `reflects source data as of ${timeHTML(a.data_time)}` : '<span class="muted">unknown</span>'}</p></section>
         <section class="card"><h2>Definition</h2>${definition}</section>
         <section class="card"><h2>Current version</h2>${currentHTML(a.current)}</section>
+        ${isSource ? '' : `<section class="card wide automation"><h2>Automation</h2>${automation}</section>`}
         ${sql ? `<section class="card wide">${sql}</section>` : ''}
         <section class="card wide"><h2>History</h2>${chart}${historyTable(history, isSource)}</section>
         ${isSource ? '' : `<section class="card wide"><h2>Output schema</h2>${schema}</section>`}

@@ -182,6 +182,17 @@ test('the server refuses runs without the token and serves the page with a stric
   assert.ok(foreign.status !== 200 || !foreign.body.includes(TOKEN), 'a page for another host does not carry the token');
 });
 
+test('the automation page lists the sources automation watches and the asset page its condition', { timeout: TEST_TIMEOUT }, async () => {
+  await page.locator('nav a[href="#/automation"]').click();
+  await page.waitForFunction(() => location.hash === '#/automation');
+  await page.locator('table.sensors tr[data-source="raw_orders"]').waitFor();
+  await page.locator('.automation-page', { hasText: 'No asset has an automation condition' }).waitFor();
+  await shot('automation.png');
+  await page.goto(`${BASE}/#/assets/${encodeURIComponent(STALE)}`);
+  await page.locator('.card.automation', { hasText: 'Materialized only on request' }).waitFor();
+  await assertNoBrowserErrors();
+});
+
 test('a broken edit of the project shows its error, and the fix clears it, without a reload', { timeout: TEST_TIMEOUT }, async () => {
   assert.ok(PROJECT_DIR, 'FRESHET_PROJECT_DIR must be set');
   await page.goto(`${BASE}/`);

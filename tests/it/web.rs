@@ -108,7 +108,13 @@ fn web_view_shows_lineage_causes_and_materializes_without_reload() {
         stderr.join().unwrap_or_default()
     );
     assert!(status.success(), "browser tests failed:\n{report}");
-    for shot in ["graph.png", "asset.png", "run.png", "project-error.png"] {
+    for shot in [
+        "graph.png",
+        "asset.png",
+        "run.png",
+        "automation.png",
+        "project-error.png",
+    ] {
         let size = std::fs::metadata(artifacts.join(shot))
             .map(|m| m.len())
             .unwrap_or(0);

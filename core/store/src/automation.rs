@@ -69,37 +69,55 @@ pub struct ScheduleTick {
     pub handled_at: DateTime<Utc>,
 }
 
+/// `SELECT <an asset's latest decision> FROM automation_assets`.
+macro_rules! select_latest {
+    () => {
+        "SELECT asset, condition, evaluation_id, decided_at, requested, reason, run_id, cursor \
+         FROM automation_assets"
+    };
+}
+
+/// A row of `select_latest!`.
+fn latest_decision(row: &sqlx::any::AnyRow) -> Result<DecisionRecord> {
+    let asset = parse_key(&get::<String>(row, 0)?, "automation_assets")?;
+    let cursor: String = get(row, 7)?;
+    let cursor = serde_json::from_str(&cursor)
+        .map_err(|e| Error::corrupt(format!("automation_assets row for {asset}"), e))?;
+    Ok(DecisionRecord {
+        asset,
+        condition: get(row, 1)?,
+        evaluation_id: EvaluationId::new(get::<String>(row, 2)?),
+        decided_at: from_micros(get(row, 3)?),
+        requested: get::<i64>(row, 4)? != 0,
+        reason: get(row, 5)?,
+        run_id: get::<Option<String>>(row, 6)?.map(RunId::new),
+        cursor,
+    })
+}
+
 impl Store {
     /// Each asset's latest decision, with its cursor.
     pub async fn automation_state(&self) -> Result<HashMap<AssetKey, DecisionRecord>> {
-        let rows = sqlx::query(
-            "SELECT asset, condition, evaluation_id, decided_at, requested, reason, run_id, cursor \
-             FROM automation_assets",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(store_error)?;
+        let rows = sqlx::query(select_latest!())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
         let mut out = HashMap::with_capacity(rows.len());
         for row in &rows {
-            let asset = parse_key(&get::<String>(row, 0)?, "automation_assets")?;
-            let cursor: String = get(row, 7)?;
-            let cursor = serde_json::from_str(&cursor)
-                .map_err(|e| Error::corrupt(format!("automation_assets row for {asset}"), e))?;
-            out.insert(
-                asset.clone(),
-                DecisionRecord {
-                    asset,
-                    condition: get(row, 1)?,
-                    evaluation_id: EvaluationId::new(get::<String>(row, 2)?),
-                    decided_at: from_micros(get(row, 3)?),
-                    requested: get::<i64>(row, 4)? != 0,
-                    reason: get(row, 5)?,
-                    run_id: get::<Option<String>>(row, 6)?.map(RunId::new),
-                    cursor,
-                },
-            );
+            let d = latest_decision(row)?;
+            out.insert(d.asset.clone(), d);
         }
         Ok(out)
+    }
+
+    /// One asset's latest decision, with its cursor.
+    pub async fn latest_decision(&self, asset: &AssetKey) -> Result<Option<DecisionRecord>> {
+        let row = sqlx::query(concat!(select_latest!(), " WHERE asset = $1"))
+            .bind(asset.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(store_error)?;
+        row.as_ref().map(latest_decision).transpose()
     }
 
     /// Records an evaluation and the decisions that changed since each asset's previous one

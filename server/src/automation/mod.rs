@@ -496,7 +496,7 @@ pub(crate) async fn report(
     only: Option<&BTreeSet<AssetKey>>,
     now: DateTime<Utc>,
 ) -> freshet_core::Result<crate::json::AutomationJson> {
-    use crate::json::{AutomationJson, DecisionJson, EvaluationJson, ScheduleJson};
+    use crate::json::{AutomationJson, DecisionJson, EvaluationJson, ScheduleJson, SensorJson};
     let state = store.automation_state().await?;
     let assets = project
         .graph()
@@ -531,9 +531,60 @@ pub(crate) async fn report(
         .await?
         .as_ref()
         .map(EvaluationJson::from);
+    let (watched, _) = watched(project);
+    let heads = store
+        .load_heads(&watched.iter().map(|w| w.key.clone()).collect::<Vec<_>>())
+        .await?;
+    let sensors = watched
+        .iter()
+        .filter(|w| only.is_none_or(|keys| keys.contains(&w.key)))
+        .map(|w| {
+            let seen = heads.observation(&w.key);
+            SensorJson {
+                interval_ms: u64::try_from(w.interval.as_millis()).unwrap_or(u64::MAX),
+                last_change: seen.map(|o| crate::json::micros(o.observed_at)),
+                last_checked: seen.map(|o| crate::json::micros(o.checked_at)),
+                source: w.key.to_string(),
+                watch: if w.interval == LOCAL_OBSERVE_INTERVAL {
+                    "files"
+                } else {
+                    "object store"
+                },
+            }
+        })
+        .collect();
     Ok(AutomationJson {
         assets,
         evaluation,
         schedules,
+        sensors,
+    })
+}
+
+/// One asset's automation for its page: condition, latest decision, and up to `limit` decisions
+/// as they changed.
+pub(crate) async fn asset_report(
+    project: &freshet_core::Project,
+    store: &freshet_core::Store,
+    key: &AssetKey,
+    limit: u32,
+) -> freshet_core::Result<crate::json::AssetAutomationJson> {
+    use crate::json::{AssetAutomationJson, DecisionJson};
+    let condition = project
+        .graph()
+        .get(key)
+        .and_then(|d| d.automation.as_ref())
+        .map(|c| c.as_text());
+    let latest = store.latest_decision(key).await?;
+    let history = store.decision_history(key, limit).await?;
+    let text = |d: &DecisionRecord| DecisionJson::new(key.as_str(), d.condition.clone(), Some(d));
+    Ok(AssetAutomationJson {
+        asset: key.to_string(),
+        latest: match (&condition, &latest) {
+            (Some(c), Some(d)) => Some(DecisionJson::new(key.as_str(), c.clone(), Some(d))),
+            _ => None,
+        },
+        condition,
+        history: history.iter().map(text).collect(),
     })
 }

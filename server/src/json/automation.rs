@@ -16,6 +16,37 @@ pub struct AutomationJson {
     pub evaluation: Option<EvaluationJson>,
     /// The schedules, by name.
     pub schedules: Vec<ScheduleJson>,
+    /// The sources automation looks at, upstream first.
+    pub sensors: Vec<SensorJson>,
+}
+
+/// A source as automation watches it.
+#[derive(Debug, Serialize)]
+pub struct SensorJson {
+    /// How often it is looked at, in milliseconds.
+    pub interval_ms: u64,
+    /// When its data last changed; `null` when never observed.
+    pub last_change: Option<String>,
+    /// When it was last seen unchanged or changed by a run or `observe` (automation's own looks
+    /// record only changes).
+    pub last_checked: Option<String>,
+    /// The source.
+    pub source: String,
+    /// `files` (local files, looked at every quarter second) or `object store`.
+    pub watch: &'static str,
+}
+
+/// One asset's automation: its condition, latest decision and the decisions as they changed.
+#[derive(Debug, Serialize)]
+pub struct AssetAutomationJson {
+    /// The asset.
+    pub asset: String,
+    /// Its condition; `null` when it runs only on request.
+    pub condition: Option<String>,
+    /// Its decisions as they changed, newest first.
+    pub history: Vec<DecisionJson>,
+    /// Its latest decision; `null` before the first evaluation (or without a condition).
+    pub latest: Option<DecisionJson>,
 }
 
 /// One asset's latest decision.

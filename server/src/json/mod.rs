@@ -53,7 +53,7 @@ impl Precision {
 }
 
 /// An API time: RFC 3339 in UTC with microseconds.
-fn micros(t: DateTime<Utc>) -> String {
+pub(crate) fn micros(t: DateTime<Utc>) -> String {
     Precision::Micros.time(t)
 }
 

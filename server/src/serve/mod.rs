@@ -43,6 +43,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/assets/{key}"),
     ("GET", "/api/assets/{key}/history"),
     ("GET", "/api/assets/{key}/preview"),
+    ("GET", "/api/assets/{key}/automation"),
+    ("GET", "/api/automation"),
     ("GET", "/api/lineage"),
     ("GET", "/api/runs"),
     ("POST", "/api/runs"),
@@ -66,6 +68,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/assets/{key}", get(api::asset))
         .route("/api/assets/{key}/history", get(api::history))
         .route("/api/assets/{key}/preview", get(api::preview))
+        .route("/api/assets/{key}/automation", get(api::asset_automation))
+        .route("/api/automation", get(api::automation))
         .route("/api/lineage", get(api::lineage))
         .route("/api/runs", get(api::runs))
         .route("/api/runs/{id}", get(api::run))
@@ -77,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graph.js", get(web::graph_js))
         .route("/asset.js", get(web::asset_js))
         .route("/runs.js", get(web::runs_js))
+        .route("/automation.js", get(web::automation_js))
         .route("/style.css", get(web::style_css))
         .route("/favicon.svg", get(web::favicon));
     actions

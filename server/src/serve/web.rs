@@ -13,6 +13,7 @@ const CORE_JS: &str = include_str!("../../web/core.js");
 const GRAPH_JS: &str = include_str!("../../web/graph.js");
 const ASSET_JS: &str = include_str!("../../web/asset.js");
 const RUNS_JS: &str = include_str!("../../web/runs.js");
+const AUTOMATION_JS: &str = include_str!("../../web/automation.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 const FAVICON: &str = include_str!("../../web/favicon.svg");
 
@@ -67,6 +68,10 @@ pub(crate) async fn asset_js() -> Response {
 
 pub(crate) async fn runs_js() -> Response {
     script(RUNS_JS)
+}
+
+pub(crate) async fn automation_js() -> Response {
+    script(AUTOMATION_JS)
 }
 
 pub(crate) async fn style_css() -> Response {

@@ -19,10 +19,12 @@ use super::state::{AppState, Snapshot};
 use crate::json::ProjectJson;
 
 mod assets;
+mod automation;
 mod lineage;
 mod runs;
 
 pub(crate) use assets::{asset, assets, history, preview};
+pub(crate) use automation::{asset_automation, automation};
 pub(crate) use lineage::lineage;
 pub(crate) use runs::{cancel, events, request_observe, request_run, run, runs};
 
