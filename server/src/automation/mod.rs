@@ -267,6 +267,13 @@ impl Automation {
         let statuses = Statuses::compute(graph, lineage);
         let mut in_progress = store.assets_in_progress().await?;
         in_progress.extend(shared.running());
+        // Merged into this server's runs that are queued or going: what they cover is not
+        // requested again.
+        let (covered, everything) = shared.covered();
+        in_progress.extend(covered);
+        if everything {
+            in_progress.extend(graph.iter().map(|d| d.key.clone()));
+        }
         let failures: HashMap<AssetKey, FailureFact> = store
             .failures()
             .await?

@@ -80,6 +80,9 @@ pub(crate) struct Shared {
     running: Mutex<HashMap<AssetKey, RunId>>,
     /// This server's queued and running runs, with the switch that cancels each.
     active: Mutex<HashMap<RunId, watch::Sender<bool>>>,
+    /// What each of this server's materialize runs was asked to cover, until it ends (`None`:
+    /// everything missing or stale): automation merges its requests into these.
+    covering: Mutex<HashMap<RunId, Option<std::collections::BTreeSet<AssetKey>>>>,
     /// Held by the run executing now: runs go one at a time, in request order.
     turn: tokio::sync::Mutex<()>,
     /// Where alerts go.
@@ -157,6 +160,7 @@ impl AppState {
             dirty: AtomicBool::new(true),
             running: Mutex::new(HashMap::new()),
             active: Mutex::new(HashMap::new()),
+            covering: Mutex::new(HashMap::new()),
             turn: tokio::sync::Mutex::new(()),
             alerter,
         }))
@@ -407,6 +411,15 @@ impl Shared {
         lock(&self.running).keys().cloned().collect()
     }
 
+    /// The assets this server's queued and running materialize runs cover, and whether one of
+    /// them covers everything missing or stale.
+    pub(crate) fn covered(&self) -> (HashSet<AssetKey>, bool) {
+        let covering = lock(&self.covering);
+        let everything = covering.values().any(Option::is_none);
+        let keys = covering.values().flatten().flatten().cloned().collect();
+        (keys, everything)
+    }
+
     /// Queues a run that `triggered_by` asked for (`api`, `automation`, `schedule NAME`) and
     /// starts a task that runs it in turn; returns its id at once.
     pub(crate) async fn request(
@@ -437,6 +450,9 @@ impl Shared {
             .await?;
         let (cancel, mut cancelled) = watch::channel(false);
         lock(&self.active).insert(id.clone(), cancel);
+        if let Work::Materialize(request) = &work {
+            lock(&self.covering).insert(id.clone(), request.selection.clone());
+        }
         self.send_run(&id, RunStatus::Queued);
         self.changed();
 
@@ -469,6 +485,7 @@ impl Shared {
             }
             drop(turn);
             lock(&shared.active).remove(&run_id);
+            lock(&shared.covering).remove(&run_id);
             lock(&shared.running).retain(|_, r| r != &run_id);
             let status = match shared.store.run_status(&run_id).await {
                 Ok(Some((status, _))) if status.is_finished() => status,
