@@ -47,3 +47,10 @@ CREATE TABLE schedule_ticks (
 
 -- Automation keeps the lineage in memory and reads only the heads that moved.
 CREATE INDEX asset_heads_by_update ON asset_heads (updated_at);
+
+-- Custom sensors: the cursor each returned last, and when it was called.
+CREATE TABLE sensor_cursors (
+    name         TEXT PRIMARY KEY,
+    cursor       TEXT,
+    evaluated_at BIGINT NOT NULL
+);

@@ -528,3 +528,95 @@ fn serve_follows_edits_to_the_project_and_keeps_the_last_good_one_when_an_edit_b
     );
     assert_eq!(served.get("/api/project")["load_error"], Value::Null);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_sensor_requests_runs_with_its_cursor_and_a_broken_one_stops_nothing() {
+    use freshet_core::freshness::SystemClock;
+    use freshet_core::sensor::{RustSensor, SensorOutput, SensorRequest};
+    use freshet_core::store::RunQuery;
+    use freshet_core::{Catalogue, Catalogues, Executor, Overrides, Project, Store};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let project = TempProject::with_files(&[
+        (
+            "freshet.toml",
+            "[project]\nname = \"t\"\ncatalogues = [\"sensing\"]\n",
+        ),
+        ("sql/report.sql", "SELECT 1 AS x"),
+    ]);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let catalogue = Catalogue::new("sensing")
+        .sensor(
+            RustSensor::new("broken")
+                .interval(Duration::from_secs(1))
+                .evaluate(|_| async { panic!("a bug in the sensor") }),
+        )
+        .sensor(
+            RustSensor::new("drop_box")
+                .interval(Duration::from_secs(1))
+                .evaluate(move |ctx| {
+                    let calls = counted.clone();
+                    async move {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        let mut out = SensorOutput::default();
+                        // New files once; then the cursor says they were seen.
+                        if ctx.cursor.as_deref() != Some("batch-1") {
+                            out.requests.push(SensorRequest::all("report"));
+                            out.cursor = Some("batch-1".to_owned());
+                        }
+                        Ok(out)
+                    }
+                }),
+        );
+    let loaded = Project::load(
+        project.path(),
+        &Catalogues::new().with(catalogue),
+        &Overrides::default(),
+    )
+    .expect("project loads");
+    assert_eq!(loaded.sensors().len(), 2);
+    let store = Store::open(loaded.database_url()).await.expect("store");
+    let executor = Executor::new(loaded.clone(), store.clone()).expect("executor");
+    let state = freshet_server::serve::AppState::new(
+        loaded,
+        store.clone(),
+        executor,
+        Arc::new(SystemClock),
+        "sensor-test-token-0123456789".to_owned(),
+        true,
+    );
+    let automation = state.spawn_automation();
+    let sensed_runs = || async {
+        store
+            .runs(&RunQuery {
+                limit: 100,
+                ..RunQuery::default()
+            })
+            .await
+            .expect("runs")
+            .items
+            .into_iter()
+            .filter(|r| r.triggered_by == "sensor drop_box")
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sensed_runs().await.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Called again since (every second), but its cursor says the batch was handled.
+    let called = calls.load(Ordering::SeqCst);
+    while calls.load(Ordering::SeqCst) < called + 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    state.stop();
+    let _ = automation.await;
+    state.finish_runs(Duration::from_secs(10)).await;
+    let runs = sensed_runs().await;
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0].status.as_str(), "succeeded");
+    assert!(calls.load(Ordering::SeqCst) >= called + 2);
+    let cursors = store.sensor_cursors().await.expect("cursors");
+    assert_eq!(cursors["drop_box"].0.as_deref(), Some("batch-1"));
+    assert!(!cursors.contains_key("broken"));
+}

@@ -14,6 +14,7 @@ pub mod fingerprint;
 pub mod policy;
 pub mod project;
 pub mod rust_asset;
+pub mod sensor;
 pub mod snapshot;
 pub mod sql;
 mod tables;

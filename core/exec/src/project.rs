@@ -58,6 +58,7 @@ use crate::model::{
 };
 use crate::policy::{Execution, RetryPolicy, StepPolicy, StepSettings, default_concurrency};
 use crate::rust_asset::{Catalogues, Compute};
+use crate::sensor::Sensor;
 use crate::sql::{is_identifier, parse_sql_asset};
 use crate::triggers::{RawAlerts, RawSchedule, Triggers};
 use crate::{Error, Result};
@@ -95,6 +96,7 @@ struct Inner {
     settings: HashMap<AssetKey, StepSettings>,
     execution: Execution,
     triggers: Triggers,
+    sensors: Vec<Sensor>,
     storage_url: Url,
     database_url: String,
     object_store_options: Vec<(String, String)>,
@@ -185,6 +187,7 @@ impl Project {
         let mut settings = HashMap::new();
         // Conditions the definitions set themselves (`None`: explicitly none).
         let mut own_automation: HashMap<AssetKey, Option<AutomationCondition>> = HashMap::new();
+        let mut sensors = Vec::new();
 
         for (name, source) in &raw.sources {
             let (def, spec) = source_def(&dir, name, source).map_err(config_error)?;
@@ -224,6 +227,19 @@ impl Project {
                     }
                 ))
             })?;
+            for sensor in catalogue.sensors() {
+                let sensor = sensor.build().map_err(|message| Error::Definition {
+                    origin: format!("catalogue {name}"),
+                    message,
+                })?;
+                if sensors.iter().any(|s: &Sensor| s.name == sensor.name) {
+                    return Err(Error::Definition {
+                        origin: format!("catalogue {name}"),
+                        message: format!("two sensors are called {}", sensor.name),
+                    });
+                }
+                sensors.push(sensor);
+            }
             for asset in catalogue.iter() {
                 let (def, compute, own) = asset.build()?;
                 if let Some(condition) = asset.own_automation() {
@@ -301,6 +317,7 @@ impl Project {
             settings,
             execution,
             triggers,
+            sensors,
             storage_url,
             database_url,
             object_store_options: overrides.object_store_options.clone(),
@@ -315,6 +332,11 @@ impl Project {
     /// What sets runs off with nobody asking: source intervals, schedules, alerts.
     pub fn triggers(&self) -> &Triggers {
         &self.0.triggers
+    }
+
+    /// The custom sensors of the catalogues it uses.
+    pub fn sensors(&self) -> &[Sensor] {
+        &self.0.sensors
     }
 
     /// How `key`'s steps run: its own settings over the project's defaults.

@@ -353,6 +353,7 @@ impl RustAsset {
 pub struct Catalogue {
     name: String,
     assets: Vec<RustAsset>,
+    sensors: Vec<crate::sensor::RustSensor>,
 }
 
 impl Catalogue {
@@ -361,7 +362,19 @@ impl Catalogue {
         Self {
             name: name.to_owned(),
             assets: Vec::new(),
+            sensors: Vec::new(),
         }
+    }
+
+    /// Adds a sensor (see [`crate::sensor`]).
+    pub fn sensor(mut self, sensor: crate::sensor::RustSensor) -> Self {
+        self.sensors.push(sensor);
+        self
+    }
+
+    /// Its sensors.
+    pub fn sensors(&self) -> impl Iterator<Item = &crate::sensor::RustSensor> {
+        self.sensors.iter()
     }
 
     /// Adds an asset.

@@ -260,6 +260,44 @@ impl Store {
             .collect()
     }
 
+    /// Each custom sensor's cursor and when it was last called, by name.
+    pub async fn sensor_cursors(&self) -> Result<HashMap<String, (Option<String>, DateTime<Utc>)>> {
+        let rows = sqlx::query("SELECT name, cursor, evaluated_at FROM sensor_cursors")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    get::<String>(row, 0)?,
+                    (get(row, 1)?, from_micros(get(row, 2)?)),
+                ))
+            })
+            .collect()
+    }
+
+    /// Records what a custom sensor returned as its cursor, and when it was called.
+    pub async fn record_sensor(
+        &self,
+        name: &str,
+        cursor: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "INSERT INTO sensor_cursors (name, cursor, evaluated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, \
+             evaluated_at = excluded.evaluated_at",
+        )
+        .bind(name)
+        .bind(cursor)
+        .bind(micros(at))
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
     /// Every schedule's latest handled tick, by name.
     pub async fn schedule_ticks(&self) -> Result<HashMap<String, ScheduleTick>> {
         let rows = sqlx::query("SELECT name, tick_at, run_id, handled_at FROM schedule_ticks")

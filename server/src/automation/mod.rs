@@ -11,6 +11,7 @@
 
 pub(crate) mod alerts;
 mod schedules;
+mod sensors;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -105,6 +106,7 @@ struct Automation {
     generation: u64,
     sources: Vec<Watched>,
     schedules: schedules::Schedules,
+    sensors: sensors::Sensors,
     last_marker: Option<(i64, String, i64, i64)>,
     last_evaluation: Option<Instant>,
     last_recorded: Option<Instant>,
@@ -125,12 +127,14 @@ impl Automation {
     fn new(shared: Arc<Shared>) -> Self {
         let loaded = shared.loaded();
         let (sources, schedules) = watched(&loaded.project);
+        let sensors = sensors::Sensors::new(&loaded.project);
         Self {
             generation: shared.generation(),
             loaded,
             shared,
             sources,
             schedules,
+            sensors,
             last_marker: None,
             last_evaluation: None,
             last_recorded: None,
@@ -152,6 +156,7 @@ impl Automation {
         self.generation = generation;
         self.loaded = self.shared.loaded();
         (self.sources, self.schedules) = watched(&self.loaded.project);
+        self.sensors = sensors::Sensors::new(&self.loaded.project);
         // Decisions and cursors stay (by asset); the next evaluation judges the new definitions.
         self.last_evaluation = None;
     }
@@ -199,6 +204,7 @@ impl Automation {
         self.schedules
             .tick(&self.shared, &self.loaded.project)
             .await;
+        self.sensors.tick(&self.shared, &self.loaded.project).await;
         let marker = self.shared.store.change_marker().await.ok();
         let now = self.shared.clock.now();
         let due = sensed
