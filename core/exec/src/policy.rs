@@ -97,6 +97,9 @@ pub struct Execution {
     pub defaults: StepSettings,
     /// The cap on any retry's delay.
     pub retry_max_delay: Duration,
+    /// Runs at once in a server or daemon (`[execution] max_runs`, default 1); the others wait
+    /// in the queue.
+    pub max_runs: usize,
 }
 
 impl Default for Execution {
@@ -106,6 +109,7 @@ impl Default for Execution {
             pools: BTreeMap::new(),
             defaults: StepSettings::default(),
             retry_max_delay: RetryPolicy::NONE.max_delay,
+            max_runs: 1,
         }
     }
 }
@@ -212,6 +216,7 @@ mod tests {
                 ..StepSettings::default()
             },
             retry_max_delay: Duration::from_secs(30),
+            max_runs: 1,
         };
         let own = StepSettings {
             pool: Some("warehouse".to_owned()),

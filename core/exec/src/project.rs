@@ -458,6 +458,11 @@ impl RawConfig {
             },
             retry_max_delay: duration("retry_max_delay", &raw.retry_max_delay)?
                 .unwrap_or(RetryPolicy::NONE.max_delay),
+            max_runs: match raw.max_runs {
+                Some(0) => return Err("execution.max_runs must be at least 1".to_owned()),
+                Some(n) => n,
+                None => 1,
+            },
         })
     }
 }
@@ -466,6 +471,7 @@ impl RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawExecution {
     concurrency: Option<usize>,
+    max_runs: Option<usize>,
     retries: Option<u32>,
     retry_delay: Option<String>,
     retry_max_delay: Option<String>,
@@ -870,6 +876,19 @@ mod tests {
         assert_eq!(
             load(&[("freshet.toml", bad)]).unwrap_err(),
             "DIR/freshet.toml: [automation] default: invalid automation: unknown condition \"often\" (expected eager, on_cron \"CRON\" [TIME_ZONE], freshness or none)"
+        );
+    }
+
+    #[test]
+    fn max_runs_defaults_to_one_and_must_be_positive() {
+        let p = load(&[("freshet.toml", "[project]\nname = \"t\"\n")]).unwrap();
+        assert_eq!(p.execution().max_runs, 1);
+        let two = "[project]\nname = \"t\"\n[execution]\nmax_runs = 2\n";
+        assert_eq!(load(&[("freshet.toml", two)]).unwrap().execution().max_runs, 2);
+        let zero = "[project]\nname = \"t\"\n[execution]\nmax_runs = 0\n";
+        assert_eq!(
+            load(&[("freshet.toml", zero)]).unwrap_err(),
+            "DIR/freshet.toml: execution.max_runs must be at least 1"
         );
     }
 

@@ -83,8 +83,9 @@ pub(crate) struct Shared {
     /// What each of this server's materialize runs was asked to cover, until it ends (`None`:
     /// everything missing or stale): automation merges its requests into these.
     covering: Mutex<HashMap<RunId, Option<std::collections::BTreeSet<AssetKey>>>>,
-    /// Held by the run executing now: runs go one at a time, in request order.
-    turn: tokio::sync::Mutex<()>,
+    /// A permit per run executing now: at most `[execution] max_runs` (default 1) at once, the
+    /// others waiting in request order.
+    turns: tokio::sync::Semaphore,
     /// Where alerts go.
     pub(crate) alerter: Alerter,
 }
@@ -137,6 +138,7 @@ impl AppState {
     ) -> Self {
         let layout = layout::layout(project.graph(), None);
         let alerter = Alerter::new(&project);
+        let max_runs = project.execution().max_runs;
         let (events, _) = broadcast::channel(1024);
         // One clock for what the server judges and what its runs record.
         let executor = executor.with_clock(clock.clone());
@@ -161,7 +163,7 @@ impl AppState {
             running: Mutex::new(HashMap::new()),
             active: Mutex::new(HashMap::new()),
             covering: Mutex::new(HashMap::new()),
-            turn: tokio::sync::Mutex::new(()),
+            turns: tokio::sync::Semaphore::new(max_runs),
             alerter,
         }))
     }
@@ -461,7 +463,7 @@ impl Shared {
         tokio::spawn(async move {
             // Wait for this run's turn, unless it is cancelled first.
             let turn = tokio::select! {
-                turn = shared.turn.lock() => Some(turn),
+                turn = shared.turns.acquire() => turn.ok(),
                 _ = cancelled.wait_for(|c| *c) => None,
             };
             if turn.is_none() || *cancelled.borrow() {
