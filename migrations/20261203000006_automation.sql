@@ -54,3 +54,12 @@ CREATE TABLE sensor_cursors (
     cursor       TEXT,
     evaluated_at BIGINT NOT NULL
 );
+
+-- The one process that runs automation on this store now (a daemon or a server), and its
+-- latest sign of life: others leave automation to it until it goes silent.
+CREATE TABLE automation_owner (
+    id           BIGINT PRIMARY KEY,   -- always 1
+    owner_host   TEXT NOT NULL,
+    owner_pid    BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL
+);

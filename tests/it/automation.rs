@@ -620,3 +620,100 @@ async fn a_custom_sensor_requests_runs_with_its_cursor_and_a_broken_one_stops_no
     assert_eq!(cursors["drop_box"].0.as_deref(), Some("batch-1"));
     assert!(!cursors.contains_key("broken"));
 }
+
+#[test]
+fn alerts_reach_a_webhook_when_freshness_fails_and_when_it_passes_again() {
+    let receiver = Receiver::start();
+    let toml = format!(
+        "[project]\nname = \"shop\"\n[alerts]\nwebhooks = [\"{}\"]\nformat = \"slack\"\n",
+        receiver.url
+    );
+    let project = TempProject::with_files(&[
+        ("freshet.toml", &toml),
+        ("sql/mart.sql", "-- @freshness: max_age=3s\nSELECT 1 AS x"),
+    ]);
+    let daemon = Daemon::start(&project);
+    project.ok(&["materialize"]);
+    let event = |name: &str| receiver.events().into_iter().find(|e| e["event"] == name);
+    // Three seconds later its policy fails, with nothing asked.
+    assert!(
+        wait_until(Duration::from_secs(20), || event("freshness_failed")
+            .is_some()),
+        "no freshness alert; got {:?}:\n{}",
+        receiver.events(),
+        daemon.log()
+    );
+    let failed = event("freshness_failed").expect("alert");
+    assert_eq!(failed["asset"], "mart");
+    assert_eq!(failed["run_id"], Value::Null);
+    assert_eq!(failed["error"], "freshness max_age=3s fails");
+    assert_eq!(
+        failed["text"],
+        "mart is overdue: freshness max_age=3s fails"
+    );
+    project.ok(&["materialize", "mart"]);
+    assert!(
+        wait_until(Duration::from_secs(20), || event("freshness_recovered")
+            .is_some()),
+        "no recovery alert; got {:?}:\n{}",
+        receiver.events(),
+        daemon.log()
+    );
+    assert_eq!(
+        event("freshness_recovered").expect("alert")["asset"],
+        "mart"
+    );
+}
+
+#[test]
+fn of_two_daemons_on_one_store_one_runs_automation_and_the_other_waits() {
+    let project = TempProject::with_files(&[
+        (
+            "freshet.toml",
+            "[project]\nname = \"t\"\n[automation]\ndefault = \"eager\"\n[sources.raw]\npath = \"raw.csv\"\n",
+        ),
+        ("raw.csv", "n\n1\n"),
+        ("sql/clean.sql", "SELECT n * 10 AS m FROM raw"),
+    ]);
+    let first = Daemon::start(&project);
+    assert!(
+        wait_until(Duration::from_secs(30), || fresh(&project, &["clean"])),
+        "{}",
+        first.log()
+    );
+    let second = Daemon::start(&project);
+    assert!(
+        wait_until(Duration::from_secs(15), || second
+            .log()
+            .contains("automation on this store runs in another process")),
+        "{}",
+        second.log()
+    );
+    project.write("raw.csv", "n\n1\n2\n");
+    assert!(
+        wait_until(Duration::from_secs(10), || project
+            .ok(&["preview", "clean"])
+            .stdout
+            .contains("| 20 |")),
+        "{}\n{}",
+        first.log(),
+        second.log()
+    );
+    // Give the waiting daemon time to ask too, if it were to.
+    std::thread::sleep(Duration::from_secs(2));
+    let listed = runs(&project);
+    assert_eq!(listed.len(), 2, "one run per change: {listed:#?}");
+
+    // The first one stops: the second takes over and follows the next change.
+    assert!(first.terminate().is_some_and(|s| s.success()));
+    project.write("raw.csv", "n\n1\n2\n3\n");
+    assert!(
+        wait_until(Duration::from_secs(30), || project
+            .ok(&["preview", "clean"])
+            .stdout
+            .contains("| 30 |")),
+        "{}",
+        second.log()
+    );
+    assert!(second.terminate().is_some_and(|s| s.success()));
+}

@@ -884,7 +884,10 @@ mod tests {
         let p = load(&[("freshet.toml", "[project]\nname = \"t\"\n")]).unwrap();
         assert_eq!(p.execution().max_runs, 1);
         let two = "[project]\nname = \"t\"\n[execution]\nmax_runs = 2\n";
-        assert_eq!(load(&[("freshet.toml", two)]).unwrap().execution().max_runs, 2);
+        assert_eq!(
+            load(&[("freshet.toml", two)]).unwrap().execution().max_runs,
+            2
+        );
         let zero = "[project]\nname = \"t\"\n[execution]\nmax_runs = 0\n";
         assert_eq!(
             load(&[("freshet.toml", zero)]).unwrap_err(),

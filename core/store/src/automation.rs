@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use freshet_plan::automation::Cursor;
 use freshet_plan::model::{AssetKey, EvaluationId, RunId};
 
+use crate::claims::Owner;
 use crate::lifecycle::{RunStatus, StepState};
 use crate::lineage::parse_key;
 use crate::{Error, Result, Store, from_i64, from_micros, get, micros, store_error, to_i64};
@@ -296,6 +297,75 @@ impl Store {
         .await
         .map_err(store_error)?;
         Ok(())
+    }
+
+    /// Takes, or keeps, the right to run automation on this store for this process: `None`
+    /// when it is this process's, else the process that has it (alive: it beat after
+    /// `now - timeout` and, on this host, still exists).
+    pub async fn claim_automation(
+        &self,
+        now: DateTime<Utc>,
+        timeout: Duration,
+    ) -> Result<Option<Owner>> {
+        let silent_since = now - chrono::Duration::from_std(timeout).unwrap_or_default();
+        let _turn = self.write_turn().await;
+        let holder = sqlx::query(
+            "SELECT owner_host, owner_pid, heartbeat_at FROM automation_owner WHERE id = 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if let Some(row) = &holder {
+            let owner = Owner {
+                host: get(row, 0)?,
+                pid: u32::try_from(get::<i64>(row, 1)?).unwrap_or(0),
+            };
+            let alive = from_micros(get(row, 2)?) >= silent_since && !owner.is_gone(&self.owner);
+            if owner != self.owner && alive {
+                return Ok(Some(owner));
+            }
+        }
+        // Conditional, so that of two processes taking it at once only one does.
+        let taken = sqlx::query(
+            "INSERT INTO automation_owner (id, owner_host, owner_pid, heartbeat_at) \
+             VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET \
+             owner_host = excluded.owner_host, owner_pid = excluded.owner_pid, \
+             heartbeat_at = excluded.heartbeat_at \
+             WHERE (automation_owner.owner_host = $1 AND automation_owner.owner_pid = $2) \
+             OR automation_owner.owner_host = $4 AND automation_owner.owner_pid = $5",
+        )
+        .bind(self.owner.host.as_str())
+        .bind(i64::from(self.owner.pid))
+        .bind(micros(now))
+        .bind(
+            holder
+                .as_ref()
+                .map(|r| get::<String>(r, 0))
+                .transpose()?
+                .unwrap_or_default(),
+        )
+        .bind(
+            holder
+                .as_ref()
+                .map(|r| get::<i64>(r, 1))
+                .transpose()?
+                .unwrap_or(-1),
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        if taken.rows_affected() == 1 {
+            return Ok(None);
+        }
+        // Another process took it in between.
+        let row = sqlx::query("SELECT owner_host, owner_pid FROM automation_owner WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(Some(Owner {
+            host: get(&row, 0)?,
+            pid: u32::try_from(get::<i64>(&row, 1)?).unwrap_or(0),
+        }))
     }
 
     /// Every schedule's latest handled tick, by name.

@@ -49,7 +49,7 @@ impl Owner {
 
     /// Whether the process is known to be gone: on this host, with no such process (Linux); any
     /// other owner is judged by its heartbeat alone.
-    fn is_gone(&self, here: &Owner) -> bool {
+    pub(crate) fn is_gone(&self, here: &Owner) -> bool {
         self.host == here.host
             && self.pid != here.pid
             && cfg!(target_os = "linux")

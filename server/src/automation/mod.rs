@@ -48,6 +48,11 @@ const FULL_RELOAD: Duration = Duration::from_secs(300);
 /// commit later still is caught by the next [`FULL_RELOAD`].
 const CATCH_UP_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
+/// How often the loop renews its hold on automation for the store, and how long a silent
+/// holder keeps it.
+const OWNER_BEAT: Duration = Duration::from_secs(2);
+const OWNER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long the assets' usual durations (for `freshness` lead times) are kept before read again.
 const DURATIONS_FOR: Duration = Duration::from_secs(300);
 
@@ -89,6 +94,8 @@ impl Evaluator {
 /// A source the loop looks at, and when next.
 struct Watched {
     key: AssetKey,
+    /// On local disk (looked at every quarter second) rather than an object store.
+    local: bool,
     interval: Duration,
     next: Instant,
     /// The last error, logged once until it changes.
@@ -121,6 +128,8 @@ struct Automation {
     state: Option<HashMap<AssetKey, DecisionRecord>>,
     /// Usual durations, and when they were read.
     durations: Option<(HashMap<AssetKey, Duration>, Instant)>,
+    /// Whether this process runs automation on the store, and since when that is known.
+    owner: Option<(bool, Instant)>,
 }
 
 impl Automation {
@@ -144,7 +153,44 @@ impl Automation {
             lineage: None,
             state: None,
             durations: None,
+            owner: None,
         }
+    }
+
+    /// Whether this process runs automation on the store: one process does (a daemon, or a
+    /// server), the others wait until it goes silent. Renewed every [`OWNER_BEAT`].
+    async fn owns_automation(&mut self) -> bool {
+        if let Some((owns, since)) = self.owner
+            && since.elapsed() < OWNER_BEAT
+        {
+            return owns;
+        }
+        let now = self.shared.clock.now();
+        let owns = match self.shared.store.claim_automation(now, OWNER_TIMEOUT).await {
+            Ok(None) => true,
+            Ok(Some(other)) => {
+                if self.owner.is_none_or(|(owned, _)| owned) {
+                    tracing::warn!(
+                        pid = other.pid,
+                        host = %other.host,
+                        "automation on this store runs in another process; this one waits"
+                    );
+                }
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim automation on the store");
+                false
+            }
+        };
+        if owns && self.owner.is_some_and(|(owned, _)| !owned) {
+            tracing::info!("this process now runs automation on the store");
+            // What the other process decided meanwhile is in the store, not in memory.
+            self.state = None;
+            self.lineage = None;
+        }
+        self.owner = Some((owns, Instant::now()));
+        owns
     }
 
     /// Takes up the project as it was loaded again, if it was.
@@ -185,6 +231,7 @@ fn watched(project: &freshet_core::Project) -> (Vec<Watched>, schedules::Schedul
                     };
                     Some(Watched {
                         key: def.key.clone(),
+                        local,
                         interval,
                         next: now,
                         failing: None,
@@ -200,6 +247,9 @@ fn watched(project: &freshet_core::Project) -> (Vec<Watched>, schedules::Schedul
 impl Automation {
     async fn tick(&mut self) {
         self.follow_reloads();
+        if !self.owns_automation().await {
+            return;
+        }
         let sensed = self.sense().await;
         self.schedules
             .tick(&self.shared, &self.loaded.project)
@@ -312,7 +362,7 @@ impl Automation {
             }
         }
         let durations = self.durations().await?;
-        self.alert_freshness(lineage, now);
+        let freshness_changes = self.alert_freshness(lineage, now);
         let facts = Facts {
             graph,
             lineage,
@@ -324,7 +374,10 @@ impl Automation {
             durations: &durations,
         };
         let evaluation = automation::evaluate(&facts, &cursors);
-        self.next_at = evaluation.next_at;
+        self.next_at = match (evaluation.next_at, freshness_changes) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
 
         let requested: Vec<&automation::Decision> = evaluation.requested().collect();
         let mut run_id = None;
@@ -457,12 +510,18 @@ impl Automation {
         Ok(durations)
     }
 
-    /// Alerts on freshness turning `fail`, or leaving it, since the last evaluation.
-    fn alert_freshness(&mut self, lineage: &freshet_core::Lineage, now: DateTime<Utc>) {
+    /// Alerts on freshness turning `fail`, or leaving it, since the last evaluation; returns
+    /// when any asset's freshness changes next by time alone, so the loop looks again then.
+    fn alert_freshness(
+        &mut self,
+        lineage: &freshet_core::Lineage,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
         let loaded = self.loaded.clone();
         let graph = loaded.project.graph();
         let mut evaluator = FreshnessEvaluator::new();
         let mut states = HashMap::new();
+        let mut next: Option<DateTime<Utc>> = None;
         for i in 0..graph.len() {
             let def = graph.def(i);
             if def.freshness.is_none() {
@@ -480,10 +539,14 @@ impl Automation {
                         .freshness_changed(&def.key, failed_now, &policy, now);
                 }
             }
+            if let Some(change) = f.next_change {
+                next = Some(next.map_or(change.at, |t| t.min(change.at)));
+            }
             states.insert(def.key.clone(), f.state);
         }
         self.freshness = states;
         self.evaluated_once = true;
+        next
     }
 }
 
@@ -558,11 +621,7 @@ pub(crate) async fn report(
                 last_change: seen.map(|o| crate::json::micros(o.observed_at)),
                 last_checked: seen.map(|o| crate::json::micros(o.checked_at)),
                 source: w.key.to_string(),
-                watch: if w.interval == LOCAL_OBSERVE_INTERVAL {
-                    "files"
-                } else {
-                    "object store"
-                },
+                watch: if w.local { "files" } else { "object store" },
             }
         })
         .collect();
