@@ -63,3 +63,7 @@ CREATE TABLE automation_owner (
     owner_pid    BIGINT NOT NULL,
     heartbeat_at BIGINT NOT NULL
 );
+
+-- Each asset's latest failure, which automation reads at every evaluation, without scanning every
+-- step ever run.
+CREATE INDEX run_steps_by_state ON run_steps (state, asset);
