@@ -460,6 +460,9 @@ impl RawConfig {
                 .unwrap_or(RetryPolicy::NONE.max_delay),
             max_runs: match raw.max_runs {
                 Some(0) => return Err("execution.max_runs must be at least 1".to_owned()),
+                Some(n) if n > 1000 => {
+                    return Err("execution.max_runs must be at most 1000".to_owned());
+                }
                 Some(n) => n,
                 None => 1,
             },
@@ -549,6 +552,8 @@ impl RawFreshness {
 /// A TOML error as one line with its position.
 fn toml_error(text: &str, e: &toml::de::Error) -> String {
     let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    // The parser may quote a value; a webhook URL can be a secret.
+    let message = redact_urls(&message);
     match e.span() {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];
@@ -558,6 +563,37 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
         }
         None => message,
     }
+}
+
+/// `text` with every `http://` or `https://` URL cut to its scheme and host.
+fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let next = [rest.find("http://"), rest.find("https://")]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(start) = next else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let url = &rest[start..];
+        let end = url
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
+            .unwrap_or(url.len());
+        let after_scheme = url.find("://").map_or(0, |s| s + 3);
+        let host_end = url[after_scheme..end]
+            .find('/')
+            .map_or(end, |h| after_scheme + h);
+        out.push_str(&url[..host_end]);
+        if host_end < end {
+            out.push_str("/***");
+        }
+        rest = &url[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn source_def(dir: &Path, name: &str, raw: &RawSource) -> Result<(AssetDef, SourceSpec), String> {
@@ -876,6 +912,20 @@ mod tests {
         assert_eq!(
             load(&[("freshet.toml", bad)]).unwrap_err(),
             "DIR/freshet.toml: [automation] default: invalid automation: unknown condition \"often\" (expected eager, on_cron \"CRON\" [TIME_ZONE], freshness or none)"
+        );
+    }
+
+    #[test]
+    fn config_errors_never_show_a_webhook_url_s_path() {
+        let toml = "[project]\nname = \"t\"\n[alerts]\nwebhooks = \"https://hooks.example/T000/B000/secret\"\n";
+        let error = load(&[("freshet.toml", toml)]).unwrap_err();
+        assert!(
+            !error.contains("secret") && !error.contains("T000"),
+            "{error}"
+        );
+        assert_eq!(
+            redact_urls("a \"https://h.example/x/y\" and http://h2:80/p q"),
+            "a \"https://h.example/***\" and http://h2:80/*** q"
         );
     }
 

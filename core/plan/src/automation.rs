@@ -210,7 +210,7 @@ pub enum RunFact {
     Failed(String),
     /// Cancelled.
     Cancelled,
-    /// Its process died before it ended.
+    /// Its process died, or shut down, before it ended: what it was for is asked for again.
     Died,
 }
 
@@ -481,6 +481,14 @@ impl Judge<'_, '_> {
         }
     }
 
+    /// Whether the last request's run ended with its process (died, or stopped by a shutdown).
+    fn last_run_died(&self) -> bool {
+        self.cursor
+            .run_id
+            .as_ref()
+            .is_some_and(|r| self.facts.runs.get(r) == Some(&RunFact::Died))
+    }
+
     fn requested(&self, situation: String, tick: Option<DateTime<Utc>>) -> Cursor {
         Cursor {
             requested_for: Some(situation),
@@ -561,7 +569,7 @@ impl Judge<'_, '_> {
                 next,
             );
         };
-        if handled >= tick {
+        if handled >= tick && !self.last_run_died() {
             return (
                 None,
                 format!(
@@ -623,8 +631,13 @@ impl Judge<'_, '_> {
         let lead = facts
             .durations
             .get(self.key())
-            .map_or(MIN_LEAD, |d| (*d * 2).max(MIN_LEAD));
+            .map_or(MIN_LEAD, |d| d.saturating_mul(2).max(MIN_LEAD));
         let lead = chrono::Duration::from_std(lead).unwrap_or(chrono::Duration::MAX);
+        // When to ask, `lead` before `at` (the earliest time there is, for a lead that long).
+        let ask_at = |at: DateTime<Utc>| {
+            at.checked_sub_signed(lead)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        };
         let why = match f.state {
             FreshnessState::None => {
                 return (
@@ -638,7 +651,7 @@ impl Judge<'_, '_> {
             FreshnessState::Fail => format!("requested: freshness fails ({last})"),
             FreshnessState::Warn => format!("requested: freshness warns ({last})"),
             FreshnessState::Pass => match f.next_change {
-                Some(change) if change.at - lead <= facts.now => format!(
+                Some(change) if ask_at(change.at) <= facts.now => format!(
                     "requested: freshness would {} at {} ({last})",
                     change.state.as_str(),
                     at_words(change.at)
@@ -651,7 +664,7 @@ impl Judge<'_, '_> {
                             at_words(change.at)
                         ),
                         keep,
-                        Some(change.at - lead),
+                        Some(ask_at(change.at)),
                     );
                 }
                 None => return (None, format!("not requested: fresh ({last})"), keep, None),

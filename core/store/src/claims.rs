@@ -20,6 +20,10 @@ pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The error of a run whose process died, as [`Store::fail_dead_runs`] records it.
 pub const PROCESS_DIED: &str = "process died";
 
+/// The error of a run cancelled because its process was shutting down (not by anyone's
+/// request): what asked for it may ask again.
+pub const STOPPED_WITH_PROCESS: &str = "cancelled: its process shut down";
+
 /// How often the owner of a run records that it is alive (and reads cancel requests).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 

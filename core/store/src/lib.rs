@@ -35,6 +35,7 @@ mod sources;
 pub use automation::{DecisionRecord, EvaluationRecord, ScheduleTick};
 pub use claims::{
     AttemptRecord, DeadRun, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Owner, PROCESS_DIED,
+    STOPPED_WITH_PROCESS,
 };
 pub use history::Page;
 pub use lifecycle::{LogLevel, RunKind, RunStatus, StepState};
@@ -150,10 +151,13 @@ impl Store {
             .map_err(|e| fail(&e))?;
         if url.starts_with("sqlite:") {
             // WAL lets readers (status, the web view) proceed while a run writes.
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await
-                .map_err(|e| fail(&e))?;
+            busy_retry(|| async {
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&pool)
+                    .await
+            })
+            .await
+            .map_err(|e| fail(&e))?;
         }
         // Migrations once, under a lock: processes opening a new store together take turns, and
         // each after the first finds them applied. (sqlx locks PostgreSQL itself.)
@@ -161,7 +165,9 @@ impl Store {
             Some(path) => Some(lock_file(path).await.map_err(|e| fail(&e))?),
             None => None,
         };
-        MIGRATOR.run(&pool).await.map_err(|e| fail(&e))?;
+        busy_retry(|| MIGRATOR.run(&pool))
+            .await
+            .map_err(|e| fail(&e))?;
         drop(lock);
         let store = Self {
             pool,
@@ -180,6 +186,29 @@ impl Store {
     /// Closes the connections, waiting for them to finish.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Runs `attempt` again while SQLite answers that the database is busy (another process holds a
+/// lock it does not wait for itself, as when changing the journal mode or creating the
+/// migrations' table), for at most 10 s.
+async fn busy_retry<T, E, F, Fut>(mut attempt: F) -> std::result::Result<T, E>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match attempt().await {
+            Err(e)
+                if e.to_string().contains("database is locked")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
     }
 }
 

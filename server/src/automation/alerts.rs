@@ -200,6 +200,14 @@ impl Alerter {
         self.send(self.alert(event, vec![asset.to_string()], None, error, at, summary));
     }
 
+    /// Reads which assets' latest step failed, so that the first run to materialize one of them
+    /// after the start sends `recovered` (what `run_ended` compares with must predate the run).
+    pub(crate) async fn seed(&self, store: &Store) {
+        if self.enabled() {
+            self.failing(store).await;
+        }
+    }
+
     async fn failing(&self, store: &Store) -> HashSet<AssetKey> {
         if let Some(known) = lock(&self.failing).clone() {
             return known;

@@ -15,6 +15,7 @@ mod sensors;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -53,22 +54,66 @@ const CATCH_UP_MARGIN: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 const OWNER_BEAT: Duration = Duration::from_secs(2);
 const OWNER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the loop waits after a failed evaluation.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// How long the assets' usual durations (for `freshness` lead times) are kept before read again.
 const DURATIONS_FOR: Duration = Duration::from_secs(300);
 
 /// Runs automation until `stop` turns true.
 pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut automation = Automation::new(shared);
+    shared.alerter.seed(&shared.store).await;
+    // The hold on automation is renewed by a task of its own, so a long turn of the loop (a slow
+    // sensor, a large object store) never lets it lapse while this process is still at work.
+    let (owns_tx, owns) = watch::channel(false);
+    let claimer = tokio::spawn(hold_automation(shared.clone(), owns_tx));
+    let mut automation = Automation::new(shared, owns);
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = stop.wait_for(|s| *s) => break,
         }
         automation.tick().await;
     }
+    claimer.abort();
 }
+
+/// Claims (and keeps) the right to run automation on the store every [`OWNER_BEAT`], telling
+/// the loop whether it has it.
+async fn hold_automation(shared: Arc<Shared>, owns: watch::Sender<bool>) {
+    let mut beats = tokio::time::interval(OWNER_BEAT);
+    beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        beats.tick().await;
+        let held = match shared
+            .store
+            .claim_automation(shared.clock.now(), OWNER_TIMEOUT)
+            .await
+        {
+            Ok(None) => true,
+            Ok(Some(other)) => {
+                if *owns.borrow() || !WAITING_SAID.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        pid = other.pid,
+                        host = %other.host,
+                        "automation on this store runs in another process; this one waits"
+                    );
+                }
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim automation on the store");
+                false
+            }
+        };
+        owns.send_if_modified(|o| std::mem::replace(o, held) != held);
+    }
+}
+
+/// Whether this process said it waits for another to run automation (said once until it runs it).
+static WAITING_SAID: AtomicBool = AtomicBool::new(false);
 
 /// One evaluation at a time, as the loop makes them (for benchmarks and embedding): see
 /// [`crate::serve::AppState::evaluator`].
@@ -82,7 +127,11 @@ impl std::fmt::Debug for Evaluator {
 
 impl Evaluator {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Self(Automation::new(shared))
+        // Asked to evaluate, it does, whichever process holds automation.
+        let (_, owns) = watch::channel(true);
+        let mut automation = Automation::new(shared, owns);
+        automation.owned = true;
+        Self(automation)
     }
 
     /// Evaluates every condition once, requesting and recording as the daemon does.
@@ -128,14 +177,20 @@ struct Automation {
     state: Option<HashMap<AssetKey, DecisionRecord>>,
     /// Usual durations, and when they were read.
     durations: Option<(HashMap<AssetKey, Duration>, Instant)>,
-    /// Whether this process runs automation on the store, and since when that is known.
-    owner: Option<(bool, Instant)>,
+    /// Whether this process runs automation on the store (from [`hold_automation`]), and
+    /// whether it did at the last turn.
+    owns: watch::Receiver<bool>,
+    owned: bool,
+    /// Decisions judged but not yet recorded (the store refused): recorded with the next ones.
+    unrecorded: Vec<DecisionRecord>,
+    /// Not before: after a failed evaluation, the loop waits a little before the next.
+    retry_at: Option<Instant>,
 }
 
 impl Automation {
-    fn new(shared: Arc<Shared>) -> Self {
+    fn new(shared: Arc<Shared>, owns: watch::Receiver<bool>) -> Self {
         let loaded = shared.loaded();
-        let (sources, schedules) = watched(&loaded.project);
+        let (sources, schedules) = watched(&loaded.project, shared.started());
         let sensors = sensors::Sensors::new(&loaded.project);
         Self {
             generation: shared.generation(),
@@ -153,44 +208,24 @@ impl Automation {
             lineage: None,
             state: None,
             durations: None,
-            owner: None,
+            owns,
+            owned: false,
+            unrecorded: Vec::new(),
+            retry_at: None,
         }
     }
 
-    /// Whether this process runs automation on the store: one process does (a daemon, or a
-    /// server), the others wait until it goes silent. Renewed every [`OWNER_BEAT`].
-    async fn owns_automation(&mut self) -> bool {
-        if let Some((owns, since)) = self.owner
-            && since.elapsed() < OWNER_BEAT
-        {
-            return owns;
-        }
-        let now = self.shared.clock.now();
-        let owns = match self.shared.store.claim_automation(now, OWNER_TIMEOUT).await {
-            Ok(None) => true,
-            Ok(Some(other)) => {
-                if self.owner.is_none_or(|(owned, _)| owned) {
-                    tracing::warn!(
-                        pid = other.pid,
-                        host = %other.host,
-                        "automation on this store runs in another process; this one waits"
-                    );
-                }
-                false
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot claim automation on the store");
-                false
-            }
-        };
-        if owns && self.owner.is_some_and(|(owned, _)| !owned) {
-            tracing::info!("this process now runs automation on the store");
-            // What the other process decided meanwhile is in the store, not in memory.
-            self.state = None;
-            self.lineage = None;
-        }
-        self.owner = Some((owns, Instant::now()));
-        owns
+    /// Takes up automation when this process gets it: what another process decided meanwhile
+    /// is in the store, not in memory, so everything kept is read again.
+    fn take_up(&mut self) {
+        tracing::info!("this process runs automation on the store");
+        WAITING_SAID.store(false, Ordering::Relaxed);
+        self.state = None;
+        self.lineage = None;
+        self.unrecorded.clear();
+        (self.sources, self.schedules) = watched(&self.loaded.project, self.shared.started());
+        self.sensors = sensors::Sensors::new(&self.loaded.project);
+        self.last_evaluation = None;
     }
 
     /// Takes up the project as it was loaded again, if it was.
@@ -201,7 +236,7 @@ impl Automation {
         }
         self.generation = generation;
         self.loaded = self.shared.loaded();
-        (self.sources, self.schedules) = watched(&self.loaded.project);
+        (self.sources, self.schedules) = watched(&self.loaded.project, self.shared.started());
         self.sensors = sensors::Sensors::new(&self.loaded.project);
         // Decisions and cursors stay (by asset); the next evaluation judges the new definitions.
         self.last_evaluation = None;
@@ -209,7 +244,10 @@ impl Automation {
 }
 
 /// The sources to look at and the schedules of `project`.
-fn watched(project: &freshet_core::Project) -> (Vec<Watched>, schedules::Schedules) {
+fn watched(
+    project: &freshet_core::Project,
+    since: DateTime<Utc>,
+) -> (Vec<Watched>, schedules::Schedules) {
     {
         let triggers = project.triggers();
         let now = Instant::now();
@@ -240,15 +278,21 @@ fn watched(project: &freshet_core::Project) -> (Vec<Watched>, schedules::Schedul
                 _ => None,
             })
             .collect();
-        (sources, schedules::Schedules::new(project))
+        (sources, schedules::Schedules::new(project, since))
     }
 }
 
 impl Automation {
     async fn tick(&mut self) {
         self.follow_reloads();
-        if !self.owns_automation().await {
+        let owns = *self.owns.borrow();
+        if !owns {
+            self.owned = false;
             return;
+        }
+        if !self.owned {
+            self.owned = true;
+            self.take_up();
         }
         let sensed = self.sense().await;
         self.schedules
@@ -263,13 +307,17 @@ impl Automation {
             || self
                 .last_evaluation
                 .is_none_or(|t| t.elapsed() >= RE_EVALUATE);
-        if !due {
+        if !due || self.retry_at.is_some_and(|t| Instant::now() < t) {
             return;
         }
         self.last_marker = marker;
         self.last_evaluation = Some(Instant::now());
-        if let Err(e) = self.evaluate().await {
-            tracing::warn!(error = %e, "automation evaluation failed");
+        match self.evaluate().await {
+            Ok(()) => self.retry_at = None,
+            Err(e) => {
+                tracing::warn!(error = %e, "automation evaluation failed; trying again in 5 s");
+                self.retry_at = Some(Instant::now() + RETRY_AFTER);
+            }
         }
     }
 
@@ -400,6 +448,10 @@ impl Automation {
                 stale_only: true,
                 force,
             };
+            if !*self.owns.borrow() {
+                // Another process took automation over during this evaluation.
+                return Ok(());
+            }
             match shared
                 .request(Work::Materialize(request), &text, "automation")
                 .await
@@ -440,6 +492,22 @@ impl Automation {
                 changed.push(record);
             }
         }
+        // Decisions that could not be recorded last time go with these (the newer one of an
+        // asset wins), and every decision is kept in memory at once: a run just requested must
+        // not be requested again because the store refused a write.
+        let mut pending: HashMap<AssetKey, DecisionRecord> = std::mem::take(&mut self.unrecorded)
+            .into_iter()
+            .map(|d| (d.asset.clone(), d))
+            .collect();
+        for d in changed {
+            pending.insert(d.asset.clone(), d);
+        }
+        let changed: Vec<DecisionRecord> = pending.into_values().collect();
+        for d in &changed {
+            state.insert(d.asset.clone(), d.clone());
+        }
+        self.state = Some(state);
+        self.lineage = Some(kept);
         let record_due = self
             .last_recorded
             .is_none_or(|t| t.elapsed() >= RECORD_EVERY);
@@ -453,15 +521,12 @@ impl Automation {
                 run_id,
                 next_at: evaluation.next_at,
             };
-            // Kept only once recorded: if recording fails, the store is read again next time.
-            store.record_evaluation(&record, &changed).await?;
-            self.last_recorded = Some(Instant::now());
-            for d in changed {
-                state.insert(d.asset.clone(), d);
+            if let Err(e) = store.record_evaluation(&record, &changed).await {
+                self.unrecorded = changed;
+                return Err(e.into());
             }
+            self.last_recorded = Some(Instant::now());
         }
-        self.state = Some(state);
-        self.lineage = Some(kept);
         Ok(())
     }
 
@@ -555,6 +620,12 @@ fn run_fact(status: RunStatus, error: Option<String>) -> RunFact {
     match status {
         RunStatus::Queued | RunStatus::Running => RunFact::InProgress,
         RunStatus::Succeeded => RunFact::Succeeded,
+        // Stopped with its process rather than by anyone: like a death, asked for again.
+        RunStatus::Cancelled
+            if error.as_deref() == Some(freshet_core::store::STOPPED_WITH_PROCESS) =>
+        {
+            RunFact::Died
+        }
         RunStatus::Cancelled => RunFact::Cancelled,
         RunStatus::Failed if error.as_deref() == Some(freshet_core::store::PROCESS_DIED) => {
             RunFact::Died
@@ -607,7 +678,7 @@ pub(crate) async fn report(
         .await?
         .as_ref()
         .map(EvaluationJson::from);
-    let (watched, _) = watched(project);
+    let (watched, _) = watched(project, now);
     let heads = store
         .load_heads(&watched.iter().map(|w| w.key.clone()).collect::<Vec<_>>())
         .await?;

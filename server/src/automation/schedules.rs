@@ -27,12 +27,14 @@ pub(super) struct Schedules {
     items: Vec<Item>,
     /// Each schedule's latest handled tick (read from the store on the first tick).
     handled: Option<HashMap<String, DateTime<Utc>>>,
-    /// When this process started looking: ticks before it passed while no daemon ran.
-    since: Option<DateTime<Utc>>,
+    /// When this process started: ticks before it passed while no daemon ran.
+    since: DateTime<Utc>,
 }
 
 impl Schedules {
-    pub(super) fn new(project: &Project) -> Self {
+    /// The schedules of `project`; ticks before `since` (when this process started) passed
+    /// while no daemon ran.
+    pub(super) fn new(project: &Project, since: DateTime<Utc>) -> Self {
         let items = project
             .triggers()
             .schedules
@@ -50,7 +52,7 @@ impl Schedules {
         Self {
             items,
             handled: None,
-            since: None,
+            since,
         }
     }
 
@@ -59,7 +61,7 @@ impl Schedules {
             return;
         }
         let now = shared.clock.now();
-        let since = *self.since.get_or_insert(now);
+        let since = self.since;
         if self.handled.is_none() {
             match shared.store.schedule_ticks().await {
                 Ok(ticks) => {

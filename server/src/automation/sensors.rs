@@ -60,8 +60,8 @@ impl Sensors {
                 cursor: cursor.clone(),
                 now: shared.clock.now(),
             };
-            let call = tokio::spawn(sensor.evaluate(ctx));
-            let output = match tokio::time::timeout(TIME_LIMIT, call).await {
+            let mut call = tokio::spawn(sensor.evaluate(ctx));
+            let output = match tokio::time::timeout(TIME_LIMIT, &mut call).await {
                 Ok(Ok(Ok(output))) => output,
                 Ok(Ok(Err(e))) => {
                     tracing::warn!(sensor = %sensor.name, error = %e, "sensor failed");
@@ -72,6 +72,7 @@ impl Sensors {
                     continue;
                 }
                 Err(_) => {
+                    call.abort();
                     tracing::warn!(sensor = %sensor.name, "sensor took longer than 60 s");
                     continue;
                 }
@@ -93,7 +94,9 @@ impl Sensors {
     }
 }
 
-/// Queues the runs a sensor asked for.
+/// Queues the runs a sensor asked for. Every request is resolved first: one whose selection is
+/// wrong is skipped with a warning (asking again would not mend it), and if the store cannot be
+/// read nothing is queued, so a retry with the same cursor does not queue a request twice.
 async fn act(
     shared: &Arc<Shared>,
     project: &Project,
@@ -101,19 +104,35 @@ async fn act(
     output: &SensorOutput,
 ) -> anyhow::Result<()> {
     let graph = project.graph();
+    let mut snapshot = None;
+    let mut plans = Vec::new();
     for request in &output.requests {
-        let selection = Selection::parse(&request.selection)?;
-        let keys: BTreeSet<AssetKey> = if selection.needs_facts() {
-            Snapshot::load(project, &shared.store, shared.clock.now())
-                .await?
-                .select(&selection)?
-        } else {
-            selection.select_by_definition(graph)?
+        let selection = match Selection::parse(&request.selection) {
+            Ok(selection) => selection,
+            Err(e) => {
+                tracing::warn!(sensor = %sensor.name, selection = %request.selection, error = %e, "sensor asked for a selection that does not parse; skipped");
+                continue;
+            }
         };
-        let keys: BTreeSet<AssetKey> = keys
-            .into_iter()
-            .filter(|k| graph.get(k).is_some_and(|d| d.kind != AssetKind::Source))
-            .collect();
+        let keys = if selection.needs_facts() {
+            if snapshot.is_none() {
+                snapshot = Some(Snapshot::load(project, &shared.store, shared.clock.now()).await?);
+            }
+            snapshot.as_ref().map(|s| s.select(&selection))
+        } else {
+            Some(selection.select_by_definition(graph))
+        };
+        let keys: BTreeSet<AssetKey> = match keys {
+            Some(Ok(keys)) => keys
+                .into_iter()
+                .filter(|k| graph.get(k).is_some_and(|d| d.kind != AssetKind::Source))
+                .collect(),
+            Some(Err(e)) => {
+                tracing::warn!(sensor = %sensor.name, selection = %request.selection, error = %e, "sensor asked for a selection that selects nothing known; skipped");
+                continue;
+            }
+            None => continue,
+        };
         if keys.is_empty() {
             tracing::info!(sensor = %sensor.name, selection = %request.selection, "sensor's selection has no assets to materialize");
             continue;
@@ -123,10 +142,13 @@ async fn act(
             stale_only: request.stale_only,
             ..PlanRequest::default()
         };
+        plans.push((plan, request.selection.as_str()));
+    }
+    for (plan, text) in plans {
         let id = shared
             .request(
                 Work::Materialize(plan),
-                &request.selection,
+                text,
                 &format!("sensor {}", sensor.name),
             )
             .await?;

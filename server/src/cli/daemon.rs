@@ -44,17 +44,32 @@ pub(super) async fn daemon(project: &Project, reload: super::Reload) -> anyhow::
             .filter(|d| d.kind == freshet_core::AssetKind::Source)
             .count()
     );
-    shutdown_signal().await;
-    eprintln!(
-        "freshet: stopping: no new runs; running ones get {}s to end",
-        GRACE.as_secs()
-    );
+    let mut automation = automation;
+    let ended_early = tokio::select! {
+        () = shutdown_signal() => false,
+        _ = &mut automation => true,
+    };
+    if ended_early {
+        // Not asked to stop: automation ended by itself (a bug). Say so and stop with an error.
+        eprintln!("freshet: automation stopped unexpectedly (see the log); stopping");
+    } else {
+        eprintln!(
+            "freshet: stopping: no new runs; running ones get {}s to end",
+            GRACE.as_secs()
+        );
+    }
     state.stop();
-    let _ = automation.await;
+    if !ended_early {
+        let _ = automation.await;
+    }
     state.finish_runs(GRACE).await;
     watcher.abort();
     store.close().await;
-    Ok(ExitCode::SUCCESS)
+    Ok(if ended_early {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Prints each asset's latest decision, the latest evaluation and the schedules.

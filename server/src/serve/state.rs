@@ -14,7 +14,9 @@ use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use freshet_core::executor::{RunEvent, RunObserver, StepOutcome};
 use freshet_core::freshness::Clock;
-use freshet_core::store::{Failure, HEARTBEAT_TIMEOUT, NewRun, RunKind, RunStatus};
+use freshet_core::store::{
+    Failure, HEARTBEAT_TIMEOUT, NewRun, RunKind, RunStatus, STOPPED_WITH_PROCESS,
+};
 use freshet_core::{AssetKey, Catalogues, Executor, Overrides, PlanRequest, Project, RunId, Store};
 use tokio::sync::{broadcast, watch};
 
@@ -65,6 +67,8 @@ pub(crate) struct Shared {
     load_error: Mutex<Option<String>>,
     /// Bumped at each reload.
     generation: std::sync::atomic::AtomicU64,
+    /// When this process started serving.
+    started: DateTime<Utc>,
     pub(crate) store: Store,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) token: String,
@@ -152,6 +156,7 @@ impl AppState {
             reload: Mutex::new(None),
             load_error: Mutex::new(None),
             generation: std::sync::atomic::AtomicU64::new(0),
+            started: clock.now(),
             store,
             clock,
             token,
@@ -269,6 +274,11 @@ impl Shared {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// When this process started serving.
+    pub(crate) fn started(&self) -> DateTime<Utc> {
+        self.started
     }
 
     /// How many times the project was loaded again.
@@ -473,7 +483,11 @@ impl Shared {
                         &run_id,
                         RunStatus::Cancelled,
                         shared.clock.now(),
-                        Some("cancelled before it started"),
+                        Some(if *shared.stopping.borrow() {
+                            STOPPED_WITH_PROCESS
+                        } else {
+                            "cancelled before it started"
+                        }),
                     )
                     .await;
             } else {
@@ -568,9 +582,17 @@ async fn run(shared: Arc<Shared>, run_id: RunId, work: Work, mut cancelled: watc
     };
     // The project as it is when the run starts; a reload during the run changes nothing of it.
     let executor = shared.loaded().executor.clone();
+    let stopping = shared.stopping.subscribe();
+    let why_stopped = move || {
+        if *stopping.borrow() {
+            STOPPED_WITH_PROCESS
+        } else {
+            "cancelled"
+        }
+    };
     let result = match &work {
         Work::Materialize(request) => executor
-            .run_queued(&run_id, request, &observer, stop)
+            .run_queued(&run_id, request, &observer, stop, why_stopped)
             .await
             .map(drop),
         Work::Observe(keys) => executor

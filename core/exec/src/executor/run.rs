@@ -83,13 +83,15 @@ impl Executor {
 
     /// Runs `request` as the run `run_id`, already queued in the store (by a server that returned
     /// its id): starts it, plans, materializes, and records how it ended, including when there
-    /// was nothing to do or the request turned out bad. `stop` cancels it.
+    /// was nothing to do or the request turned out bad. `stop` cancels it; `why_stopped` says
+    /// then what is recorded as its error (`cancelled`, or that its process shut down).
     pub async fn run_queued(
         &self,
         run_id: &RunId,
         request: &PlanRequest,
         observer: &dyn RunObserver,
         stop: impl Future<Output = ()>,
+        why_stopped: impl Fn() -> &'static str,
     ) -> Result<RunReport> {
         self.store.start_run(run_id, self.clock.now()).await?;
         let heartbeat = Heartbeat::start(self, run_id);
@@ -123,7 +125,7 @@ impl Executor {
                 .execute(&mut log, &steps, &mut lineage, std::pin::pin!(stop))
                 .await;
         }
-        let (status, error) = run_outcome(&report, RunStatus::Cancelled, "cancelled");
+        let (status, error) = run_outcome(&report, RunStatus::Cancelled, why_stopped());
         log.finish(status, error.as_deref(), &report).await?;
         Ok(report)
     }

@@ -235,21 +235,41 @@ async fn write_batches(store: Store, run_id: RunId, mut receive: mpsc::Unbounded
             }
         }
         if !batch.is_empty() {
-            match store.record_progress(&run_id, &batch).await {
-                Ok(refusals) => {
-                    for e in refusals {
-                        warn!(error = %e, "a step's record was refused");
-                    }
-                }
-                Err(e) => {
-                    warn!(error = %e, records = batch.len(), "cannot record the run's progress")
-                }
-            }
+            write_batch(&store, &run_id, &batch).await;
             batch.clear();
         }
         if let Some(done) = flushed {
             let _ = done.send(());
         }
+    }
+}
+
+/// Writes `batch` in one transaction; if the store refuses it, one record at a time, so that
+/// one bad record (or a busy moment) costs only itself, not the step ends beside it.
+async fn write_batch(store: &Store, run_id: &RunId, batch: &[Progress]) {
+    let refusals = match store.record_progress(run_id, batch).await {
+        Ok(refusals) => refusals,
+        Err(e) if batch.len() > 1 => {
+            warn!(error = %e, records = batch.len(), "cannot record the run's progress at once; one by one");
+            let mut refusals = Vec::new();
+            for record in batch {
+                match store
+                    .record_progress(run_id, std::slice::from_ref(record))
+                    .await
+                {
+                    Ok(r) => refusals.extend(r),
+                    Err(e) => warn!(error = %e, "cannot record a step's or a log line's record"),
+                }
+            }
+            refusals
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot record the run's progress");
+            Vec::new()
+        }
+    };
+    for e in refusals {
+        warn!(error = %e, "a step's record was refused");
     }
 }
 

@@ -516,3 +516,33 @@ fn schedules_run_once_per_tick_and_catch_up_once_or_not_at_all() {
     assert_eq!(down(true), TickAction::Run(at("2026-11-06T01:00:00Z")));
     assert_eq!(down(false), TickAction::Pass(at("2026-11-06T01:00:00Z")));
 }
+
+#[test]
+fn a_cron_tick_whose_run_died_or_was_stopped_by_a_shutdown_is_run_again() {
+    let mut world = World::new(
+        vec![asset("hourly", &[], r#"on_cron "0 * * * *""#)],
+        "2026-11-02T00:30:00Z",
+    );
+    world.step();
+    world.now = at("2026-11-02T01:00:00Z");
+    let requested = world.evaluate();
+    let decision = requested
+        .requested()
+        .next()
+        .expect("the 01:00 tick")
+        .clone();
+    // The request became a run that its process took down with it.
+    let run = RunId::generate();
+    let mut cursor = decision.cursor.clone();
+    cursor.run_id = Some(run.clone());
+    world.cursors.insert(key("hourly"), cursor);
+    world.runs.insert(run.clone(), RunFact::Succeeded);
+    world.now = at("2026-11-02T01:10:00Z");
+    assert_eq!(world.evaluate().requested().count(), 0, "handled");
+    world.runs.insert(run, RunFact::Died);
+    let again = world.evaluate();
+    assert_eq!(
+        again.requested().next().map(|d| d.reason.as_str()),
+        Some("requested: the 2026-11-02 01:00 UTC tick passed and it has no inputs")
+    );
+}
