@@ -12,13 +12,15 @@
 //!  "summary": "run 0193... failed: daily_revenue"}
 //! ```
 //!
+//! At most eight deliveries go at once. `[alerts]` follows the project when it is loaded again.
+//!
 //! `event` is `run_failed`, `recovered` (an asset that failed is materialized again),
 //! `freshness_failed` or `freshness_recovered`. `asset`, `run_id`, `error` and `url` may be
 //! null. With `format = "slack"` the payload also has `text` (the summary), which Slack's
 //! incoming webhooks show. Fields are added in later versions, never renamed.
 
 use std::collections::HashSet;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -26,6 +28,7 @@ use freshet_core::store::{RunStatus, StepState};
 use freshet_core::triggers::{AlertFormat, Alerts};
 use freshet_core::{AssetKey, Project, RunId, Store};
 use serde::Serialize;
+use tokio::sync::Semaphore;
 use url::Url;
 
 /// The payload's version.
@@ -51,24 +54,30 @@ pub(crate) struct Alert {
     text: Option<String>,
 }
 
+/// At most this many deliveries at once; the rest wait their turn.
+const DELIVERIES: usize = 8;
+
 /// Sends alerts as the project's `[alerts]` says; does nothing without webhooks.
 pub(crate) struct Alerter {
-    settings: Alerts,
-    project: String,
-    /// Where the web view is: the configured `web_url`, else the server's address once bound.
-    web_url: OnceLock<Url>,
-    client: Option<reqwest::Client>,
+    /// The settings of the project as last loaded (a reload that drops a webhook stops it).
+    current: RwLock<Arc<Config>>,
+    /// The server's address, for links when `web_url` is not configured.
+    default_web_url: OnceLock<Url>,
     /// Assets whose latest step failed (`None` until first read from the store).
     failing: Mutex<Option<HashSet<AssetKey>>>,
+    deliveries: Arc<Semaphore>,
 }
 
-impl Alerter {
-    pub(crate) fn new(project: &Project) -> Self {
+/// `[alerts]` as loaded, with its HTTP client.
+struct Config {
+    settings: Alerts,
+    project: String,
+    client: Option<reqwest::Client>,
+}
+
+impl Config {
+    fn of(project: &Project) -> Self {
         let settings = project.triggers().alerts.clone();
-        let web_url = OnceLock::new();
-        if let Some(url) = &settings.web_url {
-            let _ = web_url.set(url.clone());
-        }
         let client = (!settings.webhooks.is_empty())
             .then(|| {
                 reqwest::Client::builder()
@@ -80,24 +89,49 @@ impl Alerter {
         Self {
             settings,
             project: project.name().to_owned(),
-            web_url,
             client,
-            failing: Mutex::new(None),
         }
+    }
+}
+
+impl Alerter {
+    pub(crate) fn new(project: &Project) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(Config::of(project))),
+            default_web_url: OnceLock::new(),
+            failing: Mutex::new(None),
+            deliveries: Arc::new(Semaphore::new(DELIVERIES)),
+        }
+    }
+
+    /// Takes up `[alerts]` of the project as loaded again.
+    pub(crate) fn reload(&self, project: &Project) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) =
+            Arc::new(Config::of(project));
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The web view's address for links, unless `web_url` is configured.
     pub(crate) fn default_web_url(&self, url: Url) {
-        let _ = self.web_url.set(url);
+        let _ = self.default_web_url.set(url);
     }
 
     fn enabled(&self) -> bool {
-        self.client.is_some()
+        self.config().client.is_some()
     }
 
-    fn link(&self, fragment: &str) -> Option<String> {
-        self.web_url
-            .get()
+    fn link(&self, config: &Config, fragment: &str) -> Option<String> {
+        config
+            .settings
+            .web_url
+            .as_ref()
+            .or_else(|| self.default_web_url.get())
             .map(|base| format!("{}#/{fragment}", base.as_str()))
     }
 
@@ -110,22 +144,23 @@ impl Alerter {
         at: DateTime<Utc>,
         summary: String,
     ) -> Alert {
+        let config = self.config();
         let url = match (run_id, assets.first()) {
-            (Some(run), _) => self.link(&format!("runs/{run}")),
-            (None, Some(asset)) => self.link(&format!("assets/{asset}")),
-            (None, None) => self.link(""),
+            (Some(run), _) => self.link(&config, &format!("runs/{run}")),
+            (None, Some(asset)) => self.link(&config, &format!("assets/{asset}")),
+            (None, None) => self.link(&config, ""),
         };
         Alert {
             version: PAYLOAD_VERSION,
             event,
-            project: self.project.clone(),
+            project: config.project.clone(),
             asset: assets.first().cloned(),
             assets,
             run_id: run_id.map(ToString::to_string),
             error,
             at: at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
             url,
-            text: (self.settings.format == AlertFormat::Slack).then(|| summary.clone()),
+            text: (config.settings.format == AlertFormat::Slack).then(|| summary.clone()),
             summary,
         }
     }
@@ -224,17 +259,22 @@ impl Alerter {
 
     /// Delivers `alert` to every webhook in a task of its own.
     fn send(&self, alert: Alert) {
-        let Some(client) = self.client.clone() else {
+        let config = self.config();
+        let Some(client) = config.client.clone() else {
             return;
         };
         let Ok(body) = serde_json::to_vec(&alert) else {
             return;
         };
         tracing::info!(event = alert.event, summary = %alert.summary, "alert");
-        for url in self.settings.webhooks.clone() {
+        for url in config.settings.webhooks.clone() {
             let (client, body) = (client.clone(), body.clone());
             let event = alert.event;
+            let deliveries = self.deliveries.clone();
             tokio::spawn(async move {
+                let Ok(_turn) = deliveries.acquire().await else {
+                    return;
+                };
                 let host = url.host_str().unwrap_or("?").to_owned();
                 match deliver(&client, url, body).await {
                     Ok(()) => tracing::info!(event, webhook = %host, "alert delivered"),

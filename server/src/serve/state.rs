@@ -319,6 +319,7 @@ impl Shared {
                     layout,
                 });
                 *lock(&self.load_error) = None;
+                self.alerter.reload(&self.loaded().project);
                 self.generation.fetch_add(1, Ordering::SeqCst);
                 tracing::info!("project reloaded");
                 self.send(
