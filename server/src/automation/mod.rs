@@ -129,9 +129,7 @@ impl Evaluator {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         // Asked to evaluate, it does, whichever process holds automation.
         let (_, owns) = watch::channel(true);
-        let mut automation = Automation::new(shared, owns);
-        automation.owned = true;
-        Self(automation)
+        Self(Automation::new(shared, owns))
     }
 
     /// Evaluates every condition once, requesting and recording as the daemon does.
@@ -190,7 +188,8 @@ struct Automation {
 impl Automation {
     fn new(shared: Arc<Shared>, owns: watch::Receiver<bool>) -> Self {
         let loaded = shared.loaded();
-        let (sources, schedules) = watched(&loaded.project, shared.started());
+        let sources = watched_sources(&loaded.project);
+        let schedules = schedules::Schedules::new(&loaded.project, shared.started());
         let sensors = sensors::Sensors::new(&loaded.project);
         Self {
             generation: shared.generation(),
@@ -223,9 +222,7 @@ impl Automation {
         self.state = None;
         self.lineage = None;
         self.unrecorded.clear();
-        (self.sources, self.schedules) = watched(&self.loaded.project, self.shared.started());
-        self.sensors = sensors::Sensors::new(&self.loaded.project);
-        self.last_evaluation = None;
+        self.follow_project();
     }
 
     /// Takes up the project as it was loaded again, if it was.
@@ -236,50 +233,50 @@ impl Automation {
         }
         self.generation = generation;
         self.loaded = self.shared.loaded();
-        (self.sources, self.schedules) = watched(&self.loaded.project, self.shared.started());
-        self.sensors = sensors::Sensors::new(&self.loaded.project);
         // Decisions and cursors stay (by asset); the next evaluation judges the new definitions.
+        self.follow_project();
+    }
+
+    /// Looks at the project's sources, schedules and sensors afresh, and evaluates at once.
+    fn follow_project(&mut self) {
+        let project = &self.loaded.project;
+        self.sources = watched_sources(project);
+        self.schedules = schedules::Schedules::new(project, self.shared.started());
+        self.sensors = sensors::Sensors::new(project);
         self.last_evaluation = None;
     }
 }
 
-/// The sources to look at and the schedules of `project`.
-fn watched(
-    project: &freshet_core::Project,
-    since: DateTime<Utc>,
-) -> (Vec<Watched>, schedules::Schedules) {
-    {
-        let triggers = project.triggers();
-        let now = Instant::now();
-        let sources = project
-            .graph()
-            .iter()
-            .filter_map(|def| match project.computation(&def.key) {
-                Some(Computation::Source(spec)) => {
-                    let local =
-                        !spec.location.contains("://") || spec.location.starts_with("file://");
-                    let interval = if local {
-                        LOCAL_OBSERVE_INTERVAL
-                    } else {
-                        triggers
-                            .source_intervals
-                            .get(&def.key)
-                            .copied()
-                            .unwrap_or(triggers.observe_interval)
-                    };
-                    Some(Watched {
-                        key: def.key.clone(),
-                        local,
-                        interval,
-                        next: now,
-                        failing: None,
-                    })
-                }
-                _ => None,
-            })
-            .collect();
-        (sources, schedules::Schedules::new(project, since))
-    }
+/// The sources of `project` to look at, each due now.
+fn watched_sources(project: &freshet_core::Project) -> Vec<Watched> {
+    let triggers = project.triggers();
+    let now = Instant::now();
+    project
+        .graph()
+        .iter()
+        .filter_map(|def| match project.computation(&def.key) {
+            Some(Computation::Source(spec)) => {
+                let local = !spec.location.contains("://") || spec.location.starts_with("file://");
+                let interval = if local {
+                    LOCAL_OBSERVE_INTERVAL
+                } else {
+                    triggers
+                        .source_intervals
+                        .get(&def.key)
+                        .copied()
+                        .unwrap_or(triggers.observe_interval)
+                };
+                Some(Watched {
+                    key: def.key.clone(),
+                    local,
+                    interval,
+                    next: now,
+                    failing: None,
+                })
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 impl Automation {
@@ -678,7 +675,7 @@ pub(crate) async fn report(
         .await?
         .as_ref()
         .map(EvaluationJson::from);
-    let (watched, _) = watched(project, now);
+    let watched = watched_sources(project);
     let heads = store
         .load_heads(&watched.iter().map(|w| w.key.clone()).collect::<Vec<_>>())
         .await?;

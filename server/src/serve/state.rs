@@ -52,7 +52,7 @@ impl std::fmt::Debug for Loaded {
 }
 
 /// How to load the project again when its files change.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Reload {
     catalogues: Catalogues,
     overrides: Overrides,
@@ -293,18 +293,23 @@ impl Shared {
 
     /// Loads the project again if its files changed since it was last loaded.
     async fn reload_if_changed(&self) {
-        let Some(mut reload) = lock(&self.reload).clone() else {
-            return;
-        };
-        let current = self.loaded();
-        let files = project_files(&current.project);
-        if files == reload.files {
+        if lock(&self.reload).is_none() {
             return;
         }
-        reload.files = files;
+        let current = self.loaded();
+        let files = project_files(&current.project);
+        let (catalogues, overrides) = {
+            let mut reload = lock(&self.reload);
+            let Some(reload) = reload.as_mut() else {
+                return;
+            };
+            if files == reload.files {
+                return;
+            }
+            reload.files = files;
+            (reload.catalogues.clone(), reload.overrides.clone())
+        };
         let dir = current.project.dir().to_owned();
-        let (catalogues, overrides) = (reload.catalogues.clone(), reload.overrides.clone());
-        *lock(&self.reload) = Some(reload);
         let loaded = Project::load(&dir, &catalogues, &overrides).and_then(|project| {
             let executor = Executor::new(project.clone(), self.store.clone())?;
             Ok((project, executor))
