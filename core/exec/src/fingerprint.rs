@@ -104,6 +104,13 @@ impl RowFingerprint {
         Ok(())
     }
 
+    /// Adds the rows `other` saw (a fingerprint of the same schema): the parts of an output
+    /// fingerprinted separately combine to the fingerprint of the whole.
+    pub fn merge(&mut self, other: &RowFingerprint) {
+        self.sum = self.sum.wrapping_add(other.sum);
+        self.rows += other.rows;
+    }
+
     /// Rows seen so far.
     pub fn rows(&self) -> u64 {
         self.rows
@@ -174,6 +181,22 @@ mod tests {
             version(&[batch(&ROWS[..1]), batch(&[]), batch(&ROWS[1..])])
         );
         assert_eq!(base, version(&[batch(&ROWS[2..]), batch(&ROWS[..2])]));
+    }
+
+    #[test]
+    fn parts_merge_into_the_whole() {
+        let mut whole = RowFingerprint::new(schema()).unwrap();
+        whole.update(&batch(&ROWS)).unwrap();
+        let mut a = RowFingerprint::new(schema()).unwrap();
+        a.update(&batch(&ROWS[3..])).unwrap();
+        a.update(&batch(&ROWS[..1])).unwrap();
+        let mut b = RowFingerprint::new(schema()).unwrap();
+        b.update(&batch(&ROWS[1..3])).unwrap();
+        let mut merged = RowFingerprint::new(schema()).unwrap();
+        merged.merge(&b);
+        merged.merge(&a);
+        assert_eq!(merged.rows(), 4);
+        assert_eq!(merged.finish(), whole.finish());
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub use freshet_plan::{automation, freshness, graph, model, planner, selection};
 pub use freshet_store as store;
 
 pub use error::{Error, Result};
-pub use executor::{Executor, RunEvent, RunObserver, RunReport, SkipReason, StepOutcome};
+pub use executor::{
+    CollectedVersion, Executor, GcReport, RunEvent, RunObserver, RunReport, SkipReason, StepOutcome,
+};
 pub use graph::{AssetGraph, GraphError};
 pub use model::{
     AssetDef, AssetKey, AssetKind, AutomationCondition, CodeVersion, DataVersion, Lineage,

@@ -8,18 +8,24 @@
 //! retry_delay = "2s"       # the first retry's delay; doubled each retry, with jitter (default 1s)
 //! retry_max_delay = "1m"   # the cap on a retry's delay (default 1m)
 //! timeout = "1h"           # project default time limit per attempt (default none)
+//! compression = "zstd(3)"  # outputs' Parquet codec: zstd, zstd(1..22), snappy, lz4,
+//!                          # gzip, gzip(0..10), brotli, brotli(0..11) or none (default zstd(3))
+//! memory_limit = "4GB"     # memory for sorts, joins and aggregates in one process; past it
+//!                          # they spill to a temp folder (default none; --memory-limit)
 //!
 //! [pools]
 //! warehouse = 2            # at most 2 steps of assets in pool `warehouse` at once
 //! ```
 //!
-//! An asset's own settings (`@pool`, `@retries`, `@retry_delay`, `@timeout` in a SQL header;
-//! `.pool(..)`, `.retries(..)`, `.retry_delay(..)`, `.timeout(..)` for Rust assets) win over the
-//! project's.
+//! An asset's own settings (`@pool`, `@retries`, `@retry_delay`, `@timeout`, `@compression` in a
+//! SQL header; `.pool(..)`, `.retries(..)`, `.retry_delay(..)`, `.timeout(..)`, `.compression(..)`
+//! for Rust assets) win over the project's.
 
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::time::Duration;
+
+use datafusion::parquet::basic::{Compression, ZstdLevel};
 
 /// One asset's execution settings; `None` fields take the project's default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,6 +38,8 @@ pub struct StepSettings {
     pub retry_delay: Option<Duration>,
     /// The time limit of one attempt.
     pub timeout: Option<Duration>,
+    /// The Parquet codec of its output.
+    pub compression: Option<Compression>,
 }
 
 /// How one asset's steps run, with the project's defaults applied.
@@ -43,6 +51,8 @@ pub struct StepPolicy {
     pub retry: RetryPolicy,
     /// The time limit of one attempt, if any.
     pub timeout: Option<Duration>,
+    /// The Parquet codec of its output.
+    pub compression: Compression,
 }
 
 /// Retries of retryable failures (I/O, object store, network, a Rust asset's
@@ -100,6 +110,9 @@ pub struct Execution {
     /// Runs at once in a server or daemon (`[execution] max_runs`, default 1); the others wait
     /// in the queue.
     pub max_runs: usize,
+    /// Bytes that sorts, joins and aggregates may hold in one process before they spill to disk
+    /// (`[execution] memory_limit`, `--memory-limit`); `None`: no limit.
+    pub memory_limit: Option<usize>,
 }
 
 impl Default for Execution {
@@ -110,6 +123,7 @@ impl Default for Execution {
             defaults: StepSettings::default(),
             retry_max_delay: RetryPolicy::NONE.max_delay,
             max_runs: 1,
+            memory_limit: None,
         }
     }
 }
@@ -129,6 +143,10 @@ impl Execution {
                 max_delay: self.retry_max_delay,
             },
             timeout: own.timeout.or(self.defaults.timeout),
+            compression: own
+                .compression
+                .or(self.defaults.compression)
+                .unwrap_or_else(default_compression),
         }
     }
 
@@ -148,6 +166,69 @@ impl Execution {
             }
             _ => Ok(()),
         }
+    }
+}
+
+/// Outputs' codec unless the project or the asset says otherwise: zstd at level 3.
+pub fn default_compression() -> Compression {
+    Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default())
+}
+
+/// Parses a codec as `@compression` and `[execution] compression` spell it: `zstd`, `zstd(N)`,
+/// `snappy`, `lz4`, `gzip`, `gzip(N)`, `brotli`, `brotli(N)` or `none`.
+pub fn parse_compression(text: &str) -> Result<Compression, String> {
+    let text = text.trim().to_ascii_lowercase();
+    let spelled = match text.as_str() {
+        "zstd" => "zstd(3)",
+        "gzip" => "gzip(6)",
+        "brotli" => "brotli(4)",
+        "lz4" => "lz4_raw",
+        "none" => "uncompressed",
+        "lz4_raw" | "uncompressed" | "lzo" => "",
+        other => other,
+    };
+    if spelled.is_empty() {
+        return Err(format!("invalid compression {text:?}: {COMPRESSIONS}"));
+    }
+    spelled
+        .parse::<Compression>()
+        .map_err(|_| format!("invalid compression {text:?}: {COMPRESSIONS}"))
+}
+
+const COMPRESSIONS: &str =
+    "use zstd, zstd(1..22), snappy, lz4, gzip, gzip(0..10), brotli, brotli(0..11) or none";
+
+/// A memory size: `512MB`, `4GB`, `1.5GiB`, or a number of bytes.
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let unit = unit.trim().to_ascii_lowercase();
+    let factor: f64 = match unit.as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" | "k" => 1024.0,
+        "mib" | "m" => 1024.0 * 1024.0,
+        "gib" | "g" => 1024.0 * 1024.0 * 1024.0,
+        "tib" | "t" => 1024.0f64.powi(4),
+        _ => {
+            return Err(format!(
+                "invalid size {text:?}: use e.g. 512MB, 4GB or 2GiB"
+            ));
+        }
+    };
+    match number.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 && n * factor < usize::MAX as f64 => {
+            Ok((n * factor) as usize)
+        }
+        _ => Err(format!(
+            "invalid size {text:?}: use e.g. 512MB, 4GB or 2GiB"
+        )),
     }
 }
 
@@ -217,6 +298,7 @@ mod tests {
             },
             retry_max_delay: Duration::from_secs(30),
             max_runs: 1,
+            memory_limit: None,
         };
         let own = StepSettings {
             pool: Some("warehouse".to_owned()),

@@ -32,9 +32,14 @@
 //! [execution]                   # how steps run; see the policy module
 //! concurrency = 4
 //! retries = 2
+//! compression = "zstd(3)"       # outputs' Parquet codec
+//! memory_limit = "4GB"          # spill to a temp folder past it
 //!
 //! [pools]
 //! warehouse = 2
+//!
+//! [gc]
+//! keep = 10                     # versions `freshet gc` keeps before each current one
 //! ```
 //!
 //! `storage` and `database` can also be set with `--storage`/`FRESHET_STORAGE` and
@@ -75,6 +80,8 @@ pub struct Overrides {
     pub database: Option<String>,
     /// Steps at once (`--concurrency`).
     pub concurrency: Option<usize>,
+    /// The memory limit (`--memory-limit`), as written (`4GB`).
+    pub memory_limit: Option<String>,
     /// Object store settings (credentials, endpoint, region), named as object_store's builders
     /// name them (`aws_access_key_id`, `aws_endpoint`, `google_service_account`, ...). Secret:
     /// never printed.
@@ -99,8 +106,12 @@ struct Inner {
     sensors: Vec<Sensor>,
     storage_url: Url,
     database_url: String,
+    gc_keep: u32,
     object_store_options: Vec<(String, String)>,
 }
+
+/// Versions `freshet gc` keeps before each current one unless `[gc] keep` says otherwise.
+pub const DEFAULT_GC_KEEP: u32 = 10;
 
 impl fmt::Debug for Project {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -320,8 +331,14 @@ impl Project {
             sensors,
             storage_url,
             database_url,
+            gc_keep: raw.gc.keep.unwrap_or(DEFAULT_GC_KEEP),
             object_store_options: overrides.object_store_options.clone(),
         })))
+    }
+
+    /// Versions `freshet gc` keeps before each current one (`[gc] keep`, default 10).
+    pub fn gc_keep(&self) -> u32 {
+        self.0.gc_keep
     }
 
     /// How steps run: concurrency, pools, defaults.
@@ -420,6 +437,15 @@ struct RawConfig {
     schedules: BTreeMap<String, RawSchedule>,
     #[serde(default)]
     alerts: RawAlerts,
+    #[serde(default)]
+    gc: RawGc,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGc {
+    /// Versions `freshet gc` keeps before each current one.
+    keep: Option<u32>,
 }
 
 impl RawConfig {
@@ -455,9 +481,26 @@ impl RawConfig {
                 retries: raw.retries,
                 retry_delay: duration("retry_delay", &raw.retry_delay)?,
                 timeout: duration("timeout", &raw.timeout)?,
+                compression: raw
+                    .compression
+                    .as_deref()
+                    .map(|c| {
+                        crate::policy::parse_compression(c)
+                            .map_err(|e| format!("execution.compression: {e}"))
+                    })
+                    .transpose()?,
             },
             retry_max_delay: duration("retry_max_delay", &raw.retry_max_delay)?
                 .unwrap_or(RetryPolicy::NONE.max_delay),
+            memory_limit: overrides
+                .memory_limit
+                .clone()
+                .or_else(|| raw.memory_limit.clone())
+                .map(|v| {
+                    crate::policy::parse_bytes(&v)
+                        .map_err(|e| format!("execution.memory_limit: {e}"))
+                })
+                .transpose()?,
             max_runs: match raw.max_runs {
                 Some(0) => return Err("execution.max_runs must be at least 1".to_owned()),
                 Some(n) if n > 1000 => {
@@ -479,6 +522,8 @@ struct RawExecution {
     retry_delay: Option<String>,
     retry_max_delay: Option<String>,
     timeout: Option<String>,
+    compression: Option<String>,
+    memory_limit: Option<String>,
 }
 
 #[derive(Deserialize)]

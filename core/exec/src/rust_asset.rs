@@ -27,16 +27,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::dataframe::DataFrame;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
 
 use crate::model::{
-    AssetDef, AssetKey, AssetKind, AutomationCondition, CodeVersion, FreshnessPolicy, Origin,
+    AssetDef, AssetKey, AssetKind, AutomationCondition, CodeVersion, FreshnessPolicy,
+    MetadataValue, Origin,
 };
 use crate::policy::StepSettings;
 use crate::{Error, Result};
@@ -79,11 +81,14 @@ pub(crate) fn is_retryable(e: &BoxError) -> bool {
     e.is::<Retryable>() || e.is::<std::io::Error>()
 }
 
-/// What a Rust asset produces: a DataFrame to execute, or batches already computed.
-#[derive(Debug)]
+/// What a Rust asset produces: a DataFrame to execute, a stream of batches, or batches already
+/// computed. A DataFrame or a stream is written as it comes, so an output larger than memory
+/// never has to be held whole.
 pub enum AssetOutput {
     /// A lazy DataFrame; the executor streams it to Parquet.
     DataFrame(DataFrame),
+    /// Batches as they are computed (e.g. a `RecordBatchStreamAdapter` over any stream).
+    Stream(SendableRecordBatchStream),
     /// Batches in memory, all of `schema`.
     Batches {
         /// The schema of every batch (needed when there are none).
@@ -91,6 +96,24 @@ pub enum AssetOutput {
         /// The rows.
         batches: Vec<RecordBatch>,
     },
+}
+
+impl fmt::Debug for AssetOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::DataFrame(_) => f.write_str("AssetOutput::DataFrame"),
+            Self::Stream(s) => write!(f, "AssetOutput::Stream({:?})", s.schema()),
+            Self::Batches { batches, .. } => {
+                write!(f, "AssetOutput::Batches({} batches)", batches.len())
+            }
+        }
+    }
+}
+
+impl From<SendableRecordBatchStream> for AssetOutput {
+    fn from(stream: SendableRecordBatchStream) -> Self {
+        AssetOutput::Stream(stream)
+    }
 }
 
 impl From<DataFrame> for AssetOutput {
@@ -108,12 +131,14 @@ impl From<RecordBatch> for AssetOutput {
     }
 }
 
-/// What a Rust asset's function receives: its inputs, registered as tables in a DataFusion session.
+/// What a Rust asset's function receives: its inputs, registered as tables in a DataFusion
+/// session, and a place for the numbers and text it wants recorded with its materialization.
 #[derive(Clone)]
 pub struct AssetContext {
     key: AssetKey,
     deps: Vec<AssetKey>,
     session: SessionContext,
+    metadata: Arc<Mutex<BTreeMap<String, MetadataValue>>>,
 }
 
 impl fmt::Debug for AssetContext {
@@ -127,7 +152,58 @@ impl fmt::Debug for AssetContext {
 
 impl AssetContext {
     pub(crate) fn new(key: AssetKey, deps: Vec<AssetKey>, session: SessionContext) -> Self {
-        Self { key, deps, session }
+        Self {
+            key,
+            deps,
+            session,
+            metadata: Arc::default(),
+        }
+    }
+
+    /// Attaches a number or a text to this materialization under `name` (again: replaced). It is
+    /// recorded with the output, shown in `freshet history` and the web view, and numbers are
+    /// plotted over time on the asset's page.
+    ///
+    /// ```
+    /// # async fn f(ctx: freshet_core::AssetContext) -> Result<(), freshet_core::BoxError> {
+    /// ctx.add_metadata("sessions", 412)?;
+    /// ctx.add_metadata("source", "events export of 06:00")?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Fails for an empty name, a name over 100 characters, a number that is not finite, or a
+    /// text over 10,000 characters.
+    pub fn add_metadata(
+        &self,
+        name: &str,
+        value: impl Into<MetadataValue>,
+    ) -> Result<(), BoxError> {
+        let value = value.into();
+        if name.trim().is_empty() || name.chars().count() > 100 {
+            return Err(format!("metadata name {name:?}: use 1 to 100 characters").into());
+        }
+        match &value {
+            MetadataValue::Number(n) if !n.is_finite() => {
+                return Err(format!("metadata {name}: {n} is not a finite number").into());
+            }
+            MetadataValue::Text(t) if t.chars().count() > 10_000 => {
+                return Err(format!("metadata {name}: text over 10,000 characters").into());
+            }
+            _ => {}
+        }
+        self.metadata
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_owned(), value);
+        Ok(())
+    }
+
+    /// What was attached so far.
+    pub(crate) fn metadata(&self) -> BTreeMap<String, MetadataValue> {
+        self.metadata
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The asset being materialized.
@@ -175,6 +251,7 @@ pub struct RustAsset {
     freshness: Option<FreshnessPolicy>,
     automation: Option<Option<AutomationCondition>>,
     execution: StepSettings,
+    compression: Option<String>,
     location: String,
     compute: Option<Compute>,
 }
@@ -204,6 +281,7 @@ impl RustAsset {
             freshness: None,
             automation: None,
             execution: StepSettings::default(),
+            compression: None,
             location: format!("{}:{}", caller.file(), caller.line()),
             compute: None,
         }
@@ -287,6 +365,14 @@ impl RustAsset {
         self
     }
 
+    /// Its output's Parquet codec: `zstd`, `zstd(N)`, `snappy`, `lz4`, `gzip(N)`, `brotli(N)` or
+    /// `none` (default: the project's `[execution] compression`, else `zstd(3)`). Checked when
+    /// the project loads.
+    pub fn compression(mut self, codec: &str) -> Self {
+        self.compression = Some(codec.to_owned());
+        self
+    }
+
     /// The async function that computes it.
     pub fn compute<F, Fut, O>(mut self, f: F) -> Self
     where
@@ -344,7 +430,14 @@ impl RustAsset {
                 def.key
             )));
         }
-        Ok((def, compute, self.execution.clone()))
+        let mut execution = self.execution.clone();
+        if let Some(codec) = &self.compression {
+            execution.compression = Some(
+                crate::policy::parse_compression(codec)
+                    .map_err(|e| invalid(format!("asset {}: {e}", def.key)))?,
+            );
+        }
+        Ok((def, compute, execution))
     }
 }
 

@@ -14,6 +14,7 @@
 //! -- @retries: 3
 //! -- @retry_delay: 2s
 //! -- @timeout: 30s
+//! -- @compression: zstd(6)
 //! -- Any other comment is just a comment.
 //! SELECT order_date, sum(amount) AS revenue FROM stg_orders GROUP BY order_date
 //! ```
@@ -69,7 +70,7 @@ pub struct SqlHeader {
     /// `@automation`: `eager`, `on_cron "0 6 * * *" Europe/Paris`, `freshness`, or `none`
     /// (`Some(None)`, which overrides a group or project default).
     pub automation: Option<Option<AutomationCondition>>,
-    /// `@pool`, `@retries`, `@retry_delay`, `@timeout`.
+    /// `@pool`, `@retries`, `@retry_delay`, `@timeout`, `@compression`.
     pub execution: StepSettings,
 }
 
@@ -186,10 +187,15 @@ fn parse_header(text: &str) -> Result<SqlHeader, SqlError> {
                 let d = parse_duration(value).map_err(|e| err(format!("invalid @timeout: {e}")))?;
                 header.execution.timeout = Some(d);
             }
+            "compression" => {
+                let c = crate::policy::parse_compression(value).map_err(err)?;
+                header.execution.compression = Some(c);
+            }
             other => {
                 return Err(err(format!(
                     "unknown setting @{other} (expected @description, @group, @tags, @owners, \
-                     @freshness, @automation, @pool, @retries, @retry_delay or @timeout)"
+                     @freshness, @automation, @pool, @retries, @retry_delay, @timeout or \
+                     @compression)"
                 )));
             }
         }
@@ -451,7 +457,7 @@ mod tests {
         );
         assert_eq!(
             err("\n-- @colour: red\nselect 1"),
-            "line 2: unknown setting @colour (expected @description, @group, @tags, @owners, @freshness, @automation, @pool, @retries, @retry_delay or @timeout)"
+            "line 2: unknown setting @colour (expected @description, @group, @tags, @owners, @freshness, @automation, @pool, @retries, @retry_delay, @timeout or @compression)"
         );
         assert_eq!(
             err("-- @group\nselect 1"),

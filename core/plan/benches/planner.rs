@@ -138,6 +138,8 @@ async fn fill(store: &Store, graph: &AssetGraph) {
                 duration_us: 50_000,
                 created_at: now,
                 data_time: Some(now),
+                details: Default::default(),
+                collected_at: None,
             });
         }
         versions.insert(def.key.clone(), version);

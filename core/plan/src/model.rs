@@ -12,7 +12,9 @@ use std::time::Duration;
 mod lineage;
 mod state;
 
-pub use lineage::{InputVersion, Lineage, Materialization, Observation};
+pub use lineage::{
+    Column, InputVersion, Lineage, Materialization, MetadataValue, Observation, OutputDetails,
+};
 pub use state::{FreshnessState, Status};
 
 /// The name of an asset: one or more segments joined by `/`, each made of ASCII letters, digits

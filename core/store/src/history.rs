@@ -8,7 +8,7 @@ use freshet_plan::model::{
     Observation, RunId,
 };
 
-use crate::lineage::parse_key;
+use crate::lineage::{details, parse_key};
 use crate::{Result, Store, from_i64, from_micros, get, micros, store_error};
 
 /// Selects materializations with their inputs (one row per input, or one with NULL inputs).
@@ -17,7 +17,7 @@ macro_rules! select_materializations {
         concat!(
             "SELECT m.id, m.asset, m.run_id, m.code_version, m.data_version, m.location, \
              m.row_count, m.byte_size, m.duration_us, m.created_at, m.data_time, \
-             i.input_asset, i.data_version \
+             i.input_asset, i.data_version, m.details, m.collected_at \
              FROM (",
             $inner,
             ") m LEFT JOIN materialization_inputs i ON i.materialization_id = m.id \
@@ -153,7 +153,6 @@ fn materializations(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Materialization>> 
         }
         let asset = parse_key(&get::<String>(row, 1)?, "materializations")?;
         out.push(Materialization {
-            id: MaterializationId::new(id),
             asset,
             run_id: RunId::new(get::<String>(row, 2)?),
             code_version: CodeVersion::new(get::<String>(row, 3)?),
@@ -165,6 +164,9 @@ fn materializations(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Materialization>> 
             created_at: from_micros(get(row, 9)?),
             data_time: get::<Option<i64>>(row, 10)?.map(from_micros),
             inputs: input.into_iter().collect(),
+            details: details(get(row, 13)?, &id)?,
+            collected_at: get::<Option<i64>>(row, 14)?.map(from_micros),
+            id: MaterializationId::new(id),
         });
     }
     Ok(out)

@@ -25,6 +25,7 @@ use sqlx::{AnyPool, Row};
 
 mod automation;
 mod claims;
+mod gc;
 mod history;
 pub mod lifecycle;
 mod lineage;
@@ -37,6 +38,7 @@ pub use claims::{
     AttemptRecord, DeadRun, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Owner, PROCESS_DIED,
     STOPPED_WITH_PROCESS,
 };
+pub use gc::StoredVersion;
 pub use history::Page;
 pub use lifecycle::{LogLevel, RunKind, RunStatus, StepState};
 pub use progress::Progress;
@@ -376,6 +378,8 @@ mod tests {
             duration_us: 1,
             created_at: started,
             data_time: None,
+            details: Default::default(),
+            collected_at: None,
         };
         store.record_run_output(&m).await.unwrap();
 
@@ -461,6 +465,8 @@ mod tests {
             duration_us: 5,
             created_at: from_micros(1_700_000_001_000_000),
             data_time: Some(from_micros(1_700_000_000_000_000)),
+            details: Default::default(),
+            collected_at: None,
         };
         store.record_materialization(&m).await.unwrap();
         m.id = MaterializationId::generate();

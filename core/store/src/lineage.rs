@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use freshet_plan::model::{
     AssetKey, CodeVersion, DataVersion, InputVersion, Lineage, Materialization, MaterializationId,
-    Observation, RunId,
+    Observation, OutputDetails, RunId,
 };
 use sqlx::{AssertSqlSafe, Row};
 
@@ -264,7 +264,7 @@ impl Store {
 
         let rows = sqlx::query(
             "SELECT m.id, m.asset, m.run_id, m.code_version, m.data_version, m.location, m.row_count, \
-             m.byte_size, m.duration_us, m.created_at, m.data_time FROM asset_heads h \
+             m.byte_size, m.duration_us, m.created_at, m.data_time, m.details FROM asset_heads h \
              JOIN materializations m ON m.id = h.materialization_id",
         )
         .fetch_all(&mut *tx)
@@ -276,7 +276,6 @@ impl Store {
             let mut inputs = inputs_by_id.remove(&id).unwrap_or_default();
             inputs.sort_by(|a, b| a.asset.cmp(&b.asset));
             lineage.set_materialization(Materialization {
-                id: MaterializationId::new(id),
                 asset,
                 run_id: RunId::new(get::<String>(&row, 2)?),
                 code_version: CodeVersion::new(get::<String>(&row, 3)?),
@@ -288,6 +287,9 @@ impl Store {
                 duration_us: from_i64(get(&row, 8)?),
                 created_at: from_micros(get(&row, 9)?),
                 data_time: get::<Option<i64>>(&row, 10)?.map(from_micros),
+                details: details(get(&row, 11)?, &id)?,
+                collected_at: None,
+                id: MaterializationId::new(id),
             });
         }
 
@@ -321,8 +323,8 @@ async fn insert_materialization(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO materializations (id, asset, run_id, code_version, data_version, location, \
-             row_count, byte_size, duration_us, created_at, data_time) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             row_count, byte_size, duration_us, created_at, data_time, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(m.id.as_str())
     .bind(m.asset.as_str())
@@ -335,6 +337,11 @@ async fn insert_materialization(
     .bind(to_i64(m.duration_us))
     .bind(micros(m.created_at))
     .bind(m.data_time.map(micros))
+    .bind(if m.details.is_empty() {
+        None
+    } else {
+        Some(to_json(&m.details)?)
+    })
     .execute(&mut **tx)
     .await
     .map_err(store_error)?;
@@ -379,6 +386,15 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Database {
         message: format!("cannot encode a lineage record: {e}"),
     })
+}
+
+/// A materialization's details column: empty when NULL (written before details were recorded).
+pub(crate) fn details(text: Option<String>, id: &str) -> Result<OutputDetails> {
+    match text {
+        None => Ok(OutputDetails::default()),
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|e| Error::corrupt(format!("materializations row {id}"), e)),
+    }
 }
 
 /// An asset key read from `table`: invalid only if another tool wrote it.

@@ -3,6 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
+use std::num::NonZeroUsize;
+
+use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::object_store::ObjectStore;
 use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::prelude::{SessionConfig, SessionContext};
@@ -23,12 +27,12 @@ pub struct Executor {
     pub(super) store: Store,
     pub(super) output: Arc<dyn ObjectStore>,
     pub(super) output_base: ObjectPath,
-    /// Object stores other than local disk (the output's, sources'), built once, registered in
-    /// every session.
-    pub(super) remote_stores: Arc<[(Url, Arc<dyn ObjectStore>)]>,
-    /// DataFusion partitions per step: the cores shared among the steps that run at once, so
-    /// that together they do not oversubscribe the machine.
+    /// DataFusion partitions per step, and writers per output at most: the number of cores, so
+    /// that a step alone uses the whole machine (steps that run at once share it).
     pub(super) partitions: usize,
+    /// What every session runs in: the memory pool (the limit, shared by all steps, spilling to a
+    /// temp folder past it) and the object stores other than local disk.
+    pub(super) runtime: Arc<RuntimeEnv>,
     /// Where every time the executor records comes from.
     pub(super) clock: Arc<dyn Clock>,
 }
@@ -60,14 +64,29 @@ impl Executor {
                 remote_stores.push((source_url, store));
             }
         }
-        let partitions = (default_concurrency() / project.execution().concurrency).max(1);
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = project.execution().memory_limit {
+            // The five largest consumers are named when a query still runs out.
+            let pool = TrackConsumersPool::new(
+                FairSpillPool::new(limit),
+                NonZeroUsize::new(5).unwrap_or(NonZeroUsize::MIN),
+            );
+            runtime = runtime.with_memory_pool(Arc::new(pool));
+        }
+        let runtime = runtime.build_arc().map_err(|e| Error::Storage {
+            message: format!("cannot set up execution: {}", one_line(&e)),
+            retryable: false,
+        })?;
+        for (url, store) in &remote_stores {
+            runtime.register_object_store(url, store.clone());
+        }
         Ok(Self {
             project,
             store,
             output,
             output_base,
-            remote_stores: remote_stores.into(),
-            partitions,
+            partitions: default_concurrency(),
+            runtime,
             clock: Arc::new(SystemClock),
         })
     }
@@ -90,15 +109,25 @@ impl Executor {
     }
 
     /// A new DataFusion session that can reach the output storage and every source's store.
+    ///
+    /// Parquet inputs are read with filters evaluated inside the scan (rows a filter drops are
+    /// never decoded in full), row groups and pages pruned by their statistics, and only the
+    /// columns a query uses read.
     pub(super) fn session(&self) -> SessionContext {
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(false)
             .with_target_partitions(self.partitions);
-        let ctx = SessionContext::new_with_config(config);
-        for (url, store) in self.remote_stores.iter() {
-            ctx.register_object_store(url, store.clone());
+        let execution = &mut config.options_mut().execution;
+        execution.parquet.pushdown_filters = true;
+        execution.parquet.reorder_filters = true;
+        if let Some(limit) = self.project.execution().memory_limit {
+            // What a sort sets aside to merge what it spilled: a share of the limit, so that a
+            // small limit still leaves room for the sort itself (DataFusion's default is 10 MB).
+            let share = limit / (4 * self.partitions.max(1));
+            execution.sort_spill_reservation_bytes =
+                execution.sort_spill_reservation_bytes.min(share);
         }
-        ctx
+        SessionContext::new_with_config_rt(config, self.runtime.clone())
     }
 }
 

@@ -79,7 +79,7 @@ pub enum RunEvent<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {
     /// Written and recorded.
-    Materialized(Materialization),
+    Materialized(Box<Materialization>),
     /// Not run, and why.
     Skipped(SkipReason),
     /// Failed, with the error in one line.

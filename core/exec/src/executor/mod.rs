@@ -1,12 +1,12 @@
 //! The executor: observes sources and materializes assets with DataFusion, writing Parquet through
 //! object_store and recording lineage in the store.
 //!
-//! **Invariant:** every materialization writes a new object at its own location
-//! (`<storage>/<key>/<materialization id>.parquet`) and never overwrites one. The object becomes the
-//! asset's current version only when the store records it, after the write completed; an asset
-//! reads its inputs at exactly the locations recorded as their current versions, and records those
-//! versions as what it consumed. A failed or killed run therefore leaves at most an orphan object,
-//! never a half-written current version.
+//! **Invariant:** every materialization writes new objects in a folder of its own
+//! (`<storage>/<key>/<materialization id>/part-*.parquet`) and never overwrites one. The folder
+//! becomes the asset's current version only when the store records it, after every write
+//! completed; an asset reads its inputs at exactly the locations recorded as their current
+//! versions, and records those versions as what it consumed. A failed or killed run therefore
+//! leaves at most orphan objects (which `gc` removes), never a half-written current version.
 //!
 //! **Boundary:** the planner decides what to run; the executor decides nothing about staleness
 //! except re-judging, just before a step, whether its inputs still call for it.
@@ -14,10 +14,11 @@
 //! The modules follow a run: [`engine`] holds what every run reaches, [`run`] drives one from
 //! start to end, [`sources`] observes, [`schedule`] walks the plan, [`step`]
 //! computes one asset, [`output`] writes its Parquet, [`run_log`] records the run as it goes;
-//! [`preview`] reads versions back. Every time the executor records comes from its [`Clock`](crate::freshness::Clock).
+//! [`preview`] reads versions back; [`gc`] removes old versions and orphans. Every time the executor records comes from its [`Clock`](crate::freshness::Clock).
 
 mod engine;
 mod events;
+mod gc;
 mod output;
 mod preview;
 mod run;
@@ -28,3 +29,4 @@ mod step;
 
 pub use engine::Executor;
 pub use events::{RunEvent, RunObserver, RunReport, SkipReason, StepOutcome};
+pub use gc::{CollectedVersion, GcReport};

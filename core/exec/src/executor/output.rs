@@ -1,53 +1,260 @@
-//! Parquet output: streaming a step's batches into a new object while fingerprinting its rows.
+//! Parquet output: a step's batches written as one version, a folder of Parquet files
+//! (`<storage>/<key>/<materialization id>/part-<writer>-<file>.parquet`), with the rows
+//! fingerprinted on the way.
+//!
+//! A small output is one file written by one task. Past [`SPLIT_BYTES`] of batches another
+//! writer task starts, up to one per core (at least two), and batches go to the writers in
+//! turn, so encoding, compression and fingerprinting use every core. A writer starts a new file
+//! past [`TARGET_FILE_BYTES`]. Each writer fingerprints its own rows and the parts are combined,
+//! which gives the same data version however the rows were split (see [`RowFingerprint`]). An
+//! ordered output (a plan whose single output partition is sorted) is written by one writer, in
+//! order.
+//!
+//! Every file has the same schema, row groups of at most [`ROW_GROUP_ROWS`] rows and column
+//! statistics (per row group and per page, with a page index), so DataFusion, DuckDB or any
+//! other reader can prune row groups and pages. Readers see one table per version: DataFusion
+//! and pyarrow read the folder, DuckDB `read_parquet('<folder>/*.parquet')`.
+
+use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::object_store::buffered::BufWriter;
 use datafusion::object_store::path::Path as ObjectPath;
+use datafusion::object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use datafusion::parquet::arrow::AsyncArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
-use datafusion::parquet::file::properties::WriterProperties;
-use futures::StreamExt;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use super::engine::Executor;
 use crate::Result;
 use crate::error::execution_error;
 use crate::fingerprint::RowFingerprint;
-use crate::model::{AssetKey, DataVersion, MaterializationId};
+use crate::model::{AssetKey, Column, DataVersion, MaterializationId};
+
+/// Batches (in Arrow memory) per writer before the next writer starts: below this an output is
+/// one file.
+pub(crate) const SPLIT_BYTES: usize = 32 << 20;
+/// A writer's file is closed and a new one started once it holds this many bytes.
+pub(crate) const TARGET_FILE_BYTES: usize = 256 << 20;
+/// Rows per row group at most.
+pub(crate) const ROW_GROUP_ROWS: usize = 1 << 20;
+/// Batches waiting per writer.
+const QUEUE: usize = 2;
+
+/// What a step wrote.
+#[derive(Debug)]
+pub(super) struct Written {
+    pub(super) data_version: DataVersion,
+    pub(super) rows: u64,
+    pub(super) bytes: u64,
+    pub(super) files: u64,
+    pub(super) schema: Vec<Column>,
+}
+
+/// How an output is written.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OutputOptions {
+    pub(super) compression: Compression,
+    /// Whether the rows arrive in an order worth keeping (one writer then).
+    pub(super) ordered: bool,
+}
 
 impl Executor {
-    pub(super) async fn write_parquet(
+    /// Writes `stream` as the version in the folder `dir`. On error, what was written may
+    /// remain: the caller removes the folder.
+    pub(super) async fn write_output(
         &self,
         key: &AssetKey,
-        path: &ObjectPath,
+        dir: &ObjectPath,
         mut stream: SendableRecordBatchStream,
-    ) -> Result<(DataVersion, u64)> {
+        options: OutputOptions,
+    ) -> Result<Written> {
         let schema = stream.schema();
-        let arrow_error = |e: datafusion::arrow::error::ArrowError| execution_error(key, e.into());
-        let parquet_error =
-            |e: datafusion::parquet::errors::ParquetError| execution_error(key, e.into());
-        let mut fingerprint = RowFingerprint::new(schema.clone()).map_err(arrow_error)?;
-        let level = ZstdLevel::try_new(3).map_err(parquet_error)?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(level))
-            .build();
-        let writer =
-            datafusion::object_store::buffered::BufWriter::new(self.output.clone(), path.clone());
-        let mut writer =
-            AsyncArrowWriter::try_new(writer, schema, Some(props)).map_err(parquet_error)?;
+        let error = |e: DataFusionError| execution_error(key, e);
+        let props = Arc::new(
+            WriterProperties::builder()
+                .set_compression(options.compression)
+                .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+                .set_statistics_enabled(EnabledStatistics::Page)
+                .build(),
+        );
+        // At least two, so that one core can encode while another computes.
+        let most = if options.ordered {
+            1
+        } else {
+            self.partitions.max(2)
+        };
+        let mut writers: JoinSet<std::result::Result<RowFingerprint, DataFusionError>> =
+            JoinSet::new();
+        let mut queues: Vec<mpsc::Sender<RecordBatch>> = Vec::new();
+        let start = |writers: &mut JoinSet<_>, queues: &mut Vec<mpsc::Sender<RecordBatch>>| {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            writers.spawn(write_part(
+                self.output.clone(),
+                dir.clone(),
+                queues.len(),
+                schema.clone(),
+                props.clone(),
+                rx,
+            ));
+            queues.push(tx);
+        };
+        let (mut seen, mut turn) = (0usize, 0usize);
+        let mut failed = None;
         while let Some(batch) = stream.next().await {
-            let batch: RecordBatch = batch.map_err(|e| execution_error(key, e))?;
-            fingerprint.update(&batch).map_err(arrow_error)?;
-            writer.write(&batch).await.map_err(parquet_error)?;
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            };
+            if batch.num_rows() == 0 {
+                continue;
+            }
+            seen += batch.get_array_memory_size();
+            if queues.is_empty() || (queues.len() < most && seen > queues.len() * SPLIT_BYTES) {
+                start(&mut writers, &mut queues);
+            }
+            let queue = &queues[turn % queues.len()];
+            turn += 1;
+            // A writer that stopped has failed: its error is collected below.
+            if queue.send(batch).await.is_err() {
+                break;
+            }
         }
-        writer.close().await.map_err(parquet_error)?;
-        Ok((fingerprint.finish(), fingerprint.rows()))
+        if queues.is_empty() {
+            // No rows: one file still says what the columns are.
+            start(&mut writers, &mut queues);
+        }
+        drop(queues);
+        let mut fingerprint = RowFingerprint::new(schema.clone()).map_err(|e| error(e.into()))?;
+        while let Some(part) = writers.join_next().await {
+            match part {
+                Ok(Ok(part)) => fingerprint.merge(&part),
+                Ok(Err(e)) => failed = failed.or(Some(e)),
+                Err(e) => failed = failed.or(Some(DataFusionError::External(Box::new(e)))),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(error(e));
+        }
+        let (bytes, files) = self
+            .output
+            .list(Some(dir))
+            .try_fold((0u64, 0u64), |(bytes, files), o| async move {
+                Ok((bytes + o.size, files + 1))
+            })
+            .await
+            .map_err(|e| crate::error::storage_error(key, &e))?;
+        Ok(Written {
+            data_version: fingerprint.finish(),
+            rows: fingerprint.rows(),
+            bytes,
+            files,
+            schema: columns(&schema),
+        })
     }
 
+    /// The folder of version `id` of `key` under the output storage.
+    pub(super) fn folder_of(&self, key: &AssetKey, id: &MaterializationId) -> ObjectPath {
+        let mut path = self.output_base.clone();
+        for segment in key.segments() {
+            path = path.join(segment);
+        }
+        path.join(id.as_str())
+    }
+
+    /// The URL of version `id` of `key`: its folder, ending in `/`.
     pub(super) fn location_of(&self, key: &AssetKey, id: &MaterializationId) -> String {
         let base = self.project.storage_url();
-        match base.join(&format!("{key}/{id}.parquet")) {
+        match base.join(&format!("{key}/{id}/")) {
             Ok(url) => url.to_string(),
-            Err(_) => format!("{base}{key}/{id}.parquet"),
+            Err(_) => format!("{base}{key}/{id}/"),
         }
     }
+
+    /// Removes every object under `dir` (best effort: what is left is unreferenced, and `gc`
+    /// removes it).
+    pub(super) async fn remove_folder(&self, dir: &ObjectPath) {
+        let listed: std::result::Result<Vec<ObjectMeta>, _> =
+            self.output.list(Some(dir)).try_collect().await;
+        let paths: Vec<ObjectPath> = match listed {
+            Ok(objects) => objects.into_iter().map(|o| o.location).collect(),
+            Err(_) => return,
+        };
+        for path in paths {
+            let _ = self.output.delete(&path).await;
+        }
+    }
+}
+
+/// The columns of `schema`, as recorded.
+pub(crate) fn columns(schema: &SchemaRef) -> Vec<Column> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| Column {
+            name: f.name().clone(),
+            data_type: f.data_type().to_string(),
+            nullable: f.is_nullable(),
+        })
+        .collect()
+}
+
+/// One writer: fingerprints the batches it is given and writes them to
+/// `part-<writer>-<file>.parquet` files under `dir`, a new file past [`TARGET_FILE_BYTES`].
+async fn write_part(
+    store: Arc<dyn ObjectStore>,
+    dir: ObjectPath,
+    writer: usize,
+    schema: SchemaRef,
+    props: Arc<WriterProperties>,
+    mut batches: mpsc::Receiver<RecordBatch>,
+) -> std::result::Result<RowFingerprint, DataFusionError> {
+    let mut fingerprint = RowFingerprint::new(schema.clone())?;
+    let mut file = 0usize;
+    let open = |file: usize| {
+        let path = dir
+            .clone()
+            .join(format!("part-{writer:03}-{file:03}.parquet"));
+        AsyncArrowWriter::try_new(
+            BufWriter::new(store.clone(), path),
+            schema.clone(),
+            Some((*props).clone()),
+        )
+    };
+    let mut current = None;
+    while let Some(batch) = batches.recv().await {
+        fingerprint.update(&batch)?;
+        let out = match current.as_mut() {
+            Some(out) => out,
+            None => current.insert(open(file)?),
+        };
+        out.write(&batch).await?;
+        if out.bytes_written() + out.in_progress_size() >= TARGET_FILE_BYTES
+            && let Some(done) = current.take()
+        {
+            done.close().await?;
+            file += 1;
+        }
+    }
+    match current {
+        Some(out) => {
+            out.close().await?;
+        }
+        // Only the first writer can have had no rows (the others start with a batch): an empty
+        // output is one file with the columns.
+        None if file == 0 => {
+            open(0)?.close().await?;
+        }
+        None => {}
+    }
+    Ok(fingerprint)
 }

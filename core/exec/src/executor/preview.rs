@@ -50,6 +50,17 @@ impl Executor {
                         })?
                 }
             };
+            if let Some(at) = m.collected_at {
+                return Err(Error::Execution {
+                    asset: key.to_string(),
+                    message: format!(
+                        "version {} was removed by `freshet gc` at {}",
+                        m.id,
+                        at.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                    retryable: false,
+                });
+            }
             ctx.register_parquet(table.clone(), &m.location, ParquetReadOptions::default())
                 .await
                 .map_err(|e| Error::Execution {

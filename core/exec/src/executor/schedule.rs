@@ -486,7 +486,8 @@ impl<'p> Walk<'_, 'p> {
                 if let Some(index) = graph.index_of(&m.asset) {
                     self.data_times.forget(index);
                 }
-                self.end(log, i, StepOutcome::Materialized(m)).await;
+                self.end(log, i, StepOutcome::Materialized(Box::new(m)))
+                    .await;
             }
             Err(e) => {
                 let retry = self.slots[i].policy.retry;

@@ -1,22 +1,24 @@
 //! One step: a new DataFusion session with the asset's inputs registered at their current
 //! versions, the asset's query or function run, its output written and recorded.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::object_store::ObjectStoreExt;
+use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use tracing::info;
 
 use super::engine::Executor;
+use super::output::OutputOptions;
 use super::sources::{Record, register_source};
-use crate::error::{execution_error, one_line, storage_error};
+use crate::error::{execution_error, one_line};
 use crate::model::{
     AssetDef, AssetKey, DataVersion, InputVersion, Lineage, Materialization, MaterializationId,
-    RunId,
+    OutputDetails, RunId,
 };
 use crate::project::Computation;
 use crate::rust_asset::{AssetContext, AssetOutput, is_retryable};
@@ -43,12 +45,14 @@ impl Executor {
                 data_version,
             });
         }
+        let mut metadata = None;
         let output = match self.project.computation(key) {
             Some(Computation::Sql { query }) => {
                 AssetOutput::DataFrame(ctx.sql(query).await.map_err(exec_error)?)
             }
             Some(Computation::Rust(compute)) => {
                 let context = AssetContext::new(key.clone(), def.deps.clone(), ctx.clone());
+                metadata = Some(context.clone());
                 compute(context).await.map_err(|e| Error::Execution {
                     asset: key.to_string(),
                     message: one_line(&e),
@@ -63,8 +67,21 @@ impl Executor {
                 });
             }
         };
+        let mut options = OutputOptions {
+            compression: self.project.policy(key).compression,
+            ordered: false,
+        };
         let stream: SendableRecordBatchStream = match output {
-            AssetOutput::DataFrame(df) => df.execute_stream().await.map_err(exec_error)?,
+            AssetOutput::DataFrame(df) => {
+                let task = Arc::new(df.task_ctx());
+                let plan = df.create_physical_plan().await.map_err(exec_error)?;
+                // A sorted single stream keeps its order: one writer, one file at a time.
+                let properties = plan.properties();
+                options.ordered = properties.output_partitioning().partition_count() == 1
+                    && properties.output_ordering().is_some();
+                execute_stream(plan, task).map_err(exec_error)?
+            }
+            AssetOutput::Stream(stream) => stream,
             AssetOutput::Batches { schema, batches } => Box::pin(RecordBatchStreamAdapter::new(
                 schema,
                 futures::stream::iter(batches.into_iter().map(Ok)),
@@ -72,26 +89,15 @@ impl Executor {
         };
 
         let id = MaterializationId::generate();
-        let mut path = self.output_base.clone();
-        for segment in key.segments() {
-            path = path.clone().join(segment);
-        }
-        let path = path.join(format!("{id}.parquet"));
-        let written = self.write_parquet(key, &path, stream).await;
-        let (data_version, row_count) = match written {
-            Ok(v) => v,
+        let folder = self.folder_of(key, &id);
+        let written = match self.write_output(key, &folder, stream, options).await {
+            Ok(w) => w,
             Err(e) => {
-                // Best effort: the object is not recorded, so it is not current either way.
-                let _ = self.output.delete(&path).await;
+                // Best effort: the folder is not recorded, so it is not current either way.
+                self.remove_folder(&folder).await;
                 return Err(e);
             }
         };
-        let byte_size = self
-            .output
-            .head(&path)
-            .await
-            .map_err(|e| storage_error(key, &e))?
-            .size;
         let location = self.location_of(key, &id);
         let now = self.clock.now();
         let m = Materialization {
@@ -102,14 +108,20 @@ impl Executor {
                 .code_version
                 .clone()
                 .unwrap_or_else(|| crate::CodeVersion::new("")),
-            data_version,
+            data_version: written.data_version,
             inputs,
             location,
-            row_count,
-            byte_size,
+            row_count: written.rows,
+            byte_size: written.bytes,
             duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             created_at: now,
             data_time: data_time.or(def.deps.is_empty().then_some(now)),
+            details: OutputDetails {
+                file_count: written.files,
+                schema: written.schema,
+                metadata: metadata.map(|c| c.metadata()).unwrap_or_default(),
+            },
+            collected_at: None,
         };
         self.store.record_run_output(&m).await?;
         info!(rows = m.row_count, bytes = m.byte_size, data_version = %m.data_version, "materialized");

@@ -204,6 +204,8 @@ impl World {
                 duration_us: 0,
                 created_at: self.now,
                 data_time: None,
+                details: Default::default(),
+                collected_at: None,
             });
             self.failures.remove(&def.key);
         }

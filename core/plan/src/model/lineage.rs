@@ -1,7 +1,7 @@
 //! What the store records and the planner judges: each materialization and observation, and the
 //! latest of each per asset.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 
@@ -22,11 +22,12 @@ pub struct Materialization {
     pub data_version: DataVersion,
     /// The data version of every input read, sorted by asset key.
     pub inputs: Vec<InputVersion>,
-    /// URL of the immutable Parquet object written.
+    /// URL of what was written: a folder of Parquet files (ending in `/`), or one Parquet file
+    /// for versions written before outputs were folders. Either is read as one table.
     pub location: String,
     /// Rows written.
     pub row_count: u64,
-    /// Size of the Parquet object in bytes.
+    /// Size of the Parquet files in bytes.
     pub byte_size: u64,
     /// Wall time of the computation and write, in microseconds.
     pub duration_us: u64,
@@ -37,6 +38,98 @@ pub struct Materialization {
     /// [`crate::freshness`]); `None` when an input's was unknown.
     #[serde(with = "chrono::serde::ts_microseconds_option")]
     pub data_time: Option<DateTime<Utc>>,
+    /// What else was recorded about the output: files, schema, the asset's own metadata.
+    #[serde(default, skip_serializing_if = "OutputDetails::is_empty")]
+    pub details: OutputDetails,
+    /// When `freshet gc` removed its files (it stays in the history, but cannot be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(with = "chrono::serde::ts_microseconds_option")]
+    pub collected_at: Option<DateTime<Utc>>,
+}
+
+/// What a materialization recorded about its output besides rows and bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutputDetails {
+    /// How many Parquet files it is made of (0 when not recorded: versions written as one file
+    /// before this was recorded).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub file_count: u64,
+    /// Its columns, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema: Vec<Column>,
+    /// Numbers and text the asset's code attached, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, MetadataValue>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl OutputDetails {
+    /// Nothing recorded.
+    pub fn is_empty(&self) -> bool {
+        self.file_count == 0 && self.schema.is_empty() && self.metadata.is_empty()
+    }
+}
+
+/// One column of an output.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Column {
+    /// Its name.
+    pub name: String,
+    /// Its Arrow type, as Arrow prints it (`Int64`, `Utf8`, `Timestamp(Microsecond, None)`).
+    #[serde(rename = "type")]
+    pub data_type: String,
+    /// Whether it may hold nulls.
+    pub nullable: bool,
+}
+
+/// A value attached to a materialization: a number (plotted over time) or text.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum MetadataValue {
+    /// A number; integers are exact up to 2^53.
+    Number(f64),
+    /// Text.
+    Text(String),
+}
+
+/// Equal when the same text, or the same number bit for bit (so `NaN` equals itself and the
+/// relation is total).
+impl PartialEq for MetadataValue {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Number(a), Self::Number(b)) => a.to_bits() == b.to_bits(),
+            (Self::Text(a), Self::Text(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for MetadataValue {}
+
+macro_rules! metadata_number {
+    ($($t:ty),*) => {$(
+        impl From<$t> for MetadataValue {
+            fn from(n: $t) -> Self {
+                Self::Number(n as f64)
+            }
+        }
+    )*};
+}
+metadata_number!(f64, f32, i64, i32, u64, u32, usize);
+
+impl From<String> for MetadataValue {
+    fn from(s: String) -> Self {
+        Self::Text(s)
+    }
+}
+
+impl From<&str> for MetadataValue {
+    fn from(s: &str) -> Self {
+        Self::Text(s.to_owned())
+    }
 }
 
 /// The version of one input a materialization read.

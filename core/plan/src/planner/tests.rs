@@ -103,6 +103,8 @@ impl World {
             duration_us: 0,
             created_at: at,
             data_time: data_time.or(def.deps.is_empty().then_some(at)),
+            details: Default::default(),
+            collected_at: None,
         };
         self.lineage.set_materialization(m);
     }

@@ -1,0 +1,110 @@
+//! What `freshet gc` reads and records: the versions beyond a retention, every location still
+//! referenced, the assets live runs are computing, and which versions were collected.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use freshet_plan::model::{AssetKey, MaterializationId};
+
+use crate::lifecycle::RunStatus;
+use crate::lineage::parse_key;
+use crate::{Result, Store, from_i64, from_micros, get, micros, store_error};
+
+/// A stored version that a retention no longer keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVersion {
+    /// Its id.
+    pub id: MaterializationId,
+    /// Its asset.
+    pub asset: AssetKey,
+    /// Where its files are.
+    pub location: String,
+    /// Their size as recorded.
+    pub byte_size: u64,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Every asset's versions that are neither its current one nor among the `keep` newest
+    /// before it, and whose files were not collected yet; oldest first.
+    pub async fn versions_beyond(&self, keep: u32) -> Result<Vec<StoredVersion>> {
+        let rows = sqlx::query(
+            "SELECT id, asset, location, byte_size, created_at FROM ( \
+                 SELECT m.id, m.asset, m.location, m.byte_size, m.created_at, m.collected_at, \
+                 ROW_NUMBER() OVER (PARTITION BY m.asset ORDER BY m.created_at DESC, m.id DESC) \
+                     AS newest \
+                 FROM materializations m WHERE m.partition_key = '') v \
+             WHERE v.newest > $1 AND v.collected_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM asset_heads h WHERE h.materialization_id = v.id) \
+             ORDER BY v.created_at, v.id",
+        )
+        .bind(i64::from(keep) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| {
+                Ok(StoredVersion {
+                    id: MaterializationId::new(get::<String>(row, 0)?),
+                    asset: parse_key(&get::<String>(row, 1)?, "materializations")?,
+                    location: get(row, 2)?,
+                    byte_size: from_i64(get(row, 3)?),
+                    created_at: from_micros(get(row, 4)?),
+                })
+            })
+            .collect()
+    }
+
+    /// The location of every version whose files were not collected: what is not an orphan.
+    pub async fn referenced_locations(&self) -> Result<BTreeSet<String>> {
+        let rows = sqlx::query("SELECT location FROM materializations WHERE collected_at IS NULL")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        rows.iter().map(|row| get(row, 0)).collect()
+    }
+
+    /// The assets that live runs (running, with a heartbeat newer than `now - timeout`) hold a
+    /// lease on: being computed now, so their inputs are being read and their files written.
+    pub async fn leased_assets(
+        &self,
+        now: DateTime<Utc>,
+        timeout: Duration,
+    ) -> Result<BTreeSet<AssetKey>> {
+        let alive_after = now - chrono::Duration::from_std(timeout).unwrap_or_default();
+        let rows = sqlx::query(
+            "SELECT l.asset FROM asset_leases l JOIN runs r ON r.id = l.run_id \
+             WHERE r.status = $1 AND r.heartbeat_at > $2",
+        )
+        .bind(RunStatus::Running.as_str())
+        .bind(micros(alive_after))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter()
+            .map(|row| parse_key(&get::<String>(row, 0)?, "asset_leases"))
+            .collect()
+    }
+
+    /// Records that the files of `ids` were removed at `at`. A current version is never marked.
+    pub async fn mark_collected(&self, ids: &[MaterializationId], at: DateTime<Utc>) -> Result<()> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        for id in ids {
+            sqlx::query(
+                "UPDATE materializations SET collected_at = $1 WHERE id = $2 \
+                 AND NOT EXISTS (SELECT 1 FROM asset_heads h WHERE h.materialization_id = $2)",
+            )
+            .bind(micros(at))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(())
+    }
+}
