@@ -554,6 +554,8 @@ mod tests {
             duration_us: 12_500,
             created_at: at(9, 0),
             data_time: None,
+            details: Default::default(),
+            collected_at: None,
         }
     }
 

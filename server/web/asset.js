@@ -1,9 +1,10 @@
 // The asset page: an asset's status and why, its freshness, definition, current version, SQL,
-// history (with a chart of rows and duration), output schema and a preview of its rows.
+// history (with a chart of rows, duration and numeric metadata), output schema and a preview of
+// its rows, of the current version or of an older one chosen in the history.
 
 import {
   view, enc, esc, debounce, fmtTime, relTime, timeHTML, fmtDuration, fmtBytes, fmtInt,
-  shortVersion, assetLink, runLink, linkKeyIn, getJSON, startRun, errorHTML, kv, table,
+  shortId, shortVersion, assetLink, runLink, linkKeyIn, getJSON, startRun, errorHTML, kv, table,
 } from './core.js';
 import { assetAutomationHTML } from './automation.js';
 
@@ -18,61 +19,125 @@ function freshnessBadge(state) {
 const listOr = (items, render, empty = '<span class="muted">none</span>') =>
   (items && items.length ? items.map(render).join(', ') : empty);
 
-/** Rows and duration of each materialization over time, as two small panels. */
+/** A metadata number: whole numbers with separators, fractions to four significant digits. */
+function fmtNumber(v) {
+  if (Number.isInteger(v)) return fmtInt(v);
+  if (Math.abs(v) >= 1000) return v.toLocaleString('en-US', { maximumFractionDigits: 1 });
+  return String(Number(v.toPrecision(4)));
+}
+
+const isNumber = (v) => typeof v === 'number' && Number.isFinite(v);
+const metadataOf = (m) => (m && m.metadata && typeof m.metadata === 'object' ? m.metadata : {});
+
+/** The names with a number in some item's metadata, sorted. */
+function numericNames(items) {
+  const names = new Set();
+  for (const m of items) {
+    for (const [name, v] of Object.entries(metadataOf(m))) if (isNumber(v)) names.add(name);
+  }
+  return [...names].sort();
+}
+
+/** One panel of the chart: its label, its scale and a point per value `get` gives. */
+function chartPanel(p, points, xOf, left, right, Wd, ph) {
+  const pts = points.filter((q) => isNumber(p.get(q)));
+  const values = pts.map(p.get);
+  const lo = values.length ? Math.min(0, ...values) : 0;
+  const hi = values.length ? Math.max(0, ...values) : 0;
+  const yOf = (v) => p.top + ph - (hi > lo ? ((v - lo) / (hi - lo)) * ph : 0);
+  const out = [`<text class="axis-label ${p.cls}-label" x="${left}" y="${p.top - 8}">${esc(p.label)}</text>`,
+    `<text class="axis-value" x="${left - 6}" y="${p.top + 4}" text-anchor="end">${esc(p.fmt(hi))}</text>`,
+    `<text class="axis-value" x="${left - 6}" y="${p.top + ph + 4}" text-anchor="end">${lo === 0 ? '0' : esc(p.fmt(lo))}</text>`,
+    `<line class="grid-line" x1="${left}" x2="${Wd - right}" y1="${p.top}" y2="${p.top}"/>`,
+    `<line class="axis" x1="${left}" x2="${Wd - right}" y1="${p.top + ph}" y2="${p.top + ph}"/>`];
+  if (pts.length > 1) {
+    out.push(`<polyline class="${p.cls}" points="${pts.map((q) => `${xOf(q.t).toFixed(1)},${yOf(p.get(q)).toFixed(1)}`).join(' ')}"/>`);
+  }
+  for (const q of pts) {
+    out.push(`<circle class="${p.cls}-dot" cx="${xOf(q.t).toFixed(1)}" cy="${yOf(p.get(q)).toFixed(1)}" r="3">` +
+      `<title>${esc(fmtTime(q.m.at))}: ${esc(p.title(p.get(q)))}</title></circle>`);
+  }
+  return out.join('');
+}
+
+/** Rows, duration and each numeric metadata of the materializations over time, a panel each. */
 function historyChart(items) {
   const points = items.filter((m) => m.kind === 'materialization' && m.at)
-    .map((m) => ({ t: new Date(m.at).getTime(), rows: m.row_count, ms: m.duration_ms, m }))
+    .map((m) => ({ t: new Date(m.at).getTime(), rows: m.row_count, ms: m.duration_ms, meta: metadataOf(m), m }))
     .filter((p) => !Number.isNaN(p.t))
     .sort((a, b) => a.t - b.t);
   if (points.length === 0) return '';
   const Wd = 640;
   const left = 64;
   const right = 16;
-  const panels = [
-    { field: 'rows', label: 'Rows', cls: 'series-rows', top: 22, fmt: fmtInt },
-    { field: 'ms', label: 'Duration', cls: 'series-ms', top: 118, fmt: fmtDuration },
-  ];
   const ph = 62;
+  const step = 96;
+  const panels = [
+    { get: (q) => q.rows, label: 'Rows', cls: 'series-rows', fmt: fmtInt, title: (v) => `${fmtInt(v)} rows` },
+    { get: (q) => q.ms, label: 'Duration', cls: 'series-ms', fmt: fmtDuration, title: fmtDuration },
+    ...numericNames(points.map((q) => q.m)).map((name, i) => ({
+      name, get: (q) => q.meta[name], label: name, cls: `series-m${i % 6}`, fmt: fmtNumber, title: (v) => `${name} ${fmtNumber(v)}`,
+    })),
+  ].map((p, i) => ({ ...p, top: 22 + i * step }));
+  const H = panels[panels.length - 1].top + ph + 32;
   const t0 = points[0].t;
   const t1 = points[points.length - 1].t;
   const xOf = (tm) => (t1 === t0 ? (left + Wd - right) / 2 : left + ((tm - t0) / (t1 - t0)) * (Wd - left - right));
-  const out = [`<svg class="chart" viewBox="0 0 ${Wd} 212" role="img" aria-label="Rows and duration of each materialization">`];
+  const what = panels.length > 2 ? 'Rows, duration and metadata' : 'Rows and duration';
+  const out = [`<svg class="chart" viewBox="0 0 ${Wd} ${H}" role="img" aria-label="${what} of each materialization">`];
   for (const p of panels) {
-    const values = points.map((q) => q[p.field]).filter((v) => v != null);
-    const max = values.length ? Math.max(...values) : 0;
-    const yOf = (v) => p.top + ph - (max > 0 ? (v / max) * ph : 0);
-    out.push(`<text class="axis-label ${p.cls}-label" x="${left}" y="${p.top - 8}">${esc(p.label)}</text>`,
-      `<text class="axis-value" x="${left - 6}" y="${p.top + 4}" text-anchor="end">${esc(p.fmt(max))}</text>`,
-      `<text class="axis-value" x="${left - 6}" y="${p.top + ph + 4}" text-anchor="end">0</text>`,
-      `<line class="grid-line" x1="${left}" x2="${Wd - right}" y1="${p.top}" y2="${p.top}"/>`,
-      `<line class="axis" x1="${left}" x2="${Wd - right}" y1="${p.top + ph}" y2="${p.top + ph}"/>`);
-    const pts = points.filter((q) => q[p.field] != null);
-    if (pts.length > 1) {
-      out.push(`<polyline class="${p.cls}" points="${pts.map((q) => `${xOf(q.t).toFixed(1)},${yOf(q[p.field]).toFixed(1)}`).join(' ')}"/>`);
-    }
-    for (const q of pts) {
-      out.push(`<circle class="${p.cls}-dot" cx="${xOf(q.t).toFixed(1)}" cy="${yOf(q[p.field]).toFixed(1)}" r="3">` +
-        `<title>${esc(fmtTime(q.m.at))}: ${esc(p.fmt(q[p.field]))}${p.field === 'rows' ? ' rows' : ''}</title></circle>`);
-    }
+    const panel = chartPanel(p, points, xOf, left, right, Wd, ph);
+    out.push(p.name == null ? panel : `<g class="metadata-panel" data-name="${esc(p.name)}">${panel}</g>`);
   }
-  out.push(`<text class="axis-value" x="${left}" y="206">${esc(fmtTime(points[0].m.at, true))}</text>`);
-  if (t1 !== t0) out.push(`<text class="axis-value" x="${Wd - right}" y="206" text-anchor="end">${esc(fmtTime(points[points.length - 1].m.at, true))}</text>`);
+  out.push(`<text class="axis-value" x="${left}" y="${H - 6}">${esc(fmtTime(points[0].m.at, true))}</text>`);
+  if (t1 !== t0) out.push(`<text class="axis-value" x="${Wd - right}" y="${H - 6}" text-anchor="end">${esc(fmtTime(points[points.length - 1].m.at, true))}</text>`);
   out.push('</svg>');
   return out.join('');
 }
 
-function historyTable(items, isSource) {
+const clip = (text, n) => (text.length > n ? `${text.slice(0, n - 1)}…` : text);
+
+/** A materialization's metadata, `name: value` each, long text cut short (in full on hover). */
+function metadataHTML(meta, most = 6) {
+  const entries = Object.entries(meta);
+  if (!entries.length) return '<span class="muted">—</span>';
+  const shown = entries.slice(0, most).map(([name, v]) => {
+    const text = isNumber(v) ? fmtNumber(v) : typeof v === 'string' ? v : JSON.stringify(v);
+    return `<span class="meta-item" title="${esc(`${name}: ${text}`)}"><span class="meta-name">${esc(name)}:</span> ${esc(clip(text, 40))}</span>`;
+  });
+  if (entries.length > most) {
+    shown.push(`<span class="muted" title="${esc(entries.slice(most).map(([name]) => name).join(', '))}">+${entries.length - most} more</span>`);
+  }
+  return shown.join(' ');
+}
+
+/** The Preview cell of a materialization: a button, or why there is none. */
+function previewCellHTML(m) {
+  if (m.collected_at) {
+    return `<span class="muted" title="${esc(`freshet gc removed its files at ${fmtTime(m.collected_at)}`)}">removed by gc</span>`;
+  }
+  return `<button type="button" class="preview-version small" data-version="${esc(m.id)}">Preview</button>`;
+}
+
+function historyTable(items, isSource, currentId) {
   if (!items.length) return `<p class="muted">No ${isSource ? 'observations' : 'materializations'} yet.</p>`;
   if (isSource) {
     return table(['Observed', 'Checked', 'Data version', 'Files', 'Size'], items.map((o) =>
       `<tr><td>${timeHTML(o.at)}</td><td>${timeHTML(o.checked_at)}</td><td class="mono">${esc(shortVersion(o.data_version))}</td>` +
       `<td class="num">${fmtInt(o.file_count)}</td><td class="num">${esc(fmtBytes(o.byte_size))}</td></tr>`), 'history');
   }
-  return table(['Materialized', 'Run', 'Rows', 'Size', 'Duration', 'Data version', 'Code version', 'Data time'], items.map((m) =>
-    `<tr><td>${timeHTML(m.at)}</td><td>${m.run_id ? runLink(m.run_id) : '—'}</td><td class="num">${fmtInt(m.row_count)}</td>` +
-    `<td class="num">${esc(fmtBytes(m.byte_size))}</td><td class="num">${esc(fmtDuration(m.duration_ms))}</td>` +
-    `<td class="mono">${esc(shortVersion(m.data_version))}</td><td class="mono">${esc(shortVersion(m.code_version))}</td>` +
-    `<td>${m.data_time ? esc(fmtTime(m.data_time)) : '<span class="muted">—</span>'}</td></tr>`), 'history');
+  const withMetadata = items.some((m) => Object.keys(metadataOf(m)).length);
+  const headers = ['Materialized', 'Run', 'Rows', 'Size', 'Duration', 'Data version', 'Code version', 'Data time'];
+  return table([...headers, ...(withMetadata ? ['Metadata'] : []), 'Preview'], items.map((m) => {
+    const isCurrent = m.id != null && m.id === currentId;
+    return `<tr data-version="${esc(m.id)}"${isCurrent ? ' data-current="1" class="current-row"' : ''}${m.collected_at ? ' data-collected="1"' : ''}>` +
+      `<td>${timeHTML(m.at)}${isCurrent ? ' <span class="current-label">current</span>' : ''}</td>` +
+      `<td>${m.run_id ? runLink(m.run_id) : '—'}</td><td class="num">${fmtInt(m.row_count)}</td>` +
+      `<td class="num">${esc(fmtBytes(m.byte_size))}</td><td class="num">${esc(fmtDuration(m.duration_ms))}</td>` +
+      `<td class="mono">${esc(shortVersion(m.data_version))}</td><td class="mono">${esc(shortVersion(m.code_version))}</td>` +
+      `<td>${m.data_time ? esc(fmtTime(m.data_time)) : '<span class="muted">—</span>'}</td>` +
+      `${withMetadata ? `<td class="metadata">${metadataHTML(metadataOf(m))}</td>` : ''}<td>${previewCellHTML(m)}</td></tr>`;
+  }), 'history');
 }
 
 function currentHTML(c) {
@@ -91,10 +156,12 @@ function currentHTML(c) {
     ['Run', c.run_id ? runLink(c.run_id) : '—'],
     ['Rows', fmtInt(c.row_count)],
     ['Size', esc(fmtBytes(c.byte_size))],
+    c.file_count != null ? ['Files', fmtInt(c.file_count)] : null,
     ['Duration', esc(fmtDuration(c.duration_ms))],
     ['Data version', `<span class="mono">${esc(c.data_version)}</span>`],
     ['Code version', `<span class="mono">${esc(c.code_version || '—')}</span>`],
     ['Data time', timeHTML(c.data_time)],
+    Object.keys(metadataOf(c)).length ? ['Metadata', metadataHTML(metadataOf(c), 20)] : null,
     Array.isArray(c.inputs) && c.inputs.length
       ? ['Inputs read', c.inputs.map((i) => `${assetLink(i.asset)} <span class="mono muted">${esc(shortVersion(i.data_version))}</span>`).join('<br>')]
       : null,
@@ -161,6 +228,13 @@ export function assetView(key) {
   let loadSeq = 0;
   let preview = null;
   let previewFor = undefined;
+  // A version the user chose to preview instead of the current one ({ id, at }), and its preview
+  // once loaded ({ id, data }); kept across refreshes until the user asks for the current again.
+  let chosen = null;
+  let chosenPreview = null;
+  let chooseSeq = 0;
+  let lastAsset = null;
+  let lastHistory = [];
 
   async function load() {
     const seq = ++loadSeq;
@@ -196,18 +270,99 @@ export function assetView(key) {
       previewFor = currentId;
     }
     if (!alive || seq !== loadSeq) return;
-    render(a, history.items || [], automation);
+    lastAsset = a;
+    lastHistory = history.items || [];
+    // A chosen version that became the current one is shown as the current one.
+    if (chosen && a.current && a.current.id === chosen.id) chosen = null;
+    if (chosen) {
+      const item = lastHistory.find((m) => m.id === chosen.id);
+      if (item) chosen.collected_at = item.collected_at;
+    }
+    render(a, lastHistory, automation);
   }
 
-  function previewHTML() {
-    if (!preview) return '<p class="muted">Nothing to preview yet.</p>';
-    if (preview.error) return errorHTML(preview.error, 'Could not load a preview:');
-    const cols = preview.columns || [];
-    const rows = preview.rows || [];
+  function previewTableHTML(p) {
+    if (!p) return '<p class="muted">Nothing to preview yet.</p>';
+    if (p.error) return errorHTML(p.error, 'Could not load a preview:');
+    const cols = p.columns || [];
+    const rows = p.rows || [];
     if (!rows.length) return '<p class="muted">No rows.</p>';
-    return table(cols.map((c) => `${esc(c.name)}<span class="col-type">${esc(c.type)}</span>`),
+    return table(cols.map((c) => `<span class="col-name">${esc(c.name)}</span><span class="col-type">${esc(c.type)}</span>`),
       rows.map((r) => `<tr>${r.map((v) => (v == null ? '<td class="null">null</td>' : `<td>${esc(v)}</td>`)).join('')}</tr>`),
       'preview');
+  }
+
+  /** What the Preview card shows: its attributes, heading and body. */
+  function previewCard() {
+    if (!chosen) {
+      return { attrs: 'data-preview-version="current"', head: '<h2>Preview</h2>', body: previewTableHTML(preview) };
+    }
+    const which = `of the version of ${esc(fmtTime(chosen.at))} (<span class="mono" title="${esc(chosen.id)}">${esc(shortId(chosen.id))}</span>)`;
+    const head = `<div class="card-head"><h2>Preview <span class="preview-of">${which}</span></h2>` +
+      '<button type="button" class="preview-current small">Show current</button></div>';
+    if (!chosenPreview || chosenPreview.id !== chosen.id) {
+      return { attrs: `aria-busy="true" data-preview-loading="${esc(chosen.id)}"`, head, body: '<p class="muted">Loading…</p>' };
+    }
+    const gone = chosen.collected_at
+      ? `<p class="muted">freshet gc has since removed this version's files (${esc(fmtTime(chosen.collected_at))}).</p>`
+      : '';
+    return { attrs: `data-preview-version="${esc(chosen.id)}"`, head, body: gone + previewTableHTML(chosenPreview.data) };
+  }
+
+  function previewCardHTML() {
+    const c = previewCard();
+    return `<section class="card wide preview-card" ${c.attrs}>${c.head}${c.body}</section>`;
+  }
+
+  /** Shows the chosen version in the Preview card and its row in the history, without a reload. */
+  function showPreview() {
+    const card = view.querySelector('.preview-card');
+    if (card) {
+      card.outerHTML = previewCardHTML();
+      bindPreviewCard();
+    }
+    markPreviewedRow();
+  }
+
+  function markPreviewedRow() {
+    for (const tr of view.querySelectorAll('table.history tr[data-version]')) {
+      tr.classList.toggle('previewing', !!chosen && tr.dataset.version === chosen.id);
+    }
+  }
+
+  function bindPreviewCard() {
+    const back = view.querySelector('.preview-current');
+    if (back) back.addEventListener('click', () => choose(null));
+  }
+
+  /** Previews version `id` (the current one when `id` is null or the current version's). */
+  async function choose(id) {
+    const seq = ++chooseSeq;
+    const current = lastAsset && lastAsset.current;
+    if (!id || (current && current.id === id)) {
+      chosen = null;
+      showPreview();
+      return;
+    }
+    const item = lastHistory.find((m) => m.id === id) || { id };
+    chosen = { id, at: item.at, collected_at: item.collected_at };
+    if (chosenPreview && chosenPreview.id === id) {
+      showPreview();
+      return;
+    }
+    chosenPreview = null;
+    showPreview();
+    let data;
+    try {
+      data = await getJSON(`/api/assets/${enc(key)}/preview?limit=20&version=${enc(id)}`);
+    } catch (e) {
+      data = { error: e };
+    }
+    if (!alive || seq !== chooseSeq) return;
+    chosenPreview = { id, data };
+    showPreview();
+    const card = view.querySelector('.preview-card');
+    if (card) card.scrollIntoView({ block: 'nearest' });
   }
 
   function render(a, history, automation) {
@@ -227,10 +382,14 @@ export function assetView(key) {
       ['Read by', listOr(a.dependents, assetLink)],
     ]);
     const sql = a.sql ? `<h2>SQL</h2><pre class="sql">${esc(a.sql)}</pre>` : '';
-    const schema = a.schema
-      ? table(['Column', 'Type', 'Nullable'], a.schema.map((c) =>
+    // The schema recorded when the current version was written, else the one read from its file.
+    const recorded = a.current && Array.isArray(a.current.schema) && a.current.schema.length ? a.current.schema : null;
+    const columns = recorded || a.schema;
+    const schema = columns
+      ? table(['Column', 'Type', 'Nullable'], columns.map((c) =>
         `<tr><td class="mono">${esc(c.name)}</td><td class="mono">${esc(c.type)}</td><td>${c.nullable ? 'yes' : 'no'}</td></tr>`), 'schema')
       : '<p class="muted">Known once materialized.</p>';
+    const schemaNote = recorded ? '<p class="muted schema-origin">As recorded when the current version was written.</p>' : '';
     const chart = isSource ? '' : historyChart(history);
 
     view.innerHTML = `<section class="page asset-page" data-key="${esc(a.key)}">
@@ -252,9 +411,9 @@ export function assetView(key) {
         <section class="card"><h2>Current version</h2>${currentHTML(a.current)}</section>
         ${isSource ? '' : `<section class="card wide automation"><h2>Automation</h2>${automation}</section>`}
         ${sql ? `<section class="card wide">${sql}</section>` : ''}
-        <section class="card wide"><h2>History</h2>${chart}${historyTable(history, isSource)}</section>
-        ${isSource ? '' : `<section class="card wide"><h2>Output schema</h2>${schema}</section>`}
-        <section class="card wide"><h2>Preview</h2>${previewHTML()}</section>
+        <section class="card wide"><h2>History</h2>${chart}${historyTable(history, isSource, a.current && a.current.id)}</section>
+        ${isSource ? '' : `<section class="card wide"><h2>Output schema</h2>${schema}${schemaNote}</section>`}
+        ${previewCardHTML()}
       </div>
     </section>`;
 
@@ -265,6 +424,11 @@ export function assetView(key) {
     bind('materialize', '/api/runs', { selection: a.key, stale_only: false }, `Materialize ${a.key}`);
     bind('materialize-upstream', '/api/runs', { selection: `+${a.key}`, stale_only: false }, `Materialize ${a.key} with its upstream`);
     bind('observe', '/api/observe', { selection: a.key }, `Observe ${a.key}`);
+    for (const b of view.querySelectorAll('.preview-version')) {
+      b.addEventListener('click', () => choose(b.dataset.version));
+    }
+    bindPreviewCard();
+    markPreviewedRow();
   }
 
   const refresh = debounce(load, 200);

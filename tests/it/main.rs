@@ -3,6 +3,7 @@
 
 mod api;
 mod automation;
+mod data_plane;
 mod demo;
 mod engine;
 mod errors;

@@ -139,12 +139,12 @@ fn materializes_to_s3_and_reads_sources_from_it() {
             .contains("nothing to materialize")
     );
 
-    // Another project reads that output as a Parquet source by its s3:// URL.
+    // Another project reads that output (a folder of Parquet files) as a source by its s3:// URL.
     let reader = TempProject::with_files(&[
         (
             "freshet.toml",
             &format!(
-                "[project]\nname = \"r\"\n\n[sources.revenue]\npath = \"{}\"\n",
+                "[project]\nname = \"r\"\n\n[sources.revenue]\npath = \"{}\"\nformat = \"parquet\"\n",
                 location("daily_revenue")
             ),
         ),

@@ -57,15 +57,18 @@ fn parquet_and_json_sources_by_url() {
         .as_str()
         .expect("location")
         .to_owned();
+    // A version is a folder of Parquet files.
     assert!(
-        location.starts_with("file:///") && location.ends_with(".parquet"),
+        location.starts_with("file:///") && location.ends_with('/'),
         "{location}"
     );
 
     let second = TempProject::with_files(&[
         (
             "freshet.toml",
-            &format!("[project]\nname = \"b\"\n\n[sources.per_user]\npath = \"{location}\"\n"),
+            &format!(
+                "[project]\nname = \"b\"\n\n[sources.per_user]\npath = \"{location}\"\nformat = \"parquet\"\n"
+            ),
         ),
         (
             "sql/top.sql",

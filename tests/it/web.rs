@@ -112,6 +112,8 @@ fn web_view_shows_lineage_causes_and_materializes_without_reload() {
         "graph.png",
         "asset.png",
         "run.png",
+        "version-preview.png",
+        "metadata.png",
         "automation.png",
         "project-error.png",
     ] {

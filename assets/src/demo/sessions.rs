@@ -69,6 +69,13 @@ async fn sessionize(ctx: AssetContext) -> Result<RecordBatch, BoxError> {
     if let Some(done) = current {
         out.push(done);
     }
+    // Recorded with the materialization and plotted over time on the asset's page.
+    let sessions = out.ids.len();
+    let converted = out.converted.iter().filter(|c| **c).count();
+    ctx.add_metadata("sessions", sessions)?;
+    if sessions > 0 {
+        ctx.add_metadata("purchase_rate", converted as f64 / sessions as f64)?;
+    }
     out.finish()
 }
 

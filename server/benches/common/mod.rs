@@ -126,6 +126,8 @@ pub(crate) async fn project(
             duration_us: 50_000,
             created_at: now,
             data_time: Some(now),
+            details: Default::default(),
+            collected_at: None,
         });
     }
     store.record_materializations(&batch).await.unwrap();

@@ -21,6 +21,8 @@ use freshet_core::{
 use crate::output;
 
 mod daemon;
+mod gc;
+mod history;
 pub(crate) mod live;
 mod materialize;
 mod observe;
@@ -50,6 +52,10 @@ pub struct Cli {
     /// number of cores).
     #[arg(long, global = true, env = "FRESHET_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..))]
     concurrency: Option<u32>,
+    /// Memory that sorts, joins and aggregates may use in this process before they spill to a
+    /// temp folder, e.g. `4GB` (default: [execution] memory_limit in freshet.toml, else none).
+    #[arg(long, global = true, env = "FRESHET_MEMORY_LIMIT")]
+    memory_limit: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -108,13 +114,38 @@ enum Command {
         #[arg(long)]
         dot: bool,
     },
-    /// Print the first rows of an asset's current version.
+    /// Print the first rows of an asset's current version, or of an older one.
     Preview {
         /// The asset key.
         key: String,
         /// How many rows.
         #[arg(long, default_value_t = 10)]
         limit: usize,
+        /// A version's id, as `freshet history KEY` lists them (default: the current one).
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// List an asset's versions, newest first: time, rows, size, files, code and data versions,
+    /// metadata; which one is current and which gc removed.
+    History {
+        /// The asset key.
+        key: String,
+        /// How many versions.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove old versions' files (beyond the newest N before each current one) and files no
+    /// version references (left by killed writes), and say what was freed.
+    Gc {
+        /// Versions to keep before each current one (default: [gc] keep in freshet.toml, else 10).
+        #[arg(long)]
+        keep: Option<u32>,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Observe sources (all, or the selected ones) and record new data versions.
     Observe {
@@ -194,7 +225,15 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
         } => materialize::materialize(&load()?, selection, *stale, *json).await,
         Command::Plan { selection, json } => plan::plan(&load()?, selection, *json).await,
         Command::Status { selection, json } => status::status(&load()?, selection, *json).await,
-        Command::Preview { key, limit } => preview::preview(&load()?, key, *limit).await,
+        Command::Preview {
+            key,
+            limit,
+            version,
+        } => preview::preview(&load()?, key, *limit, version.as_deref()).await,
+        Command::History { key, limit, json } => {
+            history::history(&load()?, key, *limit, *json).await
+        }
+        Command::Gc { keep, dry_run } => gc::gc(&load()?, *keep, *dry_run).await,
         Command::Observe { selection } => observe::observe(&load()?, selection).await,
         Command::Cancel { run_id } => runs::cancel(&load()?, run_id).await,
         Command::Runs {
@@ -232,6 +271,7 @@ fn overrides(cli: &Cli) -> Overrides {
         storage: cli.storage.clone(),
         database: cli.database.clone(),
         concurrency: cli.concurrency.map(|n| n as usize),
+        memory_limit: cli.memory_limit.clone(),
         object_store_options: object_store_options_from_env(),
     }
 }

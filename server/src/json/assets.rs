@@ -1,7 +1,9 @@
 //! The API's shapes for the project, its assets (list, page, history, preview) and the lineage.
 
+use std::collections::BTreeMap;
+
 use datafusion::arrow::datatypes::Field;
-use freshet_core::model::Origin;
+use freshet_core::model::{Column, MetadataValue, Origin};
 use freshet_core::planner::AssetReport;
 use freshet_core::store::Failure;
 use freshet_core::{AssetDef, Lineage, Materialization, Observation};
@@ -236,28 +238,36 @@ pub enum VersionJson<'a> {
 pub struct MaterializationJson<'a> {
     /// When it was written.
     pub at: String,
-    /// Its Parquet object's size.
+    /// Its Parquet files' size.
     pub byte_size: u64,
     /// The code version it was computed with.
     pub code_version: &'a str,
+    /// When `freshet gc` removed its files (it can no longer be read); `null` while they exist.
+    pub collected_at: Option<String>,
     /// The time of the oldest source data it reflects.
     pub data_time: Option<String>,
     /// Its data version.
     pub data_version: &'a str,
     /// How long it took, in milliseconds with a fraction.
     pub duration_ms: f64,
+    /// How many Parquet files it is made of (1 for versions written before this was recorded).
+    pub file_count: u64,
     /// Its id.
     pub id: &'a str,
     /// The version of each input it read.
     pub inputs: Vec<InputJson<'a>>,
     /// Always `materialization`.
     pub kind: &'static str,
-    /// Its Parquet object's URL.
+    /// Its URL: a folder of Parquet files (ending in `/`), or one file for older versions.
     pub location: &'a str,
+    /// Numbers and text the asset's code attached, by name.
+    pub metadata: &'a BTreeMap<String, MetadataValue>,
     /// Rows written.
     pub row_count: u64,
     /// The run that wrote it.
     pub run_id: &'a str,
+    /// Its columns as recorded when written; empty for versions written before.
+    pub schema: &'a [Column],
 }
 
 impl<'a> From<&'a Materialization> for MaterializationJson<'a> {
@@ -266,9 +276,11 @@ impl<'a> From<&'a Materialization> for MaterializationJson<'a> {
             at: micros(m.created_at),
             byte_size: m.byte_size,
             code_version: m.code_version.as_str(),
+            collected_at: m.collected_at.map(micros),
             data_time: m.data_time.map(micros),
             data_version: m.data_version.as_str(),
             duration_ms: m.duration_us as f64 / 1000.0,
+            file_count: m.details.file_count.max(1),
             id: m.id.as_str(),
             inputs: m
                 .inputs
@@ -280,8 +292,10 @@ impl<'a> From<&'a Materialization> for MaterializationJson<'a> {
                 .collect(),
             kind: "materialization",
             location: &m.location,
+            metadata: &m.details.metadata,
             row_count: m.row_count,
             run_id: m.run_id.as_str(),
+            schema: &m.details.schema,
         }
     }
 }

@@ -174,16 +174,30 @@ fn versions_of_an_asset_and_of_a_source() {
             asset: key("raw"),
             data_version: DataVersion::new("f00d"),
         }],
-        location: "file:///d/clean/m1.parquet".to_owned(),
+        location: "file:///d/clean/m1/".to_owned(),
         row_count: 61,
         byte_size: 4567,
         duration_us: 12_000,
         created_at: t0(),
         data_time: None,
+        details: freshet_core::model::OutputDetails {
+            file_count: 2,
+            schema: vec![freshet_core::model::Column {
+                name: "n".to_owned(),
+                data_type: "Int64".to_owned(),
+                nullable: false,
+            }],
+            metadata: [
+                ("note".to_owned(), "ok".into()),
+                ("sessions".to_owned(), 412.into()),
+            ]
+            .into(),
+        },
+        collected_at: Some(t0()),
     };
     check(
         &VersionJson::Materialization(MaterializationJson::from(&m)),
-        r#"{"at":"2026-11-22T10:03:12.250000Z","byte_size":4567,"code_version":"c0de","data_time":null,"data_version":"da7a","duration_ms":12.0,"id":"m1","inputs":[{"asset":"raw","data_version":"f00d"}],"kind":"materialization","location":"file:///d/clean/m1.parquet","row_count":61,"run_id":"r1"}"#,
+        r#"{"at":"2026-11-22T10:03:12.250000Z","byte_size":4567,"code_version":"c0de","collected_at":"2026-11-22T10:03:12.250000Z","data_time":null,"data_version":"da7a","duration_ms":12.0,"file_count":2,"id":"m1","inputs":[{"asset":"raw","data_version":"f00d"}],"kind":"materialization","location":"file:///d/clean/m1/","metadata":{"note":"ok","sessions":412.0},"row_count":61,"run_id":"r1","schema":[{"name":"n","type":"Int64","nullable":false}]}"#,
     );
     let o = Observation {
         asset: key("raw"),

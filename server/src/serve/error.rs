@@ -35,6 +35,10 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
+    pub(crate) fn gone(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, message)
+    }
+
     /// What the client is told.
     #[cfg(test)]
     pub(crate) fn message(&self) -> &str {

@@ -276,6 +276,13 @@ async fn preview_version(
                 .ok_or_else(|| {
                     ApiError::not_found(format!("{key} has no version {:?}", id.as_str()))
                 })?;
+            if let Some(at) = m.collected_at {
+                return Err(ApiError::gone(format!(
+                    "version {} of {key} was removed by `freshet gc` at {}",
+                    m.id,
+                    crate::words::time(at)
+                )));
+            }
             Ok(Some(m))
         }
         None if is_source => Ok(None),
