@@ -7,7 +7,8 @@
 // /usr/bin/chromium), ARTIFACTS (a folder for screenshots).
 //
 // The tests run in order on one page, as a user would: the graph, the stale asset's page,
-// materializing it and watching it turn fresh without a reload, then the run it started.
+// materializing it and watching it turn fresh without a reload, then the run it started, then
+// previewing the version before it and the metadata a Rust asset records.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -137,6 +138,48 @@ test('the run is listed and its page shows the asset materialized', { timeout: T
   await page.locator(`.step[data-asset=${attr(STALE)}][data-state="materialized"]`).waitFor();
   await page.locator('.logs').waitFor();
   await shot('run.png');
+  await assertNoBrowserErrors();
+});
+
+test('an older version can be previewed from the history', { timeout: TEST_TIMEOUT }, async () => {
+  // The stale asset (daily_revenue, whose rows have an `orders` column) has two versions now: the
+  // project's set-up wrote one, the run of the test before the last wrote the other.
+  const history = await api(`/api/assets/${encodeURIComponent(STALE)}/history`);
+  const versions = history.items.filter((m) => m.kind === 'materialization');
+  assert.ok(versions.length >= 2, `${STALE} has two versions: ${JSON.stringify(versions.map((m) => m.id))}`);
+  const [latest, older] = versions;
+
+  await page.goto(`${BASE}/#/assets/${encodeURIComponent(STALE)}`);
+  await page.locator('table.history tr[data-version] .preview-version').nth(1).waitFor();
+  await page.locator(`table.history tr[data-current="1"][data-version=${attr(latest.id)}]`).waitFor();
+  assert.equal(await page.locator('table.history tr[data-collected="1"]').count(), 0, 'no version was collected');
+  await page.locator(`.preview-version[data-version=${attr(older.id)}]`).click();
+
+  const card = page.locator(`.preview-card[data-preview-version=${attr(older.id)}]`);
+  await card.waitFor();
+  assert.ok(await card.locator('table.preview tbody tr').count() >= 1, 'the older version has rows');
+  const columns = (await card.locator('table.preview th .col-name').allTextContents()).map((c) => c.trim());
+  assert.ok(columns.includes('orders'), `the columns include orders: ${columns.join(', ')}`);
+  await shot('version-preview.png');
+
+  await card.locator('.preview-current').click();
+  await page.locator('.preview-card[data-preview-version="current"]').waitFor();
+  await assertNoBrowserErrors();
+});
+
+test('numeric metadata of a Rust asset is plotted over time', { timeout: TEST_TIMEOUT }, async () => {
+  await page.goto(`${BASE}/#/assets/web_sessions`);
+  const panel = page.locator('g.metadata-panel[data-name="sessions"]');
+  await panel.waitFor();
+  const history = await api('/api/assets/web_sessions/history');
+  const versions = history.items.filter((m) => m.kind === 'materialization');
+  assert.ok(versions.length >= 1, 'web_sessions was materialized');
+  const sessions = versions[0].metadata && versions[0].metadata.sessions;
+  assert.equal(typeof sessions, 'number', `its latest version records sessions: ${JSON.stringify(versions[0].metadata)}`);
+  assert.ok(sessions > 0, `sessions is positive: ${sessions}`);
+  const plotted = versions.filter((m) => typeof (m.metadata || {}).sessions === 'number').length;
+  assert.equal(await panel.locator('circle').count(), plotted, 'a point for each version with a count of sessions');
+  await shot('metadata.png');
   await assertNoBrowserErrors();
 });
 
