@@ -4,6 +4,7 @@
 //! under `data/`, and the Rust assets of [`demo`], which the project includes by name.
 
 pub mod demo;
+pub mod generate;
 
 use freshet_core::Catalogues;
 
