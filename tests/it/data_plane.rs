@@ -441,3 +441,90 @@ fn the_generator_is_deterministic() {
         );
     }
 }
+
+#[test]
+fn a_rust_asset_streams_its_batches_into_several_files() {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use freshet_core::{
+        AssetContext, AssetOutput, BoxError, Catalogue, Catalogues, Executor, Overrides,
+        PlanRequest, Project, RustAsset, Store,
+    };
+    use futures::StreamExt as _;
+
+    const BATCHES: i64 = 80;
+    const ROWS: i64 = 65_536;
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("freshet.toml"),
+        "[project]\nname = \"t\"\ncatalogues = [\"streams\"]\n",
+    )
+    .expect("write");
+    // 80 batches of 512 KiB each, made one at a time as the writer asks for them.
+    let catalogues = Catalogues::new().with(
+        Catalogue::new("streams").asset(RustAsset::new("counted").code_version("1").compute(
+            |ctx: AssetContext| async move {
+                let schema = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+                let batches = futures::stream::iter(0..BATCHES).map({
+                    let schema = schema.clone();
+                    move |b| {
+                        let values = Int64Array::from_iter_values(b * ROWS..(b + 1) * ROWS);
+                        Ok(RecordBatch::try_new(
+                            schema.clone(),
+                            vec![Arc::new(values)],
+                        )?)
+                    }
+                });
+                ctx.add_metadata("batches", BATCHES)?;
+                let stream: datafusion::execution::SendableRecordBatchStream =
+                    Box::pin(RecordBatchStreamAdapter::new(schema, batches));
+                Ok::<_, BoxError>(AssetOutput::Stream(stream))
+            },
+        )),
+    );
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let m = runtime.block_on(async {
+        let project =
+            Project::load(dir.path(), &catalogues, &Overrides::default()).expect("project");
+        let store = Store::open(project.database_url()).await.expect("store");
+        let executor = Executor::new(project, store.clone()).expect("executor");
+        let report = executor
+            .materialize(&PlanRequest::stale(), &())
+            .await
+            .expect("materialize");
+        assert_eq!(report.materialized(), 1);
+        let key = "counted".parse().expect("key");
+        store
+            .load_heads(&[key])
+            .await
+            .expect("heads")
+            .materializations()
+            .next()
+            .cloned()
+            .expect("materialized")
+    });
+    let total = (BATCHES * ROWS) as u64;
+    assert_eq!(m.row_count, total);
+    assert!(m.details.file_count >= 2, "{:?}", m.details);
+    assert_eq!(m.details.metadata["batches"], (BATCHES as f64).into());
+    let folder = local_path(&m.location);
+    let python = std::env::var("FRESHET_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let out = Command::new(python)
+        .args([
+            "-c",
+            "import sys, pyarrow.dataset as ds, pyarrow.compute as pc\n\
+             t = ds.dataset(sys.argv[1], format='parquet').to_table()\n\
+             print(t.num_rows, pc.sum(t['n']).as_py())",
+        ])
+        .arg(&folder)
+        .output()
+        .expect("python");
+    let n = total - 1;
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{total} {}", n * (n + 1) / 2)
+    );
+}

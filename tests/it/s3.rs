@@ -154,4 +154,51 @@ fn materializes_to_s3_and_reads_sources_from_it() {
     assert!(out.success, "{}", out.stderr);
     let preview = reader.run_with_env(&["preview", "total"], &env).stdout;
     assert!(preview.contains("| 61   |"), "{preview}");
+
+    // A new version of daily_revenue; gc on the bucket removes the old one and only that.
+    crate::support::edit(
+        &project,
+        "sql/marts/daily_revenue.sql",
+        "count(*) AS orders",
+        "count(order_id) AS orders",
+    );
+    run(&["materialize", "daily_revenue"]);
+    let objects = || -> Vec<String> {
+        moto.boto(
+            "print('\\n'.join(o['Key'] for o in s3.list_objects_v2(Bucket='lake')['Contents']))",
+        )
+        .lines()
+        .filter(|k| k.starts_with("shop/daily_revenue/"))
+        .map(str::to_owned)
+        .collect()
+    };
+    assert_eq!(objects().len(), 2, "{:?}", objects());
+    let gc = run(&["gc", "--keep", "0"]);
+    assert!(gc.stderr.contains("removed 1 versions"), "{}", gc.stderr);
+    assert!(
+        gc.stderr.contains("and 0 unreferenced files"),
+        "{}",
+        gc.stderr
+    );
+    let left = objects();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let current = run(&["status", "--json"]).stdout;
+    let current: Vec<serde_json::Value> = serde_json::from_str(&current).expect("JSON");
+    let location = current
+        .iter()
+        .find(|s| s["key"] == "daily_revenue")
+        .and_then(|s| s["location"].as_str())
+        .expect("location")
+        .to_owned();
+    let current_id = location
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .expect("id");
+    assert!(left[0].contains(current_id), "{location} {left:?}");
+    assert!(
+        run(&["preview", "daily_revenue", "--limit", "1"])
+            .stdout
+            .contains("revenue")
+    );
 }
