@@ -195,11 +195,12 @@ impl Executor {
             let content = match known.get(&location) {
                 Some(k) if k.meta == meta => k.content_hash.clone(),
                 _ => {
-                    let hash = content_hash(store.as_ref(), &f.location, f.size)
-                        .await
-                        .map_err(|e| {
-                            fail(format!("cannot read {location}: {}", one_line(&e)), true)
-                        })?;
+                    let hash = if base.as_str().starts_with("file://") {
+                        local_content_hash(&f.location).await
+                    } else {
+                        content_hash(store.as_ref(), &f.location, f.size).await
+                    }
+                    .map_err(|e| fail(format!("cannot read {location}: {}", one_line(&e)), true))?;
                     read.push(SourceFile {
                         location: location.clone(),
                         meta,
@@ -225,9 +226,37 @@ impl Executor {
     }
 }
 
-/// Bytes read at once to fingerprint a source file: large, so that a local file costs few reads
-/// (a stream of it comes in 8 KiB chunks) and an object store few requests.
+/// Bytes requested at once to fingerprint an object in an object store: few requests.
 const HASH_READ: u64 = 8 << 20;
+
+/// The fingerprint of a local file's bytes, read into one reused 1 MiB buffer (an object store
+/// stream of it comes in 8 KiB chunks, and each range read allocates its size afresh): the same
+/// value as [`content_hash`] gives.
+async fn local_content_hash(path: &ObjectPath) -> datafusion::object_store::Result<String> {
+    let file = datafusion::object_store::local::LocalFileSystem::new().path_to_filesystem(path)?;
+    let read = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+        use std::io::Read as _;
+        let mut file = std::fs::File::open(file)?;
+        let mut buffer = vec![0u8; 1 << 20];
+        let mut h = Hasher::default();
+        loop {
+            match file.read(&mut buffer)? {
+                0 => return Ok(h.finish_hex()),
+                n => {
+                    h.chunk(&buffer[..n]);
+                }
+            }
+        }
+    });
+    let generic =
+        |e: Box<dyn std::error::Error + Send + Sync>| datafusion::object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: e,
+        };
+    read.await
+        .map_err(|e| generic(Box::new(e)))?
+        .map_err(|e| generic(Box::new(e)))
+}
 
 /// The fingerprint of an object's `size` bytes, read in ranges of [`HASH_READ`].
 async fn content_hash(
