@@ -28,9 +28,9 @@ pub struct Executor {
     pub(super) store: Store,
     pub(super) output: Arc<dyn ObjectStore>,
     pub(super) output_base: ObjectPath,
-    /// The number of cores: writers per output at most, and a third of the DataFusion
-    /// partitions per step, so that a step alone keeps the whole machine busy (steps that run at
-    /// once share it).
+    /// The number of cores: writers per output at most, and DataFusion partitions per step (three
+    /// times as many for large inputs), so that a step alone keeps the whole machine busy (steps
+    /// that run at once share it).
     pub(super) partitions: usize,
     /// What every session runs in: the memory pool (the limit, shared by all steps, spilling to a
     /// temp folder past it) and the object stores other than local disk.
@@ -120,15 +120,25 @@ impl Executor {
     /// with its `DATAFUSION_*` environment variable (e.g. `DATAFUSION_EXECUTION_BATCH_SIZE`),
     /// which wins over these.
     pub(super) fn session(&self) -> SessionContext {
+        self.session_for(0)
+    }
+
+    /// A session for a step whose inputs hold `input_bytes`: with large inputs
+    /// ([`LARGE_INPUTS`] or more) and no memory limit, three partitions per core, so that while
+    /// one waits (on a repartition, a scan) another computes; measured on the ETL benchmark's
+    /// join, with batches of 64 Ki rows, 25% faster than one per core with 8 Ki. Otherwise one
+    /// per core, as DataFusion chooses: more only cost small steps time, and under a memory
+    /// limit (batches of 8 Ki rows then) each sort must still hold a batch.
+    pub(super) fn session_for(&self, input_bytes: u64) -> SessionContext {
         let mut config = SessionConfig::from(self.options.clone()).with_information_schema(false);
         let limit = self.project.execution().memory_limit;
         let unset = |name: &str| std::env::var_os(name).is_none();
         if unset("DATAFUSION_EXECUTION_TARGET_PARTITIONS") {
-            // Three per core: while one partition waits (on a repartition, a scan), another
-            // computes. Measured on the ETL benchmark's join, with batches of 64 Ki rows: 25%
-            // faster than one per core with 8 Ki. Under a memory limit, what DataFusion chooses
-            // (one per core, 8 Ki rows), so that a small limit still holds a batch per sort.
-            let per_core = if limit.is_some() { 1 } else { 3 };
+            let per_core = if limit.is_none() && input_bytes >= LARGE_INPUTS {
+                3
+            } else {
+                1
+            };
             config = config.with_target_partitions(per_core * self.partitions);
         }
         if let Some(limit) = limit {
@@ -146,6 +156,9 @@ impl Executor {
         SessionContext::new_with_config_rt(config, self.runtime.clone())
     }
 }
+
+/// Inputs (their Parquet or source files) from which a step gets three partitions per core.
+const LARGE_INPUTS: u64 = 32 << 20;
 
 /// DataFusion's settings: Freshet's defaults, then any `DATAFUSION_*` environment variable.
 fn session_options() -> Result<ConfigOptions> {

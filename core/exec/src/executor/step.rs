@@ -36,7 +36,17 @@ impl Executor {
         let started = Instant::now();
         let key = &def.key;
         let exec_error = |e: DataFusionError| execution_error(key, e);
-        let ctx = self.session();
+        let input_bytes = def
+            .deps
+            .iter()
+            .map(|d| {
+                lineage.materialization(d).map_or_else(
+                    || lineage.observation(d).map_or(0, |o| o.byte_size),
+                    |m| m.byte_size,
+                )
+            })
+            .sum();
+        let ctx = self.session_for(input_bytes);
         let mut inputs = Vec::with_capacity(def.deps.len());
         for dep in &def.deps {
             let data_version = self.register_input(&ctx, dep, lineage).await?;
