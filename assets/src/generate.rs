@@ -75,6 +75,26 @@ fn properties() -> anyhow::Result<WriterProperties> {
         .build())
 }
 
+/// Writes `n` rows of `schema` to `path`, a batch of at most [`BATCH`] rows at a time: `batch`
+/// gives the columns of the rows after the first `done`, `len` of them.
+fn write_rows(
+    path: &Path,
+    schema: Arc<Schema>,
+    n: u64,
+    mut batch: impl FnMut(u64, usize) -> anyhow::Result<Vec<ArrayRef>>,
+) -> anyhow::Result<()> {
+    let mut writer =
+        ArrowWriter::try_new(File::create(path)?, schema.clone(), Some(properties()?))?;
+    let mut done = 0u64;
+    while done < n {
+        let len = usize::try_from((n - done).min(BATCH as u64))?;
+        writer.write(&RecordBatch::try_new(schema.clone(), batch(done, len)?)?)?;
+        done += len as u64;
+    }
+    writer.close()?;
+    Ok(())
+}
+
 fn write_orders(path: &Path, n: u64, customers: u64, seed: u64) -> anyhow::Result<()> {
     let schema = Arc::new(Schema::new(vec![
         Field::new("order_id", DataType::Int64, false),
@@ -87,13 +107,9 @@ fn write_orders(path: &Path, n: u64, customers: u64, seed: u64) -> anyhow::Resul
         Field::new("amount", DataType::Float64, false),
         Field::new("status", DataType::Utf8, false),
     ]));
-    let mut writer =
-        ArrowWriter::try_new(File::create(path)?, schema.clone(), Some(properties()?))?;
     let mut rng = Rng(seed);
     let step = YEAR_US / i64::try_from(n.max(1))?;
-    let mut id = 0u64;
-    while id < n {
-        let len = usize::try_from((n - id).min(BATCH as u64))?;
+    write_rows(path, schema, n, |done, len| {
         let (mut ids, mut custs, mut times, mut amounts, mut statuses) = (
             Vec::with_capacity(len),
             Vec::with_capacity(len),
@@ -101,8 +117,7 @@ fn write_orders(path: &Path, n: u64, customers: u64, seed: u64) -> anyhow::Resul
             Vec::with_capacity(len),
             Vec::with_capacity(len),
         );
-        for _ in 0..len {
-            id += 1;
+        for id in done + 1..=done + len as u64 {
             let i = i64::try_from(id)?;
             ids.push(i);
             custs.push(i64::try_from(1 + rng.below(customers))?);
@@ -125,17 +140,14 @@ fn write_orders(path: &Path, n: u64, customers: u64, seed: u64) -> anyhow::Resul
                 .map_or(STATUSES[0].0, |(s, _)| s);
             statuses.push(status);
         }
-        let columns: Vec<ArrayRef> = vec![
+        Ok(vec![
             Arc::new(Int64Array::from(ids)),
             Arc::new(Int64Array::from(custs)),
             Arc::new(TimestampMicrosecondArray::from(times)),
             Arc::new(Float64Array::from(amounts)),
             Arc::new(StringArray::from(statuses)),
-        ];
-        writer.write(&RecordBatch::try_new(schema.clone(), columns)?)?;
-    }
-    writer.close()?;
-    Ok(())
+        ])
+    })
 }
 
 fn write_customers(path: &Path, n: u64, seed: u64) -> anyhow::Result<()> {
@@ -149,34 +161,26 @@ fn write_customers(path: &Path, n: u64, seed: u64) -> anyhow::Result<()> {
             false,
         ),
     ]));
-    let mut writer =
-        ArrowWriter::try_new(File::create(path)?, schema.clone(), Some(properties()?))?;
     let mut rng = Rng(seed ^ 0x00C0_FFEE);
-    let mut id = 0u64;
-    while id < n {
-        let len = usize::try_from((n - id).min(BATCH as u64))?;
+    write_rows(path, schema, n, |done, len| {
         let (mut ids, mut names, mut countries, mut times) = (
             Vec::with_capacity(len),
             Vec::with_capacity(len),
             Vec::with_capacity(len),
             Vec::with_capacity(len),
         );
-        for _ in 0..len {
-            id += 1;
+        for id in done + 1..=done + len as u64 {
             ids.push(i64::try_from(id)?);
             names.push(format!("customer {id}"));
             countries.push(COUNTRIES[usize::try_from(rng.below(COUNTRIES.len() as u64))?]);
             // Signed up in the three years before the orders start.
             times.push(YEAR_START_US - i64::try_from(rng.below(3 * YEAR_US as u64))?);
         }
-        let columns: Vec<ArrayRef> = vec![
+        Ok(vec![
             Arc::new(Int64Array::from(ids)),
             Arc::new(StringArray::from(names)),
             Arc::new(StringArray::from(countries)),
             Arc::new(TimestampMicrosecondArray::from(times)),
-        ];
-        writer.write(&RecordBatch::try_new(schema.clone(), columns)?)?;
-    }
-    writer.close()?;
-    Ok(())
+        ])
+    })
 }

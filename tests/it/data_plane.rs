@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{TempProject, edit, long_project, start_materialize};
+use crate::support::{TempProject, edit, files_under, long_project, start_materialize};
 
 /// A project whose source `raw_orders` is `orders` generated orders in Parquet (generated once
 /// per test into the project's `data/`).
@@ -28,6 +28,17 @@ fn orders_project(orders: u64, toml_extra: &str, files: &[(&str, &str)]) -> Temp
     freshet_assets::generate::write_shop(&project.path().join("data"), orders, 7)
         .expect("generate orders");
     project
+}
+
+/// Asserts that a command said each of `texts` on stderr.
+fn said(out: &crate::support::Output, texts: &[&str]) {
+    for text in texts {
+        assert!(
+            out.stderr.contains(text),
+            "{text:?} not in:\n{}",
+            out.stderr
+        );
+    }
 }
 
 fn history(project: &TempProject, key: &str) -> Vec<Value> {
@@ -52,17 +63,18 @@ fn parquet_files(folder: &Path) -> Vec<PathBuf> {
 }
 
 /// Reads a version's folder with pyarrow (an independent reader): its row count and the sum of
-/// `order_id`.
-fn pyarrow_count_and_sum(folder: &Path) -> (u64, u64) {
+/// `column`.
+fn pyarrow_count_and_sum(folder: &Path, column: &str) -> (u64, u64) {
     let python = std::env::var("FRESHET_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let out = Command::new(python)
         .args([
             "-c",
             "import sys, pyarrow.dataset as ds, pyarrow.compute as pc\n\
              t = ds.dataset(sys.argv[1], format='parquet').to_table()\n\
-             print(t.num_rows, pc.sum(t['order_id']).as_py())",
+             print(t.num_rows, pc.sum(t[sys.argv[2]]).as_py())",
         ])
         .arg(folder)
+        .arg(column)
         .output()
         .expect("run python");
     assert!(
@@ -121,7 +133,10 @@ fn a_large_output_is_several_files_read_as_one_table_with_the_fingerprint_of_one
         split["file_count"].as_u64().expect("count")
     );
     let want_sum = ORDERS * (ORDERS + 1) / 2;
-    assert_eq!(pyarrow_count_and_sum(&folder), (ORDERS, want_sum));
+    assert_eq!(
+        pyarrow_count_and_sum(&folder, "order_id"),
+        (ORDERS, want_sum)
+    );
 
     // A downstream asset reads the folder as one table.
     let preview = project.ok(&["preview", "order_count"]);
@@ -199,11 +214,7 @@ fn compression_is_set_per_project_and_per_asset() {
     ]);
     let out = bad.run(&["materialize"]);
     assert!(!out.success);
-    assert!(
-        out.stderr.contains("invalid compression \"zip\""),
-        "{}",
-        out.stderr
-    );
+    said(&out, &["invalid compression \"zip\""]);
 }
 
 #[test]
@@ -273,47 +284,31 @@ fn preview_reads_an_old_version_and_gc_keeps_what_is_current_recent_or_read() {
         "0190e5a0-0000-7000-8000-000000000000",
     ]);
     assert!(!unknown.success);
-    assert!(
-        unknown.stderr.contains("seed has no version"),
-        "{}",
-        unknown.stderr
-    );
+    said(&unknown, &["seed has no version"]);
 
     // big is being computed from seed: seed's old versions stay, and so does what big writes.
     let big_folder = project.path().join(".freshet/data/big");
     let dry = project.ok(&["gc", "--keep", "1", "--dry-run"]);
-    assert!(
-        dry.stderr.contains("would remove 0 versions"),
-        "{}",
-        dry.stderr
-    );
-    assert!(
-        dry.stderr.contains("kept 2 that running steps may read"),
-        "{}",
-        dry.stderr
+    said(
+        &dry,
+        &[
+            "would remove 0 versions",
+            "kept 2 that running steps may read",
+        ],
     );
     let busy = project.ok(&["gc", "--keep", "1"]);
-    assert!(
-        busy.stderr.contains("removed 0 versions"),
-        "{}",
-        busy.stderr
-    );
-    assert!(
-        busy.stderr.contains("and 0 unreferenced files"),
-        "{}",
-        busy.stderr
-    );
+    said(&busy, &["removed 0 versions", "and 0 unreferenced files"]);
     assert!(folder(3).exists() && folder(2).exists());
 
     // Killed mid-write: big's files are orphans now, and seed's old versions are no longer read.
     // (Bounded: big writes for ever, and its first file appears within seconds.)
     let mut waited = 0;
-    while walk(&big_folder).is_empty() && waited < 600 {
+    while files_under(&big_folder).is_empty() && waited < 600 {
         std::thread::sleep(Duration::from_millis(100));
         waited += 1;
     }
     assert!(
-        !walk(&big_folder).is_empty(),
+        !files_under(&big_folder).is_empty(),
         "big started writing within a minute"
     );
     assert!(!busy.stdout.contains("big"), "{}", busy.stdout);
@@ -324,18 +319,10 @@ fn preview_reads_an_old_version_and_gc_keeps_what_is_current_recent_or_read() {
         "the killed write left files behind for gc to find"
     );
     let dry = project.ok(&["gc", "--keep", "1", "--dry-run"]);
-    assert!(
-        dry.stderr.contains("would remove 2 versions"),
-        "{}",
-        dry.stderr
-    );
+    said(&dry, &["would remove 2 versions"]);
     assert!(folder(3).exists(), "a dry run removes nothing");
     let done = project.ok(&["gc", "--keep", "1"]);
-    assert!(
-        done.stderr.contains("removed 2 versions"),
-        "{}",
-        done.stderr
-    );
+    said(&done, &["removed 2 versions"]);
     assert!(
         !done.stderr.contains("and 0 unreferenced files"),
         "{}",
@@ -354,7 +341,7 @@ fn preview_reads_an_old_version_and_gc_keeps_what_is_current_recent_or_read() {
         folder(1).exists() && folder(0).exists(),
         "current and the one before stay"
     );
-    let left: Vec<PathBuf> = walk(&big_folder);
+    let left: Vec<PathBuf> = files_under(&big_folder);
     assert!(
         left.is_empty(),
         "the killed write's files are gone: {left:?}"
@@ -366,11 +353,7 @@ fn preview_reads_an_old_version_and_gc_keeps_what_is_current_recent_or_read() {
     assert!(after[1]["collected_at"].is_null() && after[0]["collected_at"].is_null());
     let gone = project.run(&["preview", "seed", "--version", &v1]);
     assert!(!gone.success);
-    assert!(
-        gone.stderr.contains("was removed by `freshet gc`"),
-        "{}",
-        gone.stderr
-    );
+    said(&gone, &["was removed by `freshet gc`"]);
     let text = project.ok(&["history", "seed"]);
     assert!(text.stdout.contains("removed by gc"), "{}", text.stdout);
     assert!(text.stdout.contains("current"), "{}", text.stdout);
@@ -378,31 +361,7 @@ fn preview_reads_an_old_version_and_gc_keeps_what_is_current_recent_or_read() {
 
     // Nothing left to do.
     let again = project.ok(&["gc", "--keep", "1"]);
-    assert!(
-        again.stderr.contains("removed 0 versions"),
-        "{}",
-        again.stderr
-    );
-    assert!(
-        again.stderr.contains("and 0 unreferenced files"),
-        "{}",
-        again.stderr
-    );
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(d) = pending.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.path().is_dir() {
-                pending.push(e.path());
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out
+    said(&again, &["removed 0 versions", "and 0 unreferenced files"]);
 }
 
 #[test]
@@ -510,21 +469,9 @@ fn a_rust_asset_streams_its_batches_into_several_files() {
     assert_eq!(m.row_count, total);
     assert!(m.details.file_count >= 2, "{:?}", m.details);
     assert_eq!(m.details.metadata["batches"], (BATCHES as f64).into());
-    let folder = local_path(&m.location);
-    let python = std::env::var("FRESHET_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let out = Command::new(python)
-        .args([
-            "-c",
-            "import sys, pyarrow.dataset as ds, pyarrow.compute as pc\n\
-             t = ds.dataset(sys.argv[1], format='parquet').to_table()\n\
-             print(t.num_rows, pc.sum(t['n']).as_py())",
-        ])
-        .arg(&folder)
-        .output()
-        .expect("python");
     let n = total - 1;
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("{total} {}", n * (n + 1) / 2)
+        pyarrow_count_and_sum(&local_path(&m.location), "n"),
+        (total, n * (n + 1) / 2)
     );
 }

@@ -135,24 +135,29 @@ impl TempProject {
 
     /// Every file under the project's output folder.
     pub(crate) fn output_files(&self) -> Vec<PathBuf> {
-        let mut out = Vec::new();
-        let mut pending = vec![self.path().join(".freshet/data")];
-        while let Some(dir) = pending.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    pending.push(path);
-                } else {
-                    out.push(path);
-                }
+        files_under(&self.path().join(".freshet/data"))
+    }
+}
+
+/// Every file under `dir` (none if it does not exist), sorted.
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                out.push(path);
             }
         }
-        out.sort();
-        out
     }
+    out.sort();
+    out
 }
 
 /// Runs the `freshet` binary with a clean environment for its own settings.

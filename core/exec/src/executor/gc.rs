@@ -93,7 +93,11 @@ impl Executor {
             .filter_map(|k| graph.get(k))
             .flat_map(|d| d.deps.iter())
             .collect();
-        let busy: Vec<String> = leased.iter().map(|k| self.asset_folder(k)).collect();
+        // Prefixes ending in `/`, so that `a/` does not cover `ab/`.
+        let busy: Vec<String> = leased
+            .iter()
+            .map(|k| format!("{}/", self.asset_folder(k)))
+            .collect();
 
         let mut report = GcReport {
             dry_run,
@@ -207,15 +211,6 @@ impl Executor {
             }
         }
         Ok(report)
-    }
-
-    /// The object path prefix of `key`'s folder, ending in `/`.
-    fn asset_folder(&self, key: &AssetKey) -> String {
-        let mut path = self.output_base.clone();
-        for segment in key.segments() {
-            path = path.join(segment);
-        }
-        format!("{path}/")
     }
 }
 

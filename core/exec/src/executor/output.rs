@@ -166,13 +166,15 @@ impl Executor {
         })
     }
 
+    /// The folder of `key`'s versions under the output storage.
+    pub(super) fn asset_folder(&self, key: &AssetKey) -> ObjectPath {
+        key.segments()
+            .fold(self.output_base.clone(), |path, segment| path.join(segment))
+    }
+
     /// The folder of version `id` of `key` under the output storage.
     pub(super) fn folder_of(&self, key: &AssetKey, id: &MaterializationId) -> ObjectPath {
-        let mut path = self.output_base.clone();
-        for segment in key.segments() {
-            path = path.join(segment);
-        }
-        path.join(id.as_str())
+        self.asset_folder(key).join(id.as_str())
     }
 
     /// The URL of version `id` of `key`: its folder, ending in `/`.
