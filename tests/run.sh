@@ -4,8 +4,11 @@
 # Installs what the tests need first: a Python virtual environment with pyarrow (the independent
 # Parquet reader the end-to-end tests check Freshet's output with), moto's S3-compatible server
 # (which the object storage tests start on a loopback port) and openapi-spec-validator; Debian's
-# Chromium and playwright-core from npm for the browser tests of the web view. Extra arguments go to
-# `cargo test` (e.g. `tests/run.sh staleness` runs the tests whose names contain "staleness").
+# Chromium and playwright-core from npm for the browser tests of the web view; PostgreSQL's server
+# binaries (Debian's), of which it starts a throwaway cluster on a loopback port, removed at the
+# end. Then the whole suite, and the integration tests a second time with PostgreSQL as every
+# project's store. Extra arguments go to `cargo test` (e.g. `tests/run.sh staleness` runs the
+# tests whose names contain "staleness").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +23,7 @@ export FRESHET_TEST_PYTHON="$venv/bin/python"
 missing=""
 command -v chromium >/dev/null || missing="$missing chromium"
 command -v npm >/dev/null || missing="$missing nodejs npm"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 if [ -n "$missing" ]; then
     echo "tests/run.sh: installing$missing (Debian packages)" >&2
     if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -33,4 +37,9 @@ if [ ! -d tests/e2e/node_modules/playwright-core ]; then
     npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
 fi
 
+eval "$(tests/postgres.sh start)"
+trap 'tests/postgres.sh stop "$FRESHET_TEST_PGDIR"' EXIT
+
 cargo test --workspace --locked "$@"
+echo "tests/run.sh: the integration tests again, on PostgreSQL" >&2
+FRESHET_TEST_STORE=postgres cargo test --locked -p freshet-assets --test it "$@"

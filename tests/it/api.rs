@@ -10,7 +10,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use freshet_core::freshness::SystemClock;
-use freshet_core::{Executor, Overrides, Project, Store};
+use freshet_core::{Executor, Project, Store};
 use freshet_server::serve::{self, AppState};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -100,7 +100,7 @@ async fn router_for(project: &TempProject, loopback: bool) -> Router {
     let project = Project::load(
         project.path(),
         &freshet_assets::catalogues(),
-        &Overrides::default(),
+        &project.overrides(),
     )
     .expect("project loads");
     let store = Store::open(project.database_url()).await.expect("store");

@@ -20,12 +20,9 @@ struct Daemon {
 
 impl Daemon {
     fn start(project: &TempProject) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_freshet"))
-            .args([
-                "--project",
-                project.path().to_str().expect("utf-8"),
-                "daemon",
-            ])
+        let mut child = project
+            .command()
+            .arg("daemon")
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -418,14 +415,9 @@ struct Served {
 
 impl Served {
     fn start(project: &TempProject) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_freshet"))
-            .args([
-                "--project",
-                project.path().to_str().expect("utf-8"),
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-            ])
+        let mut child = project
+            .command()
+            .args(["serve", "--addr", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .env("FRESHET_TOKEN", "reload-test-token-0123456789")
             .stdout(Stdio::null())
@@ -534,7 +526,7 @@ async fn a_custom_sensor_requests_runs_with_its_cursor_and_a_broken_one_stops_no
     use freshet_core::freshness::SystemClock;
     use freshet_core::sensor::{RustSensor, SensorOutput, SensorRequest};
     use freshet_core::store::RunQuery;
-    use freshet_core::{Catalogue, Catalogues, Executor, Overrides, Project, Store};
+    use freshet_core::{Catalogue, Catalogues, Executor, Project, Store};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     let project = TempProject::with_files(&[
@@ -572,7 +564,7 @@ async fn a_custom_sensor_requests_runs_with_its_cursor_and_a_broken_one_stops_no
     let loaded = Project::load(
         project.path(),
         &Catalogues::new().with(catalogue),
-        &Overrides::default(),
+        &project.overrides(),
     )
     .expect("project loads");
     assert_eq!(loaded.sensors().len(), 2);

@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use freshet_core::store::{HEARTBEAT_TIMEOUT, NewRun, RunKind, StepRecord, StepState};
 use freshet_core::{
-    AssetContext, AssetKey, BoxError, Catalogue, Catalogues, Executor, Overrides, PlanRequest,
-    Project, Retryable, RunId, RunReport, RustAsset, StepOutcome, Store,
+    AssetContext, AssetKey, BoxError, Catalogue, Catalogues, Executor, PlanRequest, Project,
+    Retryable, RunId, RunReport, RustAsset, StepOutcome, Store,
 };
 
 use crate::support::TempProject;
@@ -37,7 +37,7 @@ async fn run(
     )]);
     let catalogues = Catalogues::new().with(Catalogue::new("test").assets(assets));
     let loaded =
-        Project::load(project.path(), &catalogues, &Overrides::default()).expect("project loads");
+        Project::load(project.path(), &catalogues, &project.overrides()).expect("project loads");
     let store = Store::open(loaded.database_url()).await.expect("store");
     let executor = Executor::new(loaded, store.clone()).expect("executor");
     let report = executor
@@ -268,7 +268,7 @@ async fn a_step_waits_while_another_live_run_holds_its_asset() {
     let catalogues = Catalogues::new()
         .with(Catalogue::new("test").assets(vec![sleeper("held", 10), sleeper("free", 10)]));
     let loaded =
-        Project::load(project.path(), &catalogues, &Overrides::default()).expect("project loads");
+        Project::load(project.path(), &catalogues, &project.overrides()).expect("project loads");
     let store = Store::open(loaded.database_url()).await.expect("store");
     // Another run, alive (this process, a fresh heartbeat), holds `held`.
     let other = RunId::generate();

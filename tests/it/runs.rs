@@ -221,6 +221,7 @@ fn on_a_terminal_materialize_shows_running_steps_live() {
     );
     let out = Command::new("script")
         .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+        .envs(project.database_env())
         .env("TERM", "xterm")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())

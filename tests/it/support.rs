@@ -11,6 +11,8 @@ use serde_json::Value;
 /// A project in a temporary folder, removed when dropped.
 pub(crate) struct TempProject {
     dir: tempfile::TempDir,
+    /// Its metadata database when not the default SQLite file in the project (see [`database`]).
+    database: Option<String>,
 }
 
 /// What a command printed and how it exited.
@@ -27,6 +29,7 @@ impl TempProject {
     pub(crate) fn empty() -> Self {
         Self {
             dir: tempfile::tempdir().expect("temp dir"),
+            database: database(),
         }
     }
 
@@ -86,7 +89,41 @@ impl TempProject {
     pub(crate) fn run_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut full = vec!["--project", self.path().to_str().expect("utf-8 path")];
         full.extend_from_slice(args);
-        freshet_with_env(&full, env)
+        let mut env = env.to_vec();
+        if let Some(url) = &self.database {
+            env.insert(0, ("FRESHET_DATABASE", url));
+        }
+        freshet_with_env(&full, &env)
+    }
+
+    /// `freshet --project <this>`, with the project's database, for a test to add to and start.
+    pub(crate) fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_freshet"));
+        command
+            .args(["--project", self.path().to_str().expect("utf-8 path")])
+            .env_remove("FRESHET_PROJECT")
+            .env_remove("FRESHET_STORAGE")
+            .env_remove("FRESHET_DATABASE");
+        if let Some(url) = &self.database {
+            command.env("FRESHET_DATABASE", url);
+        }
+        command
+    }
+
+    /// What a test that loads the project in process passes to `Project::load`.
+    pub(crate) fn overrides(&self) -> freshet_core::project::Overrides {
+        freshet_core::project::Overrides {
+            database: self.database.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// The database every command of this project uses, when it is not the project's own
+    /// SQLite file.
+    pub(crate) fn database_env(&self) -> Option<(&'static str, &str)> {
+        self.database
+            .as_deref()
+            .map(|url| ("FRESHET_DATABASE", url))
     }
 
     /// Runs a command that must succeed.
@@ -169,11 +206,11 @@ pub(crate) fn freshet(args: &[&str]) -> Output {
 pub(crate) fn freshet_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_freshet"))
         .args(args)
-        .envs(env.iter().copied())
         .env_remove("FRESHET_PROJECT")
         .env_remove("FRESHET_STORAGE")
         .env_remove("FRESHET_DATABASE")
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .output()
         .expect("run freshet");
     let out = Output {
@@ -265,15 +302,57 @@ pub(crate) fn start_materialize(project: &TempProject) -> (Child, String, Receiv
 
 /// Starts `freshet materialize` on `project`, its stderr piped, warnings only.
 pub(crate) fn spawn_materialize(project: &TempProject) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_freshet"))
-        .args([
-            "--project",
-            project.path().to_str().expect("utf-8"),
-            "materialize",
-        ])
+    project
+        .command()
+        .arg("materialize")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start freshet")
+}
+
+/// Which store the suite runs on: `FRESHET_TEST_STORE=postgres` gives each project a new database
+/// on the PostgreSQL server `FRESHET_TEST_POSTGRES` names (tests/run.sh starts one and runs the
+/// suite both ways); otherwise each project keeps its default SQLite file.
+pub(crate) fn on_postgres() -> bool {
+    std::env::var("FRESHET_TEST_STORE").is_ok_and(|s| s == "postgres")
+}
+
+fn database() -> Option<String> {
+    if !on_postgres() {
+        return None;
+    }
+    let server = std::env::var("FRESHET_TEST_POSTGRES")
+        .expect("FRESHET_TEST_STORE=postgres needs FRESHET_TEST_POSTGRES: run tests/run.sh");
+    // On a thread of its own: some tests call this inside a runtime, which cannot start another.
+    let url = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(new_postgres_database(&server))
+    })
+    .join()
+    .expect("create a test database");
+    Some(url)
+}
+
+/// Creates a database named after a fresh UUID on `server` and returns its URL.
+pub(crate) async fn new_postgres_database(server: &str) -> String {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::AnyConnection::connect(server)
+        .await
+        .expect("connect to the test PostgreSQL server");
+    // A name cannot be a parameter; this one is made of hex digits and `_` only.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create a test database");
+    let _ = conn.close().await;
+    let mut url = url::Url::parse(server).expect("FRESHET_TEST_POSTGRES is a URL");
+    url.set_path(&name);
+    url.to_string()
 }

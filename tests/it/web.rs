@@ -35,8 +35,8 @@ fn web_view_shows_lineage_causes_and_materializes_without_reload() {
 
     let project = TempProject::demo_with_stale_revenue();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_freshet"))
-        .args(["--project", project.path().to_str().expect("utf-8 path")])
+    let mut child = project
+        .command()
         .args(["serve", "--addr", "127.0.0.1:0"])
         .env("FRESHET_TOKEN", TOKEN)
         .env("RUST_LOG", "warn")

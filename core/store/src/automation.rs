@@ -129,7 +129,7 @@ impl Store {
         changed: &[DecisionRecord],
     ) -> Result<()> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO automation_evaluations (id, evaluated_at, duration_us, assets, requested, \
              run_id, next_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -410,14 +410,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::conformance;
     use crate::{NewRun, RunKind};
 
-    #[tokio::test]
-    async fn evaluations_keep_each_asset_s_latest_decision_and_its_history() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}/f.db", dir.path().display()))
-            .await
-            .unwrap();
+    conformance! {
+    async fn evaluations_keep_each_asset_s_latest_decision_and_its_history(db) {
+        let store = db.open().await;
         let asset: AssetKey = "clean".parse().unwrap();
         let t0 = from_micros(1_800_000_000_000_000);
         let decision =
@@ -523,5 +521,6 @@ mod tests {
         };
         store.record_schedule_tick(&moved).await.unwrap();
         assert_eq!(store.schedule_ticks().await.unwrap()["nightly"], moved);
+    }
     }
 }

@@ -199,7 +199,7 @@ impl Store {
         silent_since: Option<DateTime<Utc>>,
     ) -> Result<bool> {
         const DIED: &str = PROCESS_DIED;
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let moved = sqlx::query(
             "UPDATE runs SET status = $1, finished_at = $2, error = $3 \
              WHERE id = $4 AND status IN ($5, $6) \

@@ -92,7 +92,7 @@ impl Store {
     /// Records that the files of `ids` were removed at `at`. A current version is never marked.
     pub async fn mark_collected(&self, ids: &[MaterializationId], at: DateTime<Utc>) -> Result<()> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         for id in ids {
             sqlx::query(
                 "UPDATE materializations SET collected_at = $1 WHERE id = $2 \

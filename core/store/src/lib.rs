@@ -31,6 +31,7 @@ pub mod lifecycle;
 mod lineage;
 mod progress;
 mod runs;
+mod schema;
 mod sources;
 
 pub use automation::{DecisionRecord, EvaluationRecord, ScheduleTick};
@@ -92,12 +93,53 @@ impl Error {
 /// Result with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+/// The schema of each backend, applied on open (embedded at compile time). The two folders hold
+/// the same versions; a version differs between them only where the SQL must.
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Which database a [`Store`] is on: the SQL is the same but for how a write transaction starts
+/// and how the schema is inspected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (`sqlite://PATH`, or a bare path in `freshet.toml`).
+    Sqlite,
+    /// A PostgreSQL database (`postgres://` or `postgresql://`).
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, if Freshet has one for it.
+    pub fn of_url(url: &str) -> Option<Self> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme.to_ascii_lowercase().as_str() {
+            "sqlite" => Some(Backend::Sqlite),
+            "postgres" | "postgresql" => Some(Backend::Postgres),
+            _ => None,
+        }
+    }
+
+    /// The name used in messages and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    fn migrator(self) -> &'static sqlx::migrate::Migrator {
+        match self {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+}
 
 /// A handle on the metadata database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    backend: Backend,
     /// This process, recorded as the owner of the runs it starts.
     owner: Owner,
     /// Taken by this process's writers that may overlap (a run's progress, its steps' leases
@@ -107,14 +149,22 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `url` and applies pending migrations.
+    /// Opens the database at `url` and applies pending migrations.
     ///
-    /// `sqlite://PATH` creates the file and its folder. Errors never include the URL's password.
+    /// `sqlite://PATH` creates the file and its folder; `postgres://USER:PASSWORD@HOST/DB` needs
+    /// the database to exist (it may be empty). A database that holds tables but no Freshet
+    /// schema, or whose schema is newer than this binary's, is refused before anything is
+    /// written. Errors never include the URL's password.
     pub async fn open(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let shown = redact_url(url);
         let fail = |e: &dyn std::fmt::Display| Error::Database {
             message: format!("cannot open metadata database {shown}: {}", one_line(e)),
+        };
+        let Some(backend) = Backend::of_url(url) else {
+            return Err(fail(
+                &"unknown kind of database (use a SQLite file, sqlite://PATH or postgres://...)",
+            ));
         };
         let mut connect_url = url.to_owned();
         let sqlite_path = url
@@ -131,9 +181,15 @@ impl Store {
             if !url.contains('?') {
                 connect_url.push_str("?mode=rwc");
             }
+            check_sqlite_header(Path::new(path)).map_err(|e| fail(&e))?;
         }
         let pool = AnyPoolOptions::new()
-            .max_connections(4)
+            .max_connections(match backend {
+                Backend::Sqlite => 4,
+                // Every step's lease and output, the run's progress and the server's reads go
+                // at once; PostgreSQL serves them in parallel.
+                Backend::Postgres => 8,
+            })
             .acquire_timeout(std::time::Duration::from_secs(10))
             .after_connect(|conn, _| {
                 Box::pin(async move {
@@ -144,6 +200,11 @@ impl Store {
                         sqlx::query("PRAGMA synchronous = NORMAL")
                             .execute(&mut *conn)
                             .await?;
+                        // Writers of other processes wait their turn (write transactions begin
+                        // IMMEDIATE, so waiting is all a lock ever asks of them).
+                        sqlx::query("PRAGMA busy_timeout = 60000")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -151,33 +212,77 @@ impl Store {
             .connect(&connect_url)
             .await
             .map_err(|e| fail(&e))?;
-        if url.starts_with("sqlite:") {
-            // WAL lets readers (status, the web view) proceed while a run writes.
-            busy_retry(|| async {
-                sqlx::query("PRAGMA journal_mode = WAL")
-                    .execute(&pool)
-                    .await
-            })
-            .await
-            .map_err(|e| fail(&e))?;
+        let opened = Self::prepare(&pool, backend, sqlite_path).await;
+        if let Err(e) = opened {
+            pool.close().await;
+            return Err(fail(&e));
         }
-        // Migrations once, under a lock: processes opening a new store together take turns, and
-        // each after the first finds them applied. (sqlx locks PostgreSQL itself.)
-        let lock = match sqlite_path {
-            Some(path) => Some(lock_file(path).await.map_err(|e| fail(&e))?),
-            None => None,
-        };
-        busy_retry(|| MIGRATOR.run(&pool))
-            .await
-            .map_err(|e| fail(&e))?;
-        drop(lock);
         let store = Self {
             pool,
+            backend,
             owner: Owner::this_process(),
             writes: Arc::default(),
         };
         store.fill_head_records().await?;
         Ok(store)
+    }
+
+    /// Checks that the database is Freshet's (or empty) and not newer than this binary, then
+    /// brings its schema up to date. The error is the reason alone, without the URL.
+    async fn prepare(
+        pool: &AnyPool,
+        backend: Backend,
+        sqlite_path: Option<&str>,
+    ) -> Result<(), String> {
+        let migrator = backend.migrator();
+        if backend == Backend::Sqlite {
+            // WAL lets readers (status, the web view) proceed while a run writes.
+            busy_retry(|| async { sqlx::query("PRAGMA journal_mode = WAL").execute(pool).await })
+                .await
+                .map_err(|e| one_line(&e))?;
+        }
+        // Migrations once, under a lock: processes opening a new store together take turns, and
+        // each after the first finds them applied. (sqlx locks PostgreSQL itself.)
+        let lock = match sqlite_path {
+            Some(path) => Some(lock_file(path).await.map_err(|e| one_line(&e))?),
+            None => None,
+        };
+        schema::check(pool, backend, migrator).await?;
+        busy_retry(|| migrator.run(pool))
+            .await
+            .map_err(|e| one_line(&e))?;
+        drop(lock);
+        Ok(())
+    }
+
+    /// The database this store is on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`), waiting for another process's writer if need be, so it never fails half-way
+    /// with "database is locked" when it turns from reading to writing.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(store_error)
+    }
+
+    /// Begins a transaction whose reads all see one commit (SQLite's transactions always do;
+    /// PostgreSQL's default, read committed, would not).
+    async fn begin_snapshot(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin().await,
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await
+            }
+        }
+        .map_err(store_error)
     }
 
     /// This process's turn to write (see [`Store::writes`]).
@@ -211,6 +316,25 @@ where
             }
             other => return other,
         }
+    }
+}
+
+/// Refuses a file that exists, is not empty and does not start as a SQLite database does, before
+/// SQLite is given it (it would answer every connection with an error the pool keeps retrying).
+fn check_sqlite_header(path: &Path) -> std::result::Result<(), String> {
+    use std::io::Read;
+    let mut header = [0_u8; 16];
+    let read = match std::fs::File::open(path) {
+        Ok(mut file) => file.read(&mut header).map_err(|e| one_line(&e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(one_line(&e)),
+    };
+    if read == 0 || header == *b"SQLite format 3\0" {
+        Ok(())
+    } else {
+        Err("the file is not a database (it is not a SQLite file); point --database at a \
+             new file to start a new store"
+            .to_owned())
     }
 }
 
@@ -294,8 +418,14 @@ pub fn redact_url(url: &str) -> String {
 }
 
 #[cfg(test)]
+mod conformance;
+#[cfg(test)]
+mod testing;
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::conformance;
 
     fn test_run(kind: RunKind) -> NewRun<'static> {
         NewRun {
@@ -349,10 +479,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_run_found_dead_records_nothing_more_and_is_told_to_stop() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/freshet.db", dir.path().display());
-        let store = Store::open(&url).await.unwrap();
+    async fn unreachable_database_is_one_clear_line() {
+        let err = Store::open("postgres://u:hunter2@127.0.0.1:1/db")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("cannot open metadata database postgres://u:***@127.0.0.1:1/db"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    conformance! {
+    async fn a_run_found_dead_records_nothing_more_and_is_told_to_stop(db) {
+        let store = db.open().await;
         let run = RunId::generate();
         let started = Utc::now();
         store
@@ -430,11 +572,9 @@ mod tests {
         assert!(dead.is_empty(), "{dead:?}");
     }
 
-    #[tokio::test]
-    async fn round_trips_lineage_in_a_sqlite_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/meta/freshet.db", dir.path().display());
-        let store = Store::open(&url).await.unwrap();
+    async fn round_trips_lineage(db) {
+        let url = db.url();
+        let store = Store::open(url).await.unwrap();
         let run = RunId::generate();
         store
             .begin_run(&run, &test_run(RunKind::Materialize), Utc::now())
@@ -491,7 +631,7 @@ mod tests {
         store.close().await;
 
         // Reopening applies no migration twice and sees the latest versions.
-        let store = Store::open(&url).await.unwrap();
+        let store = Store::open(url).await.unwrap();
         let lineage = store.load_lineage().await.unwrap();
         assert_eq!(lineage.materialization(&m.asset), Some(&m));
         assert_eq!(lineage.observation(&obs.asset), Some(&obs));
@@ -509,7 +649,7 @@ mod tests {
                 .is_none()
         );
         store.close().await;
-        let store = Store::open(&url).await.unwrap();
+        let store = Store::open(url).await.unwrap();
         let lineage = store.load_lineage().await.unwrap();
         assert_eq!(lineage.materialization(&m.asset), Some(&m));
         assert_eq!(lineage.observation(&obs.asset), Some(&obs));
@@ -519,30 +659,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn unreachable_database_is_one_clear_line() {
-        let err = Store::open("postgres://u:hunter2@127.0.0.1:1/db")
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("cannot open metadata database postgres://u:***@127.0.0.1:1/db"),
-            "{err}"
-        );
-        assert!(!err.contains("hunter2"), "{err}");
-        assert!(!err.contains('\n'));
-    }
-
-    async fn temp_store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/freshet.db", dir.path().display());
-        let store = Store::open(&url).await.unwrap();
-        (dir, store)
-    }
-
-    #[tokio::test]
-    async fn runs_and_steps_move_only_as_their_lifecycle_allows() {
-        let (_dir, store) = temp_store().await;
+    async fn runs_and_steps_move_only_as_their_lifecycle_allows(db) {
+        let store = db.open().await;
         let run = RunId::generate();
         let now = Utc::now();
         store
@@ -640,9 +758,8 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_stored_value_that_does_not_decode_is_an_error_naming_its_record() {
-        let (_dir, store) = temp_store().await;
+    async fn a_stored_value_that_does_not_decode_is_an_error_naming_its_record(db) {
+        let store = db.open().await;
         let now = Utc::now();
         store
             .record_observation(&Observation {
@@ -680,5 +797,6 @@ mod tests {
             err,
             format!("metadata database: runs row {run}: unknown status \"paused\"")
         );
+    }
     }
 }

@@ -31,7 +31,7 @@ impl Store {
     /// records nothing. Refused with [`Error::Transition`] otherwise.
     pub async fn record_run_output(&self, m: &Materialization) -> Result<()> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         // Write first, then check: a SQLite transaction that reads first and then writes fails
         // at once (not after waiting) when another connection wrote in between. Refused, the
         // transaction rolls back when dropped.
@@ -63,7 +63,7 @@ impl Store {
     /// Records materializations in one transaction (an import, a benchmark's history), each
     /// becoming its asset's current version in order.
     pub async fn record_materializations(&self, ms: &[Materialization]) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         for m in ms {
             insert_materialization(&mut tx, m).await?;
         }
@@ -74,7 +74,7 @@ impl Store {
     /// Records an observation of a source and makes it current, atomically.
     pub async fn record_observation(&self, o: &Observation) -> Result<()> {
         let id = MaterializationId::generate();
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO observations (id, asset, data_version, file_count, byte_size, observed_at, \
              checked_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -110,7 +110,7 @@ impl Store {
     /// Records that a source was seen again with its current version unchanged: `o` is its current
     /// observation with `checked_at` moved.
     pub async fn record_check(&self, o: &Observation) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE observations SET checked_at = $1 WHERE id = \
              (SELECT observation_id FROM asset_heads WHERE asset = $2 AND partition_key = '')",
@@ -218,7 +218,7 @@ impl Store {
             return Ok(());
         }
         let lineage = self.load_lineage_from_events().await?;
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let records = lineage
             .materializations()
             .map(|m| (&m.asset, to_json(m)))
@@ -241,7 +241,7 @@ impl Store {
     async fn load_lineage_from_events(&self) -> Result<Lineage> {
         let mut lineage = Lineage::new();
         // One transaction, so the three reads see the same commit.
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_snapshot().await?;
 
         let inputs = sqlx::query(
             "SELECT i.materialization_id, i.input_asset, i.data_version FROM asset_heads h \

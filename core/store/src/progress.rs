@@ -60,7 +60,7 @@ impl Store {
     /// failed, and then nothing is recorded.
     pub async fn record_progress(&self, run: &RunId, records: &[Progress]) -> Result<Vec<Error>> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         let mut refusals = Vec::new();
         for record in records {
             if let Err(e) = record_one(&mut tx, run, record).await {

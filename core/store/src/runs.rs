@@ -260,7 +260,7 @@ impl Store {
 
     /// Records a run's planned steps, in order, as pending.
     pub async fn plan_steps(&self, id: &RunId, assets: &[AssetKey]) -> Result<()> {
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         for (position, asset) in assets.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO run_steps (run_id, position, asset, state) VALUES ($1, $2, $3, $4)",

@@ -46,7 +46,7 @@ impl Store {
         if files.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(store_error)?;
+        let mut tx = self.begin_write().await?;
         for f in files {
             sqlx::query(
                 "INSERT INTO source_files (location, meta, content_hash) VALUES ($1, $2, $3) \
