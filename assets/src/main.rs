@@ -6,7 +6,7 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     let cli = freshet_server::Cli::parse();
-    freshet_server::init_tracing();
+    freshet_server::init_tracing(cli.log_format);
     match freshet_server::run(cli, freshet_assets::catalogues()) {
         Ok(code) => code,
         Err(e) => {

@@ -14,14 +14,23 @@ pub mod output;
 pub mod serve;
 pub mod words;
 
-pub use cli::{Cli, run};
+pub use cli::{Cli, LogFormat, run};
 
-/// Installs the log subscriber: warnings by default, `RUST_LOG` to change, on stderr.
-pub fn init_tracing() {
+/// Installs the log subscriber on stderr: warnings by default, `RUST_LOG` to change; lines for
+/// people, or one JSON object per line for a log collector.
+pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(|| cli::live::LogWriter)
-        .init();
+        .with_writer(|| cli::live::LogWriter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
 }

@@ -97,6 +97,11 @@ impl Api {
 }
 
 async fn router_for(project: &TempProject, loopback: bool) -> Router {
+    router_with(project, loopback, None).await
+}
+
+/// The router, with a read token beside the action token when `read_token` is given.
+async fn router_with(project: &TempProject, loopback: bool, read_token: Option<&str>) -> Router {
     let project = Project::load(
         project.path(),
         &freshet_assets::catalogues(),
@@ -113,7 +118,38 @@ async fn router_for(project: &TempProject, loopback: bool) -> Router {
         TOKEN.to_owned(),
         loopback,
     );
+    if let Some(read) = read_token {
+        state.set_read_token(read.to_owned());
+    }
     serve::router(state)
+}
+
+/// Sends a request with `headers` and returns its status, `Set-Cookie` and body as text.
+async fn raw_call(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    headers: &[(header::HeaderName, String)],
+    body: &str,
+) -> (StatusCode, Option<String>, String) {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::from(body.to_owned())).expect("request"))
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let cookie = response
+        .headers()
+        .get(header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    let bytes = axum::body::to_bytes(response.into_body(), 10 << 20)
+        .await
+        .expect("body");
+    (status, cookie, String::from_utf8_lossy(&bytes).into_owned())
 }
 
 #[tokio::test]
@@ -643,12 +679,187 @@ async fn the_page_carries_the_token_only_for_loopback_hosts() {
     let (status, _, html) = page(api.router.clone(), "evil.example:3000").await;
     assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
     assert!(!html.contains(TOKEN));
-    // A server listening beyond loopback never puts the token in the page.
+    // A server listening beyond loopback answers the page only to a token, and carries the
+    // token only to a request that presented it.
     let open = router_for(&api.project, false).await;
-    let (status, _, html) = page(open, "data.example.com").await;
-    assert_eq!(status, StatusCode::OK);
+    let (status, _, html) = page(open.clone(), "data.example.com").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(!html.contains(TOKEN));
-    assert!(html.contains(r#"<meta name="freshet-token" content="">"#));
+    assert!(
+        html.contains(r#"<form method="post" action="/login">"#),
+        "{html}"
+    );
+    let cookie = [(header::COOKIE, format!("theme=dark; freshet_token={TOKEN}"))];
+    let (status, _, html) = raw_call(&open, Method::GET, "/", &cookie, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains(&format!(r#"<meta name="freshet-token" content="{TOKEN}">"#)));
+}
+
+/// Beyond loopback: every route, the page and the metrics included, refuses a request without
+/// one of the server's tokens; the read token reads but cannot act; `/login` turns a token into
+/// the page's cookie, and that cookie alone never makes a POST.
+#[tokio::test]
+async fn beyond_loopback_nothing_answers_without_a_token() {
+    const READ: &str = "read-only-token-0123456789";
+    let project = TempProject::demo_with_stale_revenue();
+    let router = router_with(&project, false, Some(READ)).await;
+    let mut routes: Vec<(&str, String)> = serve::ROUTES
+        .iter()
+        .map(|(method, path)| {
+            let uri = path
+                .replace("{key}", "daily_revenue")
+                .replace("{id}", "01a20000-0000-7000-8000-000000000000");
+            (*method, uri)
+        })
+        .collect();
+    for page in [
+        "/",
+        "/app.js",
+        "/core.js",
+        "/style.css",
+        "/favicon.svg",
+        "/metrics",
+        "/nowhere",
+    ] {
+        routes.push(("GET", page.to_owned()));
+    }
+    let bearer = |t: &str| vec![(header::AUTHORIZATION, format!("Bearer {t}"))];
+    for (method, uri) in &routes {
+        let method: Method = method.parse().unwrap();
+        let (status, _, body) = raw_call(&router, method.clone(), uri, &[], "{}").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}: {body}");
+        assert!(
+            !body.contains("daily_revenue") && !body.contains("orders"),
+            "{method} {uri} leaked: {body}"
+        );
+        let (status, _, _) = raw_call(
+            &router,
+            method.clone(),
+            uri,
+            &bearer("not-this-servers-token"),
+            "{}",
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri}");
+        if method == Method::POST {
+            // The read token and a cookie are not the action token's header.
+            let (status, _, _) = raw_call(&router, method.clone(), uri, &bearer(READ), "{}").await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri}");
+            let cookie = [(header::COOKIE, format!("freshet_token={TOKEN}"))];
+            let (status, _, _) = raw_call(&router, method.clone(), uri, &cookie, "{}").await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        } else if uri != "/api/events" {
+            let (status, _, body) = raw_call(&router, method.clone(), uri, &bearer(READ), "").await;
+            assert!(
+                status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                "{method} {uri} with the read token: {status} {body}"
+            );
+        }
+    }
+    let (status, _, body) = raw_call(
+        &router,
+        Method::GET,
+        "/api/assets/daily_revenue/preview",
+        &bearer(READ),
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The login form: a wrong token gets the form again; a right one, the cookie and the page.
+    let form = [(
+        header::CONTENT_TYPE,
+        "application/x-www-form-urlencoded".to_owned(),
+    )];
+    let (status, cookie, body) = raw_call(
+        &router,
+        Method::POST,
+        "/login",
+        &form,
+        "token=guess-guess-guess-guess",
+    )
+    .await;
+    assert_eq!((status, cookie), (StatusCode::FORBIDDEN, None));
+    assert!(
+        body.contains("That token is not this server&#x27;s")
+            || body.contains("That token is not this server's"),
+        "{body}"
+    );
+    let (status, cookie, _) = raw_call(
+        &router,
+        Method::POST,
+        "/login",
+        &form,
+        &format!("token={READ}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let cookie = cookie.expect("a cookie");
+    assert_eq!(
+        cookie,
+        format!("freshet_token={READ}; Path=/; HttpOnly; SameSite=Strict")
+    );
+    let (status, _, html) = raw_call(
+        &router,
+        Method::GET,
+        "/",
+        &[(header::COOKIE, format!("freshet_token={READ}"))],
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains(r#"<meta name="freshet-token" content="">"#),
+        "the read token's page carries no action token"
+    );
+    // The action token acts.
+    let mut act = bearer(TOKEN);
+    act.push((header::CONTENT_TYPE, "application/json".to_owned()));
+    let (status, _, body) = raw_call(&router, Method::POST, "/api/observe", &act, "{}").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+}
+
+/// `/metrics` in Prometheus's text format: runs by status, assets by status and freshness, and
+/// the steps this server's runs finished.
+#[tokio::test]
+async fn metrics_count_runs_assets_and_steps() {
+    let api = Api::demo().await;
+    let (status, run) = api
+        .post("/api/runs", r#"{"selection": "daily_revenue"}"#)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let page = api.finished(run["run_id"].as_str().unwrap()).await;
+    assert_eq!(page["run"]["status"], "succeeded", "{page}");
+    let (status, _, text) = raw_call(&api.router, Method::GET, "/metrics", &[], "").await;
+    assert_eq!(status, StatusCode::OK);
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert_eq!(
+        value("freshet_runs{status=\"succeeded\"}"),
+        2.0,
+        "the demo's first run and this one"
+    );
+    assert_eq!(value("freshet_runs{status=\"running\"}"), 0.0);
+    assert_eq!(value("freshet_assets{status=\"fresh\"}"), 10.0);
+    assert_eq!(value("freshet_assets{status=\"stale\"}"), 0.0);
+    assert_eq!(value("freshet_assets_freshness{state=\"pass\"}"), 3.0);
+    assert_eq!(value("freshet_queue_depth"), 0.0);
+    assert_eq!(
+        value("freshet_step_duration_seconds_count{outcome=\"materialized\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("freshet_step_duration_seconds_bucket{outcome=\"materialized\",le=\"+Inf\"}"),
+        1.0
+    );
+    assert!(value("freshet_step_duration_seconds_sum{outcome=\"materialized\"}") > 0.0);
+    assert!(
+        text.contains("# TYPE freshet_step_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(text.contains("freshet_up{version=\""), "{text}");
 }
 
 #[tokio::test]

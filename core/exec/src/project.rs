@@ -40,6 +40,7 @@
 //!
 //! [gc]
 //! keep = 10                     # versions `freshet gc` keeps before each current one
+//! run_logs = "30d"              # `freshet gc` removes the log lines of runs that ended before
 //! ```
 //!
 //! `storage` and `database` can also be set with `--storage`/`FRESHET_STORAGE` and
@@ -107,11 +108,15 @@ struct Inner {
     storage_url: Url,
     database_url: String,
     gc_keep: u32,
+    gc_run_logs: std::time::Duration,
     object_store_options: Vec<(String, String)>,
 }
 
 /// Versions `freshet gc` keeps before each current one unless `[gc] keep` says otherwise.
 pub const DEFAULT_GC_KEEP: u32 = 10;
+
+/// How long `freshet gc` keeps the log lines of runs that ended, unless `[gc] run_logs` says.
+pub const DEFAULT_GC_RUN_LOGS: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 
 impl fmt::Debug for Project {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -193,6 +198,11 @@ impl Project {
         })?;
 
         let execution = raw.execution(overrides).map_err(config_error)?;
+        let gc_run_logs = match raw.gc.run_logs.as_deref() {
+            Some(text) => freshet_plan::model::parse_duration(text)
+                .map_err(|e| config_error(format!("[gc] run_logs: {e}")))?,
+            None => DEFAULT_GC_RUN_LOGS,
+        };
         let mut defs = Vec::new();
         let mut computations = HashMap::new();
         let mut settings = HashMap::new();
@@ -332,6 +342,7 @@ impl Project {
             storage_url,
             database_url,
             gc_keep: raw.gc.keep.unwrap_or(DEFAULT_GC_KEEP),
+            gc_run_logs,
             object_store_options: overrides.object_store_options.clone(),
         })))
     }
@@ -339,6 +350,12 @@ impl Project {
     /// Versions `freshet gc` keeps before each current one (`[gc] keep`, default 10).
     pub fn gc_keep(&self) -> u32 {
         self.0.gc_keep
+    }
+
+    /// How long `freshet gc` keeps the log lines of runs that ended (`[gc] run_logs`, default
+    /// 30 days).
+    pub fn gc_run_logs(&self) -> std::time::Duration {
+        self.0.gc_run_logs
     }
 
     /// How steps run: concurrency, pools, defaults.
@@ -446,6 +463,8 @@ struct RawConfig {
 struct RawGc {
     /// Versions `freshet gc` keeps before each current one.
     keep: Option<u32>,
+    /// How long `freshet gc` keeps the log lines of runs that ended.
+    run_logs: Option<String>,
 }
 
 impl RawConfig {

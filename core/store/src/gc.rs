@@ -107,4 +107,30 @@ impl Store {
         tx.commit().await.map_err(store_error)?;
         Ok(())
     }
+
+    /// Removes the log lines of runs that ended before `before` (their steps, attempts and
+    /// outcome stay), or with `dry_run` only counts them: how many lines, of how many runs.
+    pub async fn prune_run_logs(&self, before: DateTime<Utc>, dry_run: bool) -> Result<(u64, u64)> {
+        let counted = sqlx::query(
+            "SELECT COUNT(*), COUNT(DISTINCT run_id) FROM run_logs WHERE run_id IN \
+             (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < $1)",
+        )
+        .bind(micros(before))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let (lines, runs) = (from_i64(get(&counted, 0)?), from_i64(get(&counted, 1)?));
+        if !dry_run && lines > 0 {
+            let _turn = self.write_turn().await;
+            sqlx::query(
+                "DELETE FROM run_logs WHERE run_id IN \
+                 (SELECT id FROM runs WHERE finished_at IS NOT NULL AND finished_at < $1)",
+            )
+            .bind(micros(before))
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        }
+        Ok((lines, runs))
+    }
 }

@@ -332,9 +332,11 @@ fn check_sqlite_header(path: &Path) -> std::result::Result<(), String> {
     if read == 0 || header == *b"SQLite format 3\0" {
         Ok(())
     } else {
-        Err("the file is not a database (it is not a SQLite file); point --database at a \
+        Err(
+            "the file is not a database (it is not a SQLite file); point --database at a \
              new file to start a new store"
-            .to_owned())
+                .to_owned(),
+        )
     }
 }
 

@@ -53,6 +53,15 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
     /// The status as stored and shown: `queued`, `running`, `succeeded`, `failed`, `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -314,6 +314,25 @@ impl Store {
         Ok(Page::of(records, query.limit))
     }
 
+    /// How many runs there are in each status, every status listed (0 when none).
+    pub async fn run_counts(&self) -> Result<Vec<(RunStatus, u64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM runs GROUP BY status")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+        let mut counts: Vec<(RunStatus, u64)> =
+            RunStatus::ALL.iter().map(|&status| (status, 0)).collect();
+        for row in &rows {
+            let status: String = get(row, 0)?;
+            let status = RunStatus::parse(&status)
+                .ok_or_else(|| Error::corrupt("runs", format!("unknown status {status:?}")))?;
+            if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == status) {
+                slot.1 = from_i64(get(row, 1)?);
+            }
+        }
+        Ok(counts)
+    }
+
     /// A run's steps, in plan order.
     pub async fn run_steps(&self, id: &RunId) -> Result<Vec<StepRecord>> {
         let rows = sqlx::query(

@@ -1,4 +1,4 @@
-//! `freshet gc [--keep N] [--dry-run]`.
+//! `freshet gc [--keep N] [--dry-run]`: old versions, unreferenced files and old run logs.
 
 use std::process::ExitCode;
 
@@ -8,7 +8,8 @@ use super::open;
 use crate::words;
 
 /// Removes the versions beyond the newest `keep` before each current one (default: the
-/// project's `[gc] keep`) and unreferenced files, and says what it freed.
+/// project's `[gc] keep`), unreferenced files, and the log lines of runs that ended longer ago
+/// than `[gc] run_logs`, and says what it freed.
 pub(super) async fn gc(
     project: &Project,
     keep: Option<u32>,
@@ -17,8 +18,16 @@ pub(super) async fn gc(
     let keep = keep.unwrap_or_else(|| project.gc_keep());
     let (store, executor) = open(project).await?;
     let report = executor.gc(keep, dry_run).await;
+    let retention = project.gc_run_logs();
+    let logs_before =
+        chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
+    let logs = match report {
+        Ok(_) => Some(store.prune_run_logs(logs_before, dry_run).await),
+        Err(_) => None,
+    };
     store.close().await;
     let report = report?;
+    let (log_lines, log_runs) = logs.transpose()?.unwrap_or_default();
     let verb = if dry_run { "would remove" } else { "removed" };
     for v in &report.versions {
         println!(
@@ -41,6 +50,10 @@ pub(super) async fn gc(
         report.versions.len(),
         report.orphans.len(),
         words::bytes(report.bytes()),
+    );
+    eprintln!(
+        "freshet: {verb} {log_lines} log lines of {log_runs} runs that ended more than {} ago",
+        words::ago(chrono::Duration::from_std(retention).unwrap_or_default())
     );
     Ok(ExitCode::SUCCESS)
 }

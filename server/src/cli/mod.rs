@@ -45,7 +45,8 @@ pub struct Cli {
     /// Where outputs are written: a folder or file:// URL (default <project>/.freshet/data).
     #[arg(long, global = true, env = "FRESHET_STORAGE")]
     storage: Option<String>,
-    /// The metadata database: a SQLite file or URL (default <project>/.freshet/freshet.db).
+    /// The metadata database: a SQLite file, sqlite://PATH or postgres://USER:PASSWORD@HOST/DB
+    /// (default <project>/.freshet/freshet.db).
     #[arg(long, global = true, env = "FRESHET_DATABASE", hide_env_values = true)]
     database: Option<String>,
     /// How many steps run at once (default: [execution] concurrency in freshet.toml, else the
@@ -56,8 +57,21 @@ pub struct Cli {
     /// temp folder, e.g. `4GB` (default: [execution] memory_limit in freshet.toml, else none).
     #[arg(long, global = true, env = "FRESHET_MEMORY_LIMIT")]
     memory_limit: Option<String>,
+    /// How log lines are written to stderr: `text` for people, `json` (one object per line) for
+    /// a log collector. Which lines: RUST_LOG (default warn).
+    #[arg(long, global = true, env = "FRESHET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line: time, level, target, message and fields.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +193,11 @@ enum Command {
         /// generated and printed when unset.
         #[arg(long, env = "FRESHET_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// A second token that allows reading only (the page, the API's GETs, /metrics),
+        /// needed beyond loopback along with the action token. Unset: reads need the action
+        /// token.
+        #[arg(long, env = "FRESHET_READ_TOKEN", hide_env_values = true)]
+        read_token: Option<String>,
         /// Serve only: no sensors, schedules, automation conditions or alerts.
         #[arg(long)]
         no_automation: bool,
@@ -244,11 +263,16 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
         Command::Serve {
             addr,
             token,
+            read_token,
             no_automation,
         } => {
             let project = load()?;
             let reload = (catalogues.clone(), overrides(&cli));
-            serve::serve(&project, *addr, token.clone(), !*no_automation, reload).await
+            let tokens = serve::Tokens {
+                action: token.clone(),
+                read: read_token.clone(),
+            };
+            serve::serve(&project, *addr, tokens, !*no_automation, reload).await
         }
         Command::Daemon => {
             let project = load()?;

@@ -1,4 +1,4 @@
-//! `freshet serve [--addr ADDR] [--token TOKEN] [--no-automation]`.
+//! `freshet serve [--addr ADDR] [--token TOKEN] [--read-token TOKEN] [--no-automation]`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -11,16 +11,29 @@ use freshet_core::freshness::SystemClock;
 use super::{open, shutdown_signal};
 use crate::serve;
 
+/// The tokens given on the command line or in the environment.
+#[derive(Debug)]
+pub(super) struct Tokens {
+    /// `--token`/`FRESHET_TOKEN`: actions, and reads beyond loopback.
+    pub(super) action: Option<String>,
+    /// `--read-token`/`FRESHET_READ_TOKEN`: reads only, beyond loopback.
+    pub(super) read: Option<String>,
+}
+
 /// Binds, prints where and the token (once), and serves until Ctrl-C.
 pub(super) async fn serve(
     project: &Project,
     addr: SocketAddr,
-    token: Option<String>,
+    tokens: Tokens,
     automation: bool,
     reload: super::Reload,
 ) -> anyhow::Result<ExitCode> {
     // A bad token is refused before the store is opened (and perhaps created).
-    let (token, generated) = token_to_use(token)?;
+    let (token, generated) = token_to_use(tokens.action, "FRESHET_TOKEN")?;
+    let read_token = match tokens.read.filter(|t| !t.trim().is_empty()) {
+        Some(t) => Some(token_to_use(Some(t), "FRESHET_READ_TOKEN")?.0),
+        None => None,
+    };
     let (store, executor) = open(project).await?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -37,6 +50,9 @@ pub(super) async fn serve(
         token.clone(),
         loopback,
     );
+    if let Some(read) = read_token {
+        state.set_read_token(read);
+    }
     state.reload_on_change(reload.0, reload.1);
     if let Ok(url) = url::Url::parse(&format!("http://{bound}/")) {
         state.set_web_url(url);
@@ -50,7 +66,8 @@ pub(super) async fn serve(
     }
     if !loopback {
         eprintln!(
-            "freshet: listening beyond this machine; the page asks for the token before any action"
+            "freshet: listening beyond this machine: every request needs a token (the read token or \
+             the action token); the page asks for one"
         );
     }
     serve::serve(state, listener, shutdown_signal())
@@ -65,13 +82,13 @@ pub(super) async fn serve(
 
 /// The token given (trimmed; blank counts as none) if it is good enough, else a generated one;
 /// and whether it was generated.
-fn token_to_use(given: Option<String>) -> anyhow::Result<(String, bool)> {
+fn token_to_use(given: Option<String>, name: &str) -> anyhow::Result<(String, bool)> {
     match given.filter(|t| !t.trim().is_empty()) {
         Some(t) if t.trim().len() < 16 => {
-            anyhow::bail!("FRESHET_TOKEN is too short: use at least 16 characters")
+            anyhow::bail!("{name} is too short: use at least 16 characters")
         }
         Some(t) if !serve::is_valid_token(t.trim()) => anyhow::bail!(
-            "FRESHET_TOKEN has characters a bearer token cannot carry: use letters, digits and - . _ ~ + /"
+            "{name} has characters a bearer token cannot carry: use letters, digits and - . _ ~ + /"
         ),
         Some(t) => Ok((t.trim().to_owned(), false)),
         None => Ok((serve::generate_token(), true)),
@@ -84,7 +101,8 @@ mod tests {
 
     #[test]
     fn a_token_is_trimmed_checked_or_generated() {
-        let given = |t: &str| token_to_use(Some(t.to_owned())).map_err(|e| e.to_string());
+        let given =
+            |t: &str| token_to_use(Some(t.to_owned()), "FRESHET_TOKEN").map_err(|e| e.to_string());
         assert_eq!(
             given("  0123456789abcdef  "),
             Ok(("0123456789abcdef".to_owned(), false))
@@ -98,7 +116,7 @@ mod tests {
                 .is_err_and(|e| e.contains("characters a bearer token cannot carry"))
         );
         for blank in [None, Some("   ".to_owned())] {
-            let (token, generated) = token_to_use(blank)
+            let (token, generated) = token_to_use(blank, "FRESHET_TOKEN")
                 .map_err(|e| e.to_string())
                 .unwrap_or_default();
             assert!(generated);

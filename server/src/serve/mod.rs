@@ -1,10 +1,12 @@
 //! `freshet serve`: the JSON API under `/api` (documented in `openapi.json`) and the web view,
 //! from one process.
 //!
-//! **Invariant:** every state-changing request (every POST) carries the bearer token, compared
-//! in constant time, before its handler runs; a server on a loopback address only answers
-//! requests naming a loopback host (no DNS rebinding); there is no CORS, so other origins can
-//! neither read responses nor send the token.
+//! **Invariant:** every state-changing request (every POST) carries the action token in its
+//! `Authorization` header, compared in constant time, before its handler runs; a server on a
+//! loopback address only answers requests naming a loopback host (no DNS rebinding); a server on
+//! any other address answers nothing, page and metrics included, without a token (the read token
+//! or the action token, as a bearer header or the cookie `/login` sets); there is no CORS, so
+//! other origins can neither read responses nor send a token.
 //!
 //! **Boundary:** handlers translate HTTP to core calls and core values to JSON; what a status,
 //! a plan or a run is stays in the core. Errors reaching a client are one line; internal ones are
@@ -13,6 +15,7 @@
 mod api;
 mod error;
 mod layout;
+mod metrics;
 mod state;
 mod web;
 
@@ -83,12 +86,18 @@ pub fn router(state: AppState) -> Router {
         .route("/runs.js", get(web::runs_js))
         .route("/automation.js", get(web::automation_js))
         .route("/style.css", get(web::style_css))
-        .route("/favicon.svg", get(web::favicon));
+        .route("/favicon.svg", get(web::favicon))
+        .route("/metrics", get(metrics::metrics))
+        .route("/login", get(web::login_page).post(web::login));
     actions
         .merge(reads)
         .fallback(api::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_access,
+        ))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn_with_state(state.clone(), check_host))
         .with_state(state)
@@ -167,10 +176,59 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     }
 }
 
+/// The cookie `/login` sets: the token, for the page's own requests (reads only: a POST needs the
+/// header, which another site's form cannot send).
+pub(crate) const TOKEN_COOKIE: &str = "freshet_token";
+
+/// The token a request presents: its bearer header, else its cookie.
+pub(crate) fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .map(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .unwrap_or("")
+                .trim()
+        });
+    bearer.or_else(|| {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == TOKEN_COOKIE)
+            .map(|(_, value)| value.trim())
+    })
+}
+
+/// On a server beyond loopback, refuses every request (but `/login`) that does not present the
+/// read token or the action token. A loopback server answers reads as before.
+async fn require_access(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.0.loopback || request.uri().path() == "/login" {
+        return next.run(request).await;
+    }
+    let page = request.uri().path() == "/";
+    match presented_token(request.headers()) {
+        Some(token) if state.0.may_read(token) => next.run(request).await,
+        Some(_) if page => web::login_response(StatusCode::FORBIDDEN, web::WRONG_TOKEN),
+        None if page => web::login_response(StatusCode::UNAUTHORIZED, web::ASK_TOKEN),
+        Some(_) => ApiError::new(StatusCode::FORBIDDEN, "wrong token").into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "this server needs a token: send the header `Authorization: Bearer <token>` \
+             (its read token or its action token)",
+        )
+        .into_response(),
+    }
+}
+
 /// Compares without stopping at the first difference or at a length mismatch: every byte of the
 /// longer input is read, so timing does not reveal how much of the token a guess got right, nor
 /// its length.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = u8::from(a.len() != b.len());
     for i in 0..a.len().max(b.len()) {
         diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);

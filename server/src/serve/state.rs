@@ -21,6 +21,7 @@ use freshet_core::{AssetKey, Catalogues, Executor, Overrides, PlanRequest, Proje
 use tokio::sync::{broadcast, watch};
 
 use super::layout::{self, Layout};
+use super::metrics::StepEnd;
 use crate::automation::alerts::Alerter;
 use crate::json::{AssetsEventJson, LogJson, RunEventJson, StepEventJson};
 
@@ -72,6 +73,10 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) token: String,
+    /// The token that allows reads only, beyond loopback (the action token allows them too).
+    read_token: OnceLock<String>,
+    /// What this process counts for `/metrics`.
+    pub(crate) metrics: super::metrics::Metrics,
     /// Bound to a loopback address: requests must name a loopback host, and the page carries
     /// the token.
     pub(crate) loopback: bool,
@@ -92,6 +97,24 @@ pub(crate) struct Shared {
     turns: tokio::sync::Semaphore,
     /// Where alerts go.
     pub(crate) alerter: Alerter,
+}
+
+impl Shared {
+    /// Whether `token` allows reading: the read token or the action token, compared in
+    /// constant time (both compared, whichever matches).
+    pub(crate) fn may_read(&self, token: &str) -> bool {
+        let action = super::constant_time_eq(token.as_bytes(), self.token.as_bytes());
+        let read = self
+            .read_token
+            .get()
+            .is_some_and(|r| super::constant_time_eq(token.as_bytes(), r.as_bytes()));
+        action | read
+    }
+
+    /// Whether `token` is the action token.
+    pub(crate) fn may_act(&self, token: &str) -> bool {
+        super::constant_time_eq(token.as_bytes(), self.token.as_bytes())
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -160,6 +183,8 @@ impl AppState {
             store,
             clock,
             token,
+            read_token: OnceLock::new(),
+            metrics: Default::default(),
             loopback,
             events,
             stopping: watch::Sender::new(false),
@@ -191,6 +216,12 @@ impl AppState {
         let shared = self.0.clone();
         let stop = shared.stopping.subscribe();
         tokio::spawn(crate::automation::run(shared, stop))
+    }
+
+    /// Sets the token that allows reading but no action, for a server beyond loopback (the
+    /// action token allows reading too). Only the first call counts.
+    pub fn set_read_token(&self, token: String) {
+        let _ = self.0.read_token.set(token);
     }
 
     /// The metadata store.
@@ -478,10 +509,12 @@ impl Shared {
         let run_id = id.clone();
         tokio::spawn(async move {
             // Wait for this run's turn, unless it is cancelled first.
+            shared.metrics.waiting.fetch_add(1, Ordering::Relaxed);
             let turn = tokio::select! {
                 turn = shared.turns.acquire() => turn.ok(),
                 _ = cancelled.wait_for(|c| *c) => None,
             };
+            shared.metrics.waiting.fetch_sub(1, Ordering::Relaxed);
             if turn.is_none() || *cancelled.borrow() {
                 let _ = shared
                     .store
@@ -579,6 +612,7 @@ async fn run(shared: Arc<Shared>, run_id: RunId, work: Work, mut cancelled: watc
     let observer = ServerObserver {
         shared: shared.clone(),
         run_id: run_id.clone(),
+        started: Mutex::default(),
     };
     let stop = async move {
         // Completes when cancelled; never when the switch is dropped unflipped.
@@ -622,6 +656,8 @@ pub(crate) enum Work {
 struct ServerObserver {
     shared: Arc<Shared>,
     run_id: RunId,
+    /// When each of its steps started, for the step duration metric.
+    started: Mutex<HashMap<AssetKey, std::time::Instant>>,
 }
 
 impl RunObserver for ServerObserver {
@@ -639,17 +675,27 @@ impl RunObserver for ServerObserver {
         };
         match event {
             RunEvent::StepStarted { key, .. } => {
+                lock(&self.started).insert((*key).clone(), std::time::Instant::now());
                 lock(&self.shared.running).insert((*key).clone(), self.run_id.clone());
                 step(key, "running", None);
                 self.shared.changed();
             }
             RunEvent::StepFinished { key, outcome, .. } => {
                 lock(&self.shared.running).remove(*key);
-                let (state, message) = match outcome {
-                    StepOutcome::Materialized(_) => ("materialized", None),
-                    StepOutcome::Skipped(why) => ("skipped", Some(why.to_string())),
-                    StepOutcome::Failed { error, .. } => ("failed", Some(error.clone())),
+                let (state, message, end) = match outcome {
+                    StepOutcome::Materialized(_) => ("materialized", None, StepEnd::Materialized),
+                    StepOutcome::Skipped(why) => {
+                        ("skipped", Some(why.to_string()), StepEnd::Skipped)
+                    }
+                    StepOutcome::Failed { error, .. } => {
+                        ("failed", Some(error.clone()), StepEnd::Failed)
+                    }
                 };
+                let took = lock(&self.started)
+                    .remove(*key)
+                    .map(|at| at.elapsed())
+                    .unwrap_or_default();
+                self.shared.metrics.step_finished(end, took);
                 step(key, state, message.as_deref());
                 self.shared.changed();
             }

@@ -1,8 +1,9 @@
 //! The web view's files, embedded in the binary: one page, its script modules (`app.js` the entry,
 //! importing `core.js`, `graph.js`, `asset.js` and `runs.js`), its style and its icon.
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::state::AppState;
@@ -26,10 +27,12 @@ pub(crate) const CSP: &str = "default-src 'self'; img-src 'self' data:; style-sr
 
 /// The page. On a loopback server (whose requests were checked to name a loopback host, so no
 /// other site can read this through DNS rebinding) it carries the token; other origins cannot
-/// read it (no CORS, no framing). Elsewhere the page asks the user for the token.
-pub(crate) async fn index(State(state): State<AppState>) -> Response {
+/// read it (no CORS, no framing). Elsewhere it carries the action token only to a request that
+/// presented it (the page asks for it before an action otherwise).
+pub(crate) async fn index(State(state): State<AppState>, request: HeaderMap) -> Response {
+    let presented_action = super::presented_token(&request).is_some_and(|t| state.0.may_act(t));
     // Tokens are checked to be token68 characters when the server starts; nothing to escape.
-    let page = if state.0.loopback && super::is_valid_token(&state.0.token) {
+    let page = if (state.0.loopback || presented_action) && super::is_valid_token(&state.0.token) {
         INDEX.replacen(
             TOKEN_META,
             &format!(r#"<meta name="freshet-token" content="{}">"#, state.0.token),
@@ -48,6 +51,72 @@ pub(crate) async fn index(State(state): State<AppState>) -> Response {
         HeaderValue::from_static(CSP),
     );
     (headers, page).into_response()
+}
+
+/// What the login page says when no token was presented.
+pub(crate) const ASK_TOKEN: &str =
+    "This Freshet server needs a token: its read token, or its action token to request runs too.";
+/// What it says when the token presented is not one of this server's.
+pub(crate) const WRONG_TOKEN: &str =
+    "That token is not this server's. Enter its read token or its action token.";
+
+/// The login page: a form and nothing of the project. Plain HTML (the CSP allows no inline style
+/// or script, and nothing else is served without a token).
+pub(crate) fn login_response(status: StatusCode, message: &str) -> Response {
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>Freshet: sign in</title>\n</head>\n<body>\n<h1>Freshet</h1>\n\
+         <p id=\"login-message\">{message}</p>\n\
+         <form method=\"post\" action=\"/login\">\n\
+         <label>Token <input name=\"token\" type=\"password\" autocomplete=\"current-password\" required autofocus></label>\n\
+         <button type=\"submit\">Open</button>\n</form>\n</body>\n</html>\n"
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    (status, headers, page).into_response()
+}
+
+/// `GET /login`: the form (a loopback server needs none, so it goes to the page).
+pub(crate) async fn login_page(State(state): State<AppState>) -> Response {
+    if state.0.loopback {
+        return see_other("/", None);
+    }
+    login_response(StatusCode::OK, ASK_TOKEN)
+}
+
+/// `POST /login` with the form's `token`: a token of this server becomes the page's cookie
+/// (HttpOnly, SameSite=Strict: sent only by this site's own pages, and never readable by a
+/// script), then the page; any other answer is the form again.
+pub(crate) async fn login(State(state): State<AppState>, body: Bytes) -> Response {
+    let token = url::form_urlencoded::parse(&body)
+        .find(|(name, _)| name == "token")
+        .map(|(_, value)| value.trim().to_owned())
+        .unwrap_or_default();
+    if token.is_empty() || !super::is_valid_token(&token) || !state.0.may_read(&token) {
+        return login_response(StatusCode::FORBIDDEN, WRONG_TOKEN);
+    }
+    let cookie = format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict",
+        super::TOKEN_COOKIE
+    );
+    see_other("/", HeaderValue::from_str(&cookie).ok())
+}
+
+fn see_other(to: &'static str, cookie: Option<HeaderValue>) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::LOCATION, HeaderValue::from_static(to));
+    if let Some(cookie) = cookie {
+        headers.insert(header::SET_COOKIE, cookie);
+    }
+    (StatusCode::SEE_OTHER, headers).into_response()
 }
 
 pub(crate) async fn app_js() -> Response {
