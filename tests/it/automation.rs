@@ -709,3 +709,106 @@ fn of_two_daemons_on_one_store_one_runs_automation_and_the_other_waits() {
     );
     assert!(second.terminate().is_some_and(|s| s.success()));
 }
+
+/// Two daemons on one store (the suite's PostgreSQL database in its PostgreSQL pass) while the
+/// source changes 400 times: each of its versions is materialized downstream at most once,
+/// whichever daemon runs automation; the one that does is killed half-way (SIGKILL, while one of
+/// its runs is running if it can be caught so), and the other takes over and follows the changes
+/// to the last one.
+#[test]
+fn two_daemons_materialize_each_change_once_and_one_takes_over_when_the_other_is_killed() {
+    let project = TempProject::with_files(&[
+        (
+            "freshet.toml",
+            "[project]\nname = \"t\"\n[automation]\ndefault = \"eager\"\n[sources.raw]\npath = \"raw.csv\"\n",
+        ),
+        ("raw.csv", "n\n1\n"),
+        (
+            "sql/clean.sql",
+            "SELECT count(*) AS c, max(n) AS top FROM raw",
+        ),
+        // Long enough that the kill finds a run running.
+        (
+            "sql/slow.sql",
+            "SELECT count(*) AS k FROM clean CROSS JOIN generate_series(1, 5000000)",
+        ),
+    ]);
+    let owns = "this process runs automation on the store";
+    let mut first = Daemon::start(&project);
+    assert!(
+        wait_until(Duration::from_secs(30), || first.log().contains(owns)),
+        "{}",
+        first.log()
+    );
+    let second = Daemon::start(&project);
+    assert!(
+        wait_until(Duration::from_secs(15), || second
+            .log()
+            .contains("automation on this store runs in another process")),
+        "{}",
+        second.log()
+    );
+    let csv = |rows: usize| {
+        let mut text = "n\n".to_owned();
+        for n in 1..=rows {
+            text.push_str(&format!("{n}\n"));
+        }
+        text
+    };
+    const CHANGES: usize = 400;
+    for rows in 2..=CHANGES + 1 {
+        project.write("raw.csv", &csv(rows));
+        std::thread::sleep(Duration::from_millis(80));
+        if rows == CHANGES / 2 {
+            wait_until(Duration::from_secs(5), || {
+                project.store_scalar("SELECT COUNT(*) FROM runs WHERE status = 'running'") > 0
+            });
+            first
+                .child
+                .kill()
+                .expect("SIGKILL the daemon that runs automation");
+            first.child.wait().expect("wait");
+        }
+    }
+    let last = format!("| {} | {} |", CHANGES + 1, CHANGES + 1);
+    assert!(
+        wait_until(Duration::from_secs(60), || project
+            .ok(&["preview", "clean"])
+            .stdout
+            .contains(&last)
+            && fresh(&project, &["clean"])),
+        "the surviving daemon did not follow to the last change:\n{}",
+        second.log()
+    );
+    assert!(second.log().contains(owns), "{}", second.log());
+
+    // No version of raw was materialized twice.
+    let out = project.ok(&["history", "clean", "--json", "--limit", "10000"]);
+    let history: Vec<Value> = serde_json::from_str(&out.stdout).expect("history --json");
+    let mut seen = std::collections::HashSet::new();
+    for m in &history {
+        let input = m["inputs"][0]["data_version"]
+            .as_str()
+            .expect("raw's version")
+            .to_owned();
+        assert!(
+            seen.insert(input.clone()),
+            "raw version {input} materialized twice:\n{history:#?}"
+        );
+    }
+    assert!(
+        history.len() >= 10,
+        "only {} materializations",
+        history.len()
+    );
+    let runs = project.store_scalar("SELECT COUNT(*) FROM runs");
+    let evaluations = project.store_scalar("SELECT COUNT(*) FROM automation_evaluations");
+    let died = project.store_scalar("SELECT COUNT(*) FROM runs WHERE error = 'process died'");
+    eprintln!(
+        "two daemons: {CHANGES} changes, {evaluations} evaluations, {runs} runs ({died} of the \
+         killed daemon failed as process died), {} materializations of clean",
+        history.len()
+    );
+    assert!(evaluations >= 100, "{evaluations} evaluations");
+    assert!(second.terminate().is_some_and(|s| s.success()));
+}

@@ -9,6 +9,7 @@ mod engine;
 mod errors;
 mod init;
 mod planning;
+mod production;
 mod runs;
 mod s3;
 mod sources;

@@ -118,6 +118,49 @@ impl TempProject {
         }
     }
 
+    /// The first column of the first row `sql` returns, read from the project's store directly.
+    pub(crate) fn store_scalar(&self, sql: &'static str) -> i64 {
+        self.on_store(sql, true)
+    }
+
+    /// Runs `sql` on the project's store directly (a test's own connection, beside Freshet's).
+    pub(crate) fn store_execute(&self, sql: &'static str) {
+        self.on_store(sql, false);
+    }
+
+    fn on_store(&self, sql: &'static str, scalar: bool) -> i64 {
+        let url = freshet_core::Project::load(
+            self.path(),
+            &freshet_core::Catalogues::new(),
+            &self.overrides(),
+        )
+        .expect("the project loads")
+        .database_url()
+        .to_owned();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(async move {
+                    use sqlx::Connection;
+                    sqlx::any::install_default_drivers();
+                    let mut conn = sqlx::AnyConnection::connect(&url).await.expect("connect");
+                    if scalar {
+                        sqlx::query_scalar(sql)
+                            .fetch_one(&mut conn)
+                            .await
+                            .expect(sql)
+                    } else {
+                        sqlx::query(sql).execute(&mut conn).await.expect(sql);
+                        0
+                    }
+                })
+        })
+        .join()
+        .expect("read the store")
+    }
+
     /// The database every command of this project uses, when it is not the project's own
     /// SQLite file.
     pub(crate) fn database_env(&self) -> Option<(&'static str, &str)> {
@@ -317,6 +360,19 @@ pub(crate) fn spawn_materialize(project: &TempProject) -> Child {
 /// suite both ways); otherwise each project keeps its default SQLite file.
 pub(crate) fn on_postgres() -> bool {
     std::env::var("FRESHET_TEST_STORE").is_ok_and(|s| s == "postgres")
+}
+
+/// The suite's PostgreSQL server (its maintenance database's URL), if it has one: always under
+/// CI, where tests/run.sh starts it.
+pub(crate) fn postgres_server() -> Option<String> {
+    let url = std::env::var("FRESHET_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty());
+    assert!(
+        url.is_some() || std::env::var_os("CI").is_none(),
+        "FRESHET_TEST_POSTGRES must be set under CI: run tests/run.sh"
+    );
+    url
 }
 
 fn database() -> Option<String> {

@@ -183,6 +183,19 @@ impl Store {
             }
             check_sqlite_header(Path::new(path)).map_err(|e| fail(&e))?;
         }
+        if backend == Backend::Postgres {
+            // One connection first: the pool would retry a refused one until its timeout and
+            // then say only that it timed out; this says why, at once.
+            use sqlx::Connection;
+            let probe = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                sqlx::AnyConnection::connect(&connect_url),
+            )
+            .await
+            .map_err(|_| fail(&"no answer within 10 s"))?
+            .map_err(|e| fail(&e))?;
+            let _ = probe.close().await;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 Backend::Sqlite => 4,
@@ -235,19 +248,20 @@ impl Store {
         sqlite_path: Option<&str>,
     ) -> Result<(), String> {
         let migrator = backend.migrator();
-        if backend == Backend::Sqlite {
-            // WAL lets readers (status, the web view) proceed while a run writes.
-            busy_retry(|| async { sqlx::query("PRAGMA journal_mode = WAL").execute(pool).await })
-                .await
-                .map_err(|e| one_line(&e))?;
-        }
         // Migrations once, under a lock: processes opening a new store together take turns, and
         // each after the first finds them applied. (sqlx locks PostgreSQL itself.)
         let lock = match sqlite_path {
             Some(path) => Some(lock_file(path).await.map_err(|e| one_line(&e))?),
             None => None,
         };
+        // Before anything writes (even the journal mode, which is in a SQLite file's header).
         schema::check(pool, backend, migrator).await?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers (status, the web view) proceed while a run writes.
+            busy_retry(|| async { sqlx::query("PRAGMA journal_mode = WAL").execute(pool).await })
+                .await
+                .map_err(|e| one_line(&e))?;
+        }
         busy_retry(|| migrator.run(pool))
             .await
             .map_err(|e| one_line(&e))?;
