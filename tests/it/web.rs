@@ -22,9 +22,9 @@ impl Drop for Server {
     }
 }
 
-#[test]
-fn web_view_shows_lineage_causes_and_materializes_without_reload() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+/// The browser tests need Chromium and playwright-core; says how to get them if they are missing.
+fn browser() -> String {
+    let root = repo_root();
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     assert!(
         Path::new(&chromium).exists()
@@ -32,13 +32,24 @@ fn web_view_shows_lineage_causes_and_materializes_without_reload() {
         "the browser tests need Chromium ({chromium}) and playwright-core (tests/e2e/node_modules): \
          run them with tests/run.sh, which installs both"
     );
+    chromium
+}
 
-    let project = TempProject::demo_with_stale_revenue();
+fn repo_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
 
+/// `freshet serve --addr ADDR` on `project` with `env`; the server, the URL it says it serves,
+/// and the rest of what it says.
+fn serve(
+    project: &TempProject,
+    addr: &str,
+    env: &[(&str, &str)],
+) -> (Server, String, std::sync::mpsc::Receiver<String>) {
     let mut child = project
         .command()
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .env("FRESHET_TOKEN", TOKEN)
+        .args(["serve", "--addr", addr])
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .stderr(Stdio::piped())
         .spawn()
@@ -63,20 +74,16 @@ fn web_view_shows_lineage_causes_and_materializes_without_reload() {
             break rest.split_whitespace().next().expect("a URL").to_owned();
         }
     };
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    (server, url, rx)
+}
 
-    let artifacts = root.join("target/test-artifacts/web");
-    // Screenshots of an earlier run must not count for this one.
-    let _ = std::fs::remove_dir_all(&artifacts);
+/// Runs one browser test file with `env`, bounded to 5 minutes; panics with its report if it fails.
+fn run_browser_tests(script: &str, env: &[(&str, &str)]) {
     let mut node = Command::new("node")
-        .args(["--test", "tests/e2e/web.test.mjs"])
-        .current_dir(&root)
-        .env("FRESHET_URL", &url)
-        .env("FRESHET_TOKEN", TOKEN)
-        .env("FRESHET_STALE_ASSET", "daily_revenue")
-        .env("FRESHET_PROJECT_DIR", project.path())
-        .env("CHROMIUM", &chromium)
-        .env("ARTIFACTS", &artifacts)
+        .args(["--test", script])
+        .current_dir(repo_root())
+        .envs(env.iter().copied())
+        .env("CHROMIUM", browser())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -107,21 +114,53 @@ fn web_view_shows_lineage_causes_and_materializes_without_reload() {
         stdout.join().unwrap_or_default(),
         stderr.join().unwrap_or_default()
     );
-    assert!(status.success(), "browser tests failed:\n{report}");
-    for shot in [
-        "graph.png",
-        "asset.png",
-        "run.png",
-        "version-preview.png",
-        "metadata.png",
-        "automation.png",
-        "project-error.png",
-    ] {
+    assert!(status.success(), "browser tests {script} failed:\n{report}");
+}
+
+fn assert_screenshots(artifacts: &Path, shots: &[&str]) {
+    for shot in shots {
         let size = std::fs::metadata(artifacts.join(shot))
             .map(|m| m.len())
             .unwrap_or(0);
         assert!(size > 10_000, "screenshot {shot} missing or empty");
     }
+}
+
+#[test]
+fn web_view_shows_lineage_causes_and_materializes_without_reload() {
+    browser();
+    let project = TempProject::demo_with_stale_revenue();
+    let (server, url, rx) = serve(&project, "127.0.0.1:0", &[("FRESHET_TOKEN", TOKEN)]);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    let artifacts = repo_root().join("target/test-artifacts/web");
+    // Screenshots of an earlier run must not count for this one.
+    let _ = std::fs::remove_dir_all(&artifacts);
+    run_browser_tests(
+        "tests/e2e/web.test.mjs",
+        &[
+            ("FRESHET_URL", &url),
+            ("FRESHET_TOKEN", TOKEN),
+            ("FRESHET_STALE_ASSET", "daily_revenue"),
+            (
+                "FRESHET_PROJECT_DIR",
+                project.path().to_str().expect("utf-8"),
+            ),
+            ("ARTIFACTS", artifacts.to_str().expect("utf-8")),
+        ],
+    );
+    assert_screenshots(
+        &artifacts,
+        &[
+            "graph.png",
+            "asset.png",
+            "run.png",
+            "version-preview.png",
+            "metadata.png",
+            "automation.png",
+            "project-error.png",
+        ],
+    );
     drop(server);
     // Everything the server said, to its end: a token given by the environment is never shown.
     let said: Vec<String> = rx.iter().collect();
@@ -133,4 +172,108 @@ fn web_view_shows_lineage_causes_and_materializes_without_reload() {
     // What the browser did is in the store: the run it started materialized daily_revenue.
     let status = project.status();
     assert_eq!(status["daily_revenue"]["status"], "fresh");
+}
+
+/// The status of a request sent over a socket, HTTP/1.1, with `headers` (each `Name: value`).
+fn status_of(addr: &str, method: &str, path: &str, headers: &[String]) -> u16 {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    request.push_str("Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut first = String::new();
+    BufReader::new(stream)
+        .read_line(&mut first)
+        .expect("status line");
+    first
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no status in {first:?}"))
+}
+
+/// `freshet serve --addr 0.0.0.0:PORT`, reached on 127.0.0.1: every route refuses a request
+/// without a token, over a real socket; in the browser the page asks for one, reads with the read
+/// token, and materializes with the action token.
+#[test]
+fn beyond_loopback_every_route_needs_a_token_and_the_page_works_with_one() {
+    const READ: &str = "e2e-read-token-0123456789";
+    browser();
+    let project = TempProject::demo_with_stale_revenue();
+    let (server, url, rx) = serve(
+        &project,
+        "0.0.0.0:0",
+        &[("FRESHET_TOKEN", TOKEN), ("FRESHET_READ_TOKEN", READ)],
+    );
+    let port = url
+        .strip_prefix("http://0.0.0.0:")
+        .and_then(|rest| rest.trim_end_matches('/').parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("not a 0.0.0.0 URL: {url}"));
+    let addr = format!("127.0.0.1:{port}");
+    let mut routes: Vec<(String, String)> = freshet_server::serve::ROUTES
+        .iter()
+        .map(|(method, path)| {
+            let path = path
+                .replace("{key}", "daily_revenue")
+                .replace("{id}", "01a20000-0000-7000-8000-000000000000");
+            ((*method).to_owned(), path)
+        })
+        .collect();
+    for page in ["/", "/app.js", "/style.css", "/metrics", "/no/such/page"] {
+        routes.push(("GET".to_owned(), page.to_owned()));
+    }
+    for (method, path) in &routes {
+        assert_eq!(
+            status_of(&addr, method, path, &[]),
+            401,
+            "{method} {path} without a token"
+        );
+        let wrong = ["Authorization: Bearer not-this-servers-token".to_owned()];
+        assert_eq!(
+            status_of(&addr, method, path, &wrong),
+            403,
+            "{method} {path} with a wrong token"
+        );
+    }
+    assert_eq!(
+        status_of(
+            &addr,
+            "GET",
+            "/metrics",
+            &[format!("Authorization: Bearer {READ}")]
+        ),
+        200
+    );
+
+    let artifacts = repo_root().join("target/test-artifacts/web-remote");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    let base = format!("http://{addr}");
+    run_browser_tests(
+        "tests/e2e/remote.test.mjs",
+        &[
+            ("FRESHET_URL", &base),
+            ("FRESHET_TOKEN", TOKEN),
+            ("FRESHET_READ_TOKEN", READ),
+            ("FRESHET_STALE_ASSET", "daily_revenue"),
+            ("ARTIFACTS", artifacts.to_str().expect("utf-8")),
+        ],
+    );
+    assert_screenshots(
+        &artifacts,
+        &["sign-in.png", "remote-read.png", "remote-action.png"],
+    );
+    drop(server);
+    let said: Vec<String> = rx.iter().collect();
+    assert!(
+        !said.iter().any(|l| l.contains(TOKEN) || l.contains(READ)),
+        "the server printed a token: {said:?}"
+    );
+    assert_eq!(project.status()["daily_revenue"]["status"], "fresh");
 }
