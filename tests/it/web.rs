@@ -1,7 +1,7 @@
 //! The web view in a real headless Chromium (Debian's package, driven by playwright-core from
-//! npm; `tests/run.sh` installs both) against `freshet serve` on the demo project on a loopback
-//! port. The browser side is `tests/e2e/web.test.mjs`; screenshots go to
-//! `target/test-artifacts/web/`.
+//! npm; `tests/run.sh` installs both) against `freshet serve` on the demo project: on a loopback
+//! port (`tests/e2e/web.test.mjs`, screenshots in `target/test-artifacts/web/`), and on 0.0.0.0
+//! behind its tokens (`tests/e2e/remote.test.mjs`, in `target/test-artifacts/web-remote/`).
 
 use std::io::{BufRead, BufReader, Read as _};
 use std::path::Path;

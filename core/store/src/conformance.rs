@@ -108,6 +108,11 @@ conformance! {
         assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM materializations").await, 3200);
         assert_eq!(count(&mut conn, "SELECT COUNT(DISTINCT id) FROM materializations").await, 3200);
         assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM asset_leases").await, 0, "every lease let go");
+        assert_eq!(
+            count(&mut conn, "SELECT COUNT(*) FROM asset_heads WHERE partition_key = '' AND asset LIKE 'a%'").await,
+            ASSETS as i64,
+            "one head per asset"
+        );
         let mut per_asset: BTreeMap<AssetKey, HashSet<MaterializationId>> = BTreeMap::new();
         for m in &made {
             per_asset.entry(m.asset.clone()).or_default().insert(m.id.clone());
