@@ -511,6 +511,26 @@ async fn a_requested_run_makes_the_stale_asset_fresh_and_records_its_steps() {
             .starts_with("run succeeded: 1 materialized"),
         "{logs:?}"
     );
+    // A client following the run asks only for the lines after the last it has.
+    let seqs: Vec<u64> = page["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let (status, rest) = api.get(&format!("/api/runs/{id}?after=2")).await;
+    assert_eq!(status, StatusCode::OK);
+    let after: Vec<u64> = rest["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(after, seqs[2..].to_vec());
+    assert_eq!(rest["steps"], page["steps"]);
+    let (status, _) = api.get(&format!("/api/runs/{id}?after=-1")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 
     let (_, asset) = api.get("/api/assets/daily_revenue").await;
     assert_eq!(asset["status"], "fresh");

@@ -1,8 +1,9 @@
 //! The metadata store: runs, materializations with their input versions, source observations, and
-//! the current version of each asset. SQLite by default; the SQL is kept portable to PostgreSQL.
+//! the current version of each asset. SQLite by default, PostgreSQL by URL ([`Backend`]), with
+//! one text of SQL for both.
 //!
-//! [`Store`] is the one boundary: everything else reads and writes metadata through its methods,
-//! so a second backend is a second way to open a pool, not a second set of queries.
+//! [`Store`] is the one boundary: everything else reads and writes metadata through its methods.
+//! The backends differ only where a method matches on [`Backend`].
 //!
 //! **Invariant:** an asset's current version (its row in `asset_heads`) changes only in the same
 //! transaction that records the event it points to, after the output was fully written. Every query

@@ -73,14 +73,22 @@ pub(crate) async fn runs(
     })
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RunPageQuery {
+    /// Only the log lines after this `seq`.
+    after: Option<u64>,
+}
+
 pub(crate) async fn run(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<RunPageQuery>,
 ) -> ApiResult<Response> {
     let shared = &state.0;
     let (id, record) = known_run(shared, &id).await?;
     let steps = shared.store.run_steps(&id).await?;
-    let logs = shared.store.run_logs(&id, 0).await?;
+    let logs = shared.store.run_logs(&id, q.after.unwrap_or(0)).await?;
     let attempts = shared.store.attempts(&id).await?;
     json(&RunDetailJson {
         attempts: attempts_json(&steps, &attempts),
