@@ -19,6 +19,8 @@ start)
     [ -x "$bin/initdb" ] || bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
     [ -x "$bin/initdb" ] || { echo "tests/postgres.sh: no PostgreSQL binaries (initdb) found" >&2; exit 1; }
     dir="$(mktemp -d /tmp/freshet-pg.XXXXXX)"
+    # Whatever fails from here leaves no folder and no server behind.
+    trap 'as_pg "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
     password="test-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
     printf '%s\n' "$password" > "$dir/pwfile"
     [ "$(id -u)" -ne 0 ] || chown -R postgres: "$dir"
@@ -37,6 +39,7 @@ start)
         port=""
     done
     [ -n "$port" ] || { cat "$dir/server.log" >&2; exit 1; }
+    trap - EXIT
     echo "export FRESHET_TEST_PGDIR='$dir'"
     echo "export FRESHET_TEST_POSTGRES='postgres://postgres:$password@127.0.0.1:$port/postgres'"
     ;;

@@ -37,7 +37,9 @@ if [ ! -d tests/e2e/node_modules/playwright-core ]; then
     npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
 fi
 
-eval "$(tests/postgres.sh start)"
+# An assignment, so that a cluster that does not start stops the script here.
+postgres_env="$(tests/postgres.sh start)"
+eval "$postgres_env"
 trap 'tests/postgres.sh stop "$FRESHET_TEST_PGDIR"' EXIT
 
 cargo test --workspace --locked "$@"

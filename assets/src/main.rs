@@ -10,7 +10,7 @@ fn main() -> ExitCode {
     match freshet_server::run(cli, freshet_assets::catalogues()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            freshet_server::print_error(&e);
             ExitCode::FAILURE
         }
     }

@@ -16,9 +16,52 @@ pub mod words;
 
 pub use cli::{Cli, LogFormat, run};
 
+/// The log format chosen at start-up (text until [`init_tracing`] says otherwise).
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// Says something about the process itself on stderr (where it serves, that it stops): a line
+/// `freshet: MESSAGE`, or under `--log-format json` a log object like the others, so a log
+/// collector reads nothing but JSON.
+pub(crate) fn notice(message: &str) {
+    if LOG_FORMAT.get() == Some(&LogFormat::Json) {
+        let line = serde_json::json!({
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "level": "INFO",
+            "target": "freshet",
+            "message": message,
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("freshet: {message}");
+    }
+}
+
+/// Prints the error a command ended with: `error: ...` on one line, or under `--log-format
+/// json` a log object of level `ERROR`.
+pub fn print_error(error: &anyhow::Error) {
+    let message = format!("{error:#}");
+    if logs_are_json() {
+        let line = serde_json::json!({
+            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "level": "ERROR",
+            "target": "freshet",
+            "message": message,
+        });
+        eprintln!("{line}");
+    } else {
+        eprintln!("error: {message}");
+    }
+}
+
+/// Whether logs are JSON objects (`--log-format json`).
+pub(crate) fn logs_are_json() -> bool {
+    LOG_FORMAT.get() == Some(&LogFormat::Json)
+}
+
 /// Installs the log subscriber on stderr: warnings by default, `RUST_LOG` to change; lines for
 /// people, or one JSON object per line for a log collector.
 pub fn init_tracing(format: LogFormat) {
+    let _ = LOG_FORMAT.set(format);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()

@@ -816,7 +816,7 @@ async fn beyond_loopback_nothing_answers_without_a_token() {
     let cookie = cookie.expect("a cookie");
     assert_eq!(
         cookie,
-        format!("freshet_token={READ}; Path=/; HttpOnly; SameSite=Strict")
+        format!("freshet_token={READ}; Path=/; Max-Age=43200; HttpOnly; SameSite=Strict")
     );
     let (status, _, html) = raw_call(
         &router,

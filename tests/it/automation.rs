@@ -760,9 +760,10 @@ fn two_daemons_materialize_each_change_once_and_one_takes_over_when_the_other_is
         project.write("raw.csv", &csv(rows));
         std::thread::sleep(Duration::from_millis(80));
         if rows == CHANGES / 2 {
-            wait_until(Duration::from_secs(5), || {
+            let caught = wait_until(Duration::from_secs(10), || {
                 project.store_scalar("SELECT COUNT(*) FROM runs WHERE status = 'running'") > 0
             });
+            assert!(caught, "no run was running to kill:\n{}", first.log());
             first
                 .child
                 .kill()

@@ -151,21 +151,21 @@ fn gc_removes_the_log_lines_of_runs_that_ended_before_the_retention() {
     let project = TempProject::with_files(&[
         (
             "freshet.toml",
-            "[project]\nname = \"t\"\n[gc]\nrun_logs = \"2s\"\n",
+            "[project]\nname = \"t\"\n[gc]\nrun_logs = \"1h\"\n",
         ),
         ("sql/one.sql", "SELECT 1 AS n"),
     ]);
     project.ok(&["materialize"]);
     let lines = project.store_scalar("SELECT COUNT(*) FROM run_logs");
     assert!(lines > 0, "a run records log lines");
-    std::thread::sleep(Duration::from_millis(2100));
-    // A run that ended just now keeps its lines.
+    // The first run ended two hours ago; the second, just now, keeps its lines.
+    project.store_execute("UPDATE runs SET finished_at = finished_at - 7200000000");
     project.write("sql/one.sql", "SELECT 2 AS n");
     project.ok(&["materialize"]);
     let dry = project.ok(&["gc", "--dry-run"]);
     assert!(
         dry.stderr.contains(&format!(
-            "freshet: would remove {lines} log lines of 1 runs that ended more than 2s ago"
+            "freshet: would remove {lines} log lines of 1 runs that ended more than 1h 0m ago"
         )),
         "{}",
         dry.stderr
@@ -177,7 +177,7 @@ fn gc_removes_the_log_lines_of_runs_that_ended_before_the_retention() {
     let out = project.ok(&["gc"]);
     assert!(
         out.stderr.contains(&format!(
-            "freshet: removed {lines} log lines of 1 runs that ended more than 2s ago"
+            "freshet: removed {lines} log lines of 1 runs that ended more than 1h 0m ago"
         )),
         "{}",
         out.stderr
@@ -189,27 +189,48 @@ fn gc_removes_the_log_lines_of_runs_that_ended_before_the_retention() {
         2
     );
 
-    project.write(
-        "freshet.toml",
-        "[project]\nname = \"t\"\n[gc]\nrun_logs = \"soon\"\n",
-    );
-    let out = project.run(&["gc"]);
-    one_error_line(&out, "error: ");
-    assert!(
-        out.stderr
-            .contains("[gc] run_logs: invalid duration \"soon\""),
-        "{}",
-        out.stderr
+    for (setting, error) in [
+        ("soon", "[gc] run_logs: invalid duration \"soon\""),
+        (
+            "99999999999999d",
+            "[gc] run_logs: \"99999999999999d\" is too long (at most 36500d)",
+        ),
+    ] {
+        project.write(
+            "freshet.toml",
+            &format!("[project]\nname = \"t\"\n[gc]\nrun_logs = \"{setting}\"\n"),
+        );
+        let out = project.run(&["gc"]);
+        one_error_line(&out, "error: ");
+        assert!(out.stderr.contains(error), "{}", out.stderr);
+    }
+    project.write("freshet.toml", "[project]\nname = \"t\"\n");
+    assert_eq!(
+        project.store_scalar("SELECT COUNT(*) FROM run_logs"),
+        lines,
+        "a refused gc removes nothing"
     );
 }
 
 #[test]
 fn log_format_json_writes_one_object_per_line() {
     let project = TempProject::with_files(PROJECT);
+    // A token it would generate would be written to the logs: refused.
+    let out = project.run(&["--log-format", "json", "serve", "--addr", "127.0.0.1:0"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let refusal: Value =
+        serde_json::from_str(out.stderr.trim()).expect("the error is a JSON object");
+    assert_eq!(refusal["level"], "ERROR");
+    assert_eq!(
+        refusal["message"],
+        "with --log-format json, set FRESHET_TOKEN (or --token): a generated token would be written to the logs"
+    );
+
     let mut child = project
         .command()
         .args(["--log-format", "json", "serve", "--addr", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
+        .env("FRESHET_TOKEN", "json-logs-token-0123456789")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -223,33 +244,44 @@ fn log_format_json_writes_one_object_per_line() {
             }
         }
     });
-    let mut logged = None;
+    let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        if line.starts_with('{') {
-            logged = Some(line);
+        let done = line.contains("this process runs automation on the store");
+        seen.push(line);
+        if done {
             break;
         }
     }
     let _ = child.kill();
     let _ = child.wait();
-    let line = logged.expect("a JSON log line within 30 s");
-    let value: Value = serde_json::from_str(&line).expect("a JSON object");
-    assert_eq!(value["level"], "INFO", "{line}");
-    assert_eq!(
-        value["message"], "this process runs automation on the store",
-        "{line}"
-    );
+    let objects: Vec<Value> = seen
+        .iter()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON object: {line}"))
+        })
+        .collect();
+    let logged = objects
+        .iter()
+        .find(|v| v["message"] == "this process runs automation on the store")
+        .unwrap_or_else(|| panic!("no automation line within 30 s: {seen:#?}"));
+    assert_eq!(logged["level"], "INFO");
     assert!(
-        value["timestamp"]
+        logged["timestamp"]
             .as_str()
             .is_some_and(|t| t.ends_with('Z')),
-        "{line}"
+        "{logged}"
     );
     assert!(
-        value["target"]
+        logged["target"]
             .as_str()
             .is_some_and(|t| t.starts_with("freshet")),
-        "{line}"
+        "{logged}"
+    );
+    assert!(
+        objects.iter().any(|v| v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("serving http://127.0.0.1:"))),
+        "{seen:#?}"
     );
 }

@@ -204,13 +204,15 @@ fn status_of(addr: &str, method: &str, path: &str, headers: &[String]) -> u16 {
 /// token, and materializes with the action token.
 #[test]
 fn beyond_loopback_every_route_needs_a_token_and_the_page_works_with_one() {
-    const READ: &str = "e2e-read-token-0123456789";
+    // Fresh tokens: this server listens on every interface while the test runs.
+    let action = format!("act-{}", uuid::Uuid::new_v4().simple());
+    let read = format!("read-{}", uuid::Uuid::new_v4().simple());
     browser();
     let project = TempProject::demo_with_stale_revenue();
     let (server, url, rx) = serve(
         &project,
         "0.0.0.0:0",
-        &[("FRESHET_TOKEN", TOKEN), ("FRESHET_READ_TOKEN", READ)],
+        &[("FRESHET_TOKEN", &action), ("FRESHET_READ_TOKEN", &read)],
     );
     let port = url
         .strip_prefix("http://0.0.0.0:")
@@ -247,7 +249,7 @@ fn beyond_loopback_every_route_needs_a_token_and_the_page_works_with_one() {
             &addr,
             "GET",
             "/metrics",
-            &[format!("Authorization: Bearer {READ}")]
+            &[format!("Authorization: Bearer {read}")]
         ),
         200
     );
@@ -259,8 +261,8 @@ fn beyond_loopback_every_route_needs_a_token_and_the_page_works_with_one() {
         "tests/e2e/remote.test.mjs",
         &[
             ("FRESHET_URL", &base),
-            ("FRESHET_TOKEN", TOKEN),
-            ("FRESHET_READ_TOKEN", READ),
+            ("FRESHET_TOKEN", &action),
+            ("FRESHET_READ_TOKEN", &read),
             ("FRESHET_STALE_ASSET", "daily_revenue"),
             ("ARTIFACTS", artifacts.to_str().expect("utf-8")),
         ],
@@ -272,7 +274,9 @@ fn beyond_loopback_every_route_needs_a_token_and_the_page_works_with_one() {
     drop(server);
     let said: Vec<String> = rx.iter().collect();
     assert!(
-        !said.iter().any(|l| l.contains(TOKEN) || l.contains(READ)),
+        !said
+            .iter()
+            .any(|l| l.contains(&action) || l.contains(&read)),
         "the server printed a token: {said:?}"
     );
     assert_eq!(project.status()["daily_revenue"]["status"], "fresh");

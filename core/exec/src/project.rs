@@ -200,6 +200,12 @@ impl Project {
         let execution = raw.execution(overrides).map_err(config_error)?;
         let gc_run_logs = match raw.gc.run_logs.as_deref() {
             Some(text) => freshet_plan::model::parse_duration(text)
+                .and_then(|d| {
+                    // Beyond a century a time before now is not a date any more.
+                    (d <= std::time::Duration::from_secs(36_500 * 86_400))
+                        .then_some(d)
+                        .ok_or_else(|| format!("{text:?} is too long (at most 36500d)"))
+                })
                 .map_err(|e| config_error(format!("[gc] run_logs: {e}")))?,
             None => DEFAULT_GC_RUN_LOGS,
         };

@@ -182,6 +182,38 @@ conformance! {
         assert_eq!(told, other.owner);
     }
 
+    /// A process ending a run as dead, while the run's owner records an output: whichever order
+    /// the two commit in, a run ended as dead never makes its output current.
+    async fn an_output_recorded_while_its_run_is_being_ended_is_refused(db) {
+        let owner = open_as(&db, "owner").await;
+        let run = RunId::generate();
+        owner.begin_run(&run, &new_run(), Utc::now()).await.expect("run");
+        let asset: AssetKey = "clean".parse().expect("key");
+        assert_eq!(owner.claim_asset(&asset, &run, Utc::now(), HEARTBEAT_TIMEOUT).await.expect("lease"), None);
+        // Another process has begun ending the run (not yet committed)...
+        let mut other = raw(&db).await;
+        let begin = match db.backend() {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        sqlx::query(begin).execute(&mut other).await.expect("begin");
+        sqlx::query("UPDATE runs SET status = 'failed', error = 'process died' WHERE id = $1")
+            .bind(run.as_str())
+            .execute(&mut other)
+            .await
+            .expect("end the run");
+        // ...when the owner records its output, which has to wait for it.
+        let m = output(&asset, &run, 1);
+        let recording = tokio::spawn(async move { owner.record_run_output(&m).await });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!recording.is_finished(), "the output waited for the other transaction");
+        sqlx::query("COMMIT").execute(&mut other).await.expect("commit");
+        let refused = recording.await.expect("task").expect_err("refused");
+        assert!(refused.to_string().contains("no longer holds clean"), "{refused}");
+        assert_eq!(count(&mut other, "SELECT COUNT(*) FROM asset_heads").await, 0, "nothing became current");
+        assert_eq!(count(&mut other, "SELECT COUNT(*) FROM materializations").await, 0);
+    }
+
     /// A database whose schema is newer than this binary's is refused, and left as it was.
     async fn a_newer_schema_is_refused_untouched(db) {
         db.open().await.close().await;

@@ -37,9 +37,28 @@ impl Store {
     pub async fn record_run_output(&self, m: &Materialization) -> Result<()> {
         let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
-        // Write first, then check: a SQLite transaction that reads first and then writes fails
-        // at once (not after waiting) when another connection wrote in between. Refused, the
-        // transaction rolls back when dropped.
+        let refused = || Error::Transition {
+            run: m.run_id.to_string(),
+            message: format!(
+                "no longer holds {}: the run was ended by another process",
+                m.asset
+            ),
+        };
+        // First the run's own row, only while it runs: on PostgreSQL this locks it, so a process
+        // ending the run as dead either committed before (and this finds it ended) or waits
+        // until this commit (and then finds the output recorded). SQLite's writers take turns
+        // whole. Refused, the transaction rolls back when dropped.
+        let running = sqlx::query(
+            "UPDATE runs SET heartbeat_at = heartbeat_at WHERE id = $1 AND status = $2",
+        )
+        .bind(m.run_id.as_str())
+        .bind(RunStatus::Running.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
+        if running.rows_affected() != 1 {
+            return Err(refused());
+        }
         insert_materialization(&mut tx, self.backend, m).await?;
         // Made: the lease goes with the same commit, and only a running run's lease goes.
         let released = sqlx::query(
@@ -53,13 +72,7 @@ impl Store {
         .await
         .map_err(store_error)?;
         if released.rows_affected() != 1 {
-            return Err(Error::Transition {
-                run: m.run_id.to_string(),
-                message: format!(
-                    "no longer holds {}: the run was ended by another process",
-                    m.asset
-                ),
-            });
+            return Err(refused());
         }
         tx.commit().await.map_err(store_error)?;
         Ok(())

@@ -35,15 +35,15 @@ pub(super) async fn daemon(project: &Project, reload: super::Reload) -> anyhow::
         .iter()
         .filter(|d| d.automation.is_some())
         .count();
-    eprintln!(
-        "freshet: daemon running: {conditions} asset(s) with a condition, {} schedule(s), {} source(s) watched; Ctrl-C to stop",
+    crate::notice(&format!(
+        "daemon running: {conditions} asset(s) with a condition, {} schedule(s), {} source(s) watched; Ctrl-C to stop",
         project.triggers().schedules.len(),
         project
             .graph()
             .iter()
             .filter(|d| d.kind == freshet_core::AssetKind::Source)
             .count()
-    );
+    ));
     let mut automation = automation;
     let ended_early = tokio::select! {
         () = shutdown_signal() => false,
@@ -51,12 +51,12 @@ pub(super) async fn daemon(project: &Project, reload: super::Reload) -> anyhow::
     };
     if ended_early {
         // Not asked to stop: automation ended by itself (a bug). Say so and stop with an error.
-        eprintln!("freshet: automation stopped unexpectedly (see the log); stopping");
+        crate::notice("automation stopped unexpectedly (see the log); stopping");
     } else {
-        eprintln!(
-            "freshet: stopping: no new runs; running ones get {}s to end",
+        crate::notice(&format!(
+            "stopping: no new runs; running ones get {}s to end",
             GRACE.as_secs()
-        );
+        ));
     }
     state.stop();
     if !ended_early {

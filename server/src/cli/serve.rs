@@ -29,6 +29,12 @@ pub(super) async fn serve(
     reload: super::Reload,
 ) -> anyhow::Result<ExitCode> {
     // A bad token is refused before the store is opened (and perhaps created).
+    if crate::logs_are_json() && tokens.action.as_deref().is_none_or(|t| t.trim().is_empty()) {
+        anyhow::bail!(
+            "with --log-format json, set FRESHET_TOKEN (or --token): a generated token would be \
+             written to the logs"
+        );
+    }
     let (token, generated) = token_to_use(tokens.action, "FRESHET_TOKEN")?;
     let read_token = match tokens.read.filter(|t| !t.trim().is_empty()) {
         Some(t) => Some(token_to_use(Some(t), "FRESHET_READ_TOKEN")?.0),
@@ -58,16 +64,16 @@ pub(super) async fn serve(
         state.set_web_url(url);
     }
     let automation = automation.then(|| state.spawn_automation());
-    eprintln!("freshet: serving http://{bound}/ (API under /api)");
+    crate::notice(&format!("serving http://{bound}/ (API under /api)"));
     if generated {
-        eprintln!(
-            "freshet: token for actions (shown once; set FRESHET_TOKEN to choose one): {token}"
-        );
+        crate::notice(&format!(
+            "token for actions (shown once; set FRESHET_TOKEN to choose one): {token}"
+        ));
     }
     if !loopback {
-        eprintln!(
-            "freshet: listening beyond this machine: every request needs a token (the read token or \
-             the action token); the page asks for one"
+        crate::notice(
+            "listening beyond this machine: every request needs a token (the read token or the \
+             action token); the page asks for one",
         );
     }
     serve::serve(state, listener, shutdown_signal())

@@ -181,17 +181,18 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
 pub(crate) const TOKEN_COOKIE: &str = "freshet_token";
 
 /// The token a request presents: its bearer header, else its cookie.
+/// Another kind of `Authorization` (a proxy's basic authentication) is not a token: the
+/// cookie counts then.
 pub(crate) fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
-        .map(|v| {
+        .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
-                .unwrap_or("")
-                .trim()
-        });
+        })
+        .map(str::trim);
     bearer.or_else(|| {
         headers
             .get_all(header::COOKIE)

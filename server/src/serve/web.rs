@@ -93,8 +93,10 @@ pub(crate) async fn login_page(State(state): State<AppState>) -> Response {
 }
 
 /// `POST /login` with the form's `token`: a token of this server becomes the page's cookie
-/// (HttpOnly, SameSite=Strict: sent only by this site's own pages, and never readable by a
-/// script), then the page; any other answer is the form again.
+/// (HttpOnly, SameSite=Strict: sent only by this site's own pages, never readable by a script;
+/// for 12 hours), then the page; any other answer is the form again. The page of one who signed
+/// in with the action token carries that token for its own script to send with actions, as a
+/// loopback server's page does.
 pub(crate) async fn login(State(state): State<AppState>, body: Bytes) -> Response {
     let token = url::form_urlencoded::parse(&body)
         .find(|(name, _)| name == "token")
@@ -104,7 +106,7 @@ pub(crate) async fn login(State(state): State<AppState>, body: Bytes) -> Respons
         return login_response(StatusCode::FORBIDDEN, WRONG_TOKEN);
     }
     let cookie = format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Strict",
+        "{}={token}; Path=/; Max-Age=43200; HttpOnly; SameSite=Strict",
         super::TOKEN_COOKIE
     );
     see_other("/", HeaderValue::from_str(&cookie).ok())
