@@ -211,3 +211,27 @@ fn unreachable_database() {
         out.stderr
     );
 }
+
+/// An operator chain of 200,000 terms (a 1 MB file) is one line naming the file and its line,
+/// not a stack overflow; one of 999 terms, within the bound, materializes (DataFusion plans it on
+/// the runtime's 32 MiB thread stacks).
+#[test]
+fn an_operator_chain_too_deep_for_any_stack() {
+    let chain = |terms: usize| vec!["1"; terms].join(" + ");
+    let deep = format!("SELECT {} AS x", chain(200_000));
+    check(
+        &[
+            ("freshet.toml", "[project]\nname = \"t\"\n"),
+            ("sql/deep.sql", &deep),
+        ],
+        &["materialize"],
+        "error: sql/deep.sql: line 1: this expression nests too deep: more than 1000 \
+         operators and brackets inside one another; split it (a CTE, or a column per part)",
+    );
+    let project = TempProject::with_files(&[
+        ("freshet.toml", "[project]\nname = \"t\"\n"),
+        ("sql/long.sql", &format!("SELECT {} AS x", chain(999))),
+    ]);
+    project.ok(&["materialize"]);
+    assert!(project.ok(&["preview", "long"]).stdout.contains("| 999 |"));
+}

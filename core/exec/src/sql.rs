@@ -25,6 +25,14 @@
 //!
 //! **Invariant:** the code version depends only on the parsed query, never on whitespace, comments,
 //! letter case of keywords or the header, so reformatting a file never makes it stale.
+//!
+//! **Invariant:** no file overflows a stack. The parser caps nested parentheses, but an operator
+//! chain (`1 + 1 + ...`) becomes a syntax tree as deep as it is long, and every walk over the tree
+//! (reading its tables, printing it, cloning and planning it in DataFusion) recurses. So before
+//! parsing, a flat pass over the tokens bounds the tree's depth: it counts the operators (and
+//! opening brackets) on the way from the top of the query to each token, a comma ending a run,
+//! and refuses a file where that passes [`MAX_DEPTH`], naming its line. A file of more than
+//! [`SMALL_FILE`] tokens is parsed on a thread of its own with a [`PARSE_STACK`] stack.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -34,6 +42,7 @@ use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
@@ -91,9 +100,121 @@ pub enum SqlError {
     Query(String),
 }
 
+/// How deep a query's expressions may go, in operators and brackets (see the module's
+/// invariant). DataFusion clones and plans a tree of this depth on a 2 MiB stack with room to
+/// spare; a chain of 2,400 additions overflowed one.
+pub const MAX_DEPTH: usize = 1000;
+
+/// Files of at most this many tokens are parsed on the caller's thread.
+const SMALL_FILE: usize = 1000;
+
+/// The stack of the thread that parses larger files.
+const PARSE_STACK: usize = 64 << 20;
+
 /// Parses a SQL asset file.
 pub fn parse_sql_asset(text: &str) -> Result<SqlAsset, SqlError> {
     let header = parse_header(text)?;
+    if check_depth(text)? <= SMALL_FILE {
+        return parse_query(text, header);
+    }
+    let text = text.to_owned();
+    std::thread::Builder::new()
+        .name("freshet-sql".to_owned())
+        .stack_size(PARSE_STACK)
+        .spawn(move || parse_query(&text, header))
+        .map_err(|e| SqlError::Query(format!("cannot start the SQL parser: {e}")))?
+        .join()
+        .unwrap_or_else(|_| {
+            Err(SqlError::Query(
+                "the SQL parser failed on this file".to_owned(),
+            ))
+        })
+}
+
+/// Refuses a file whose expressions may nest deeper than [`MAX_DEPTH`], judged from its tokens
+/// alone: the operators of each run (between commas) at each open bracket, summed from the top.
+/// Returns how many tokens it has.
+fn check_depth(text: &str) -> Result<usize, SqlError> {
+    let tokens = Tokenizer::new(&GenericDialect {}, text)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::Query(format!("invalid SQL: {e}")))?;
+    // The operators of the current run at each open bracket, innermost last, and their sum.
+    let mut runs: Vec<usize> = vec![0];
+    let mut depth = 0;
+    let mut count = 0;
+    for token in &tokens {
+        let adds = match &token.token {
+            Token::Whitespace(_) => continue,
+            Token::LParen | Token::LBracket | Token::LBrace => true,
+            Token::RParen | Token::RBracket | Token::RBrace => {
+                if runs.len() > 1 {
+                    depth -= runs.pop().unwrap_or(0);
+                }
+                false
+            }
+            Token::Comma | Token::SemiColon => {
+                if let Some(run) = runs.last_mut() {
+                    depth -= *run;
+                    *run = 0;
+                }
+                false
+            }
+            Token::Word(word) => matches!(
+                word.keyword,
+                Keyword::AND
+                    | Keyword::OR
+                    | Keyword::XOR
+                    | Keyword::NOT
+                    | Keyword::IS
+                    | Keyword::IN
+                    | Keyword::LIKE
+                    | Keyword::ILIKE
+                    | Keyword::SIMILAR
+                    | Keyword::BETWEEN
+                    | Keyword::COLLATE
+                    | Keyword::AT
+                    | Keyword::REGEXP
+                    | Keyword::RLIKE
+                    | Keyword::OVERLAPS
+                    | Keyword::DIV
+            ),
+            Token::Number(..)
+            | Token::Char(_)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::NationalStringLiteral(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::HexStringLiteral(_)
+            | Token::Placeholder(_)
+            | Token::Period => false,
+            // Every other symbol is an operator (or may chain like one).
+            _ => true,
+        };
+        count += 1;
+        if adds {
+            if let Some(run) = runs.last_mut() {
+                *run += 1;
+            }
+            depth += 1;
+            if depth > MAX_DEPTH {
+                return Err(SqlError::Header {
+                    line: usize::try_from(token.span.start.line).unwrap_or(usize::MAX),
+                    message: format!(
+                        "this expression nests too deep: more than {MAX_DEPTH} operators and \
+                         brackets inside one another; split it (a CTE, or a column per part)"
+                    ),
+                });
+            }
+        }
+        if matches!(token.token, Token::LParen | Token::LBracket | Token::LBrace) {
+            runs.push(0);
+        }
+    }
+    Ok(count)
+}
+
+/// Parses the query of a file whose header was read.
+fn parse_query(text: &str, header: SqlHeader) -> Result<SqlAsset, SqlError> {
     let statement = parse_single_query(text)?;
     let deps = dependencies(&statement)?;
     let canonical = canonical_query(text)?;
@@ -470,6 +591,45 @@ mod tests {
         assert_eq!(
             err("-- @freshness: max_age=soon\nselect 1"),
             r#"line 1: invalid @freshness: invalid duration "soon" (expected e.g. 30m, 1h30m, 2d)"#
+        );
+    }
+
+    fn chain(terms: usize, op: &str) -> String {
+        vec!["1"; terms].join(op)
+    }
+
+    #[test]
+    fn an_operator_chain_too_deep_is_refused_with_its_line_and_one_just_under_parses() {
+        let deep = format!(
+            "-- @group: g\nSELECT 0 AS a,\n  {} AS x FROM t",
+            chain(200_000, " + ")
+        );
+        assert_eq!(
+            parse_sql_asset(&deep).unwrap_err().to_string(),
+            "line 3: this expression nests too deep: more than 1000 operators and brackets \
+             inside one another; split it (a CTE, or a column per part)"
+        );
+        // Just under the bound: parsed (on the large-stack thread, having over 1,000 tokens).
+        let asset = parse_sql_asset(&format!("SELECT {} AS x FROM t", chain(1000, "+"))).unwrap();
+        assert_eq!(asset.deps, ["t".parse::<AssetKey>().unwrap()]);
+        assert!(parse_sql_asset(&format!("SELECT {} AS x", chain(1002, "+"))).is_err());
+        // ANDs count as operators; nested brackets add up with the chains inside them.
+        assert!(parse_sql_asset(&format!("SELECT 1 WHERE {}", chain(1002, " AND "))).is_err());
+        let nested = format!("SELECT {}1{}", "(1 + ".repeat(501), ")".repeat(501));
+        assert!(parse_sql_asset(&nested).is_err(), "501 levels of two each");
+    }
+
+    #[test]
+    fn a_long_query_of_many_short_expressions_is_not_deep() {
+        // 3,000 columns, 9,000 operators in all: each column's run ends at its comma.
+        let columns: Vec<String> = (0..3000)
+            .map(|i| format!("a + {i} * 2 - 1 AS c{i}"))
+            .collect();
+        let asset = parse_sql_asset(&format!("SELECT {} FROM t", columns.join(", "))).unwrap();
+        assert_eq!(asset.deps, ["t".parse::<AssetKey>().unwrap()]);
+        let list: Vec<String> = (0..5000).map(|i| i.to_string()).collect();
+        assert!(
+            parse_sql_asset(&format!("SELECT * FROM t WHERE a IN ({})", list.join(", "))).is_ok()
         );
     }
 }

@@ -220,6 +220,10 @@ enum Command {
 pub fn run(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // DataFusion clones and plans a query's expressions recursively: the deepest a SQL file
+        // may hold (`freshet_core::sql::MAX_DEPTH`) needs more than tokio's 2 MiB in a debug
+        // build (a chain of 480 additions overflowed it). Only what is used is committed.
+        .thread_stack_size(32 << 20)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(run_async(cli, catalogues))
