@@ -64,8 +64,12 @@ pub fn init_tracing(format: LogFormat) {
     let _ = LOG_FORMAT.set(format);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Colour only on a terminal, and never with NO_COLOR set (https://no-color.org).
+    use std::io::IsTerminal as _;
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(|| cli::live::LogWriter);
     match format {
         LogFormat::Text => builder.init(),

@@ -253,3 +253,49 @@ fn on_a_terminal_materialize_shows_running_steps_live() {
         &screen[line_start..warn]
     );
 }
+
+/// A failed step is said once, and log lines are coloured only on a terminal without `NO_COLOR`.
+#[test]
+fn a_failed_step_is_said_once_and_colour_only_on_a_terminal_without_no_color() {
+    let project = TempProject::with_files(&[
+        ("freshet.toml", "[project]\nname = \"t\"\n"),
+        ("sql/bad.sql", "SELECT CAST('x' AS INT) AS n"),
+    ]);
+    let out = project.run(&["materialize"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(
+        out.stderr.matches("Cannot cast string 'x'").count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains('\x1b'), "no escape codes on a pipe: {:?}", out.stderr);
+
+    // On a terminal (`script` gives one), info lines are coloured, unless NO_COLOR is set.
+    let on_terminal = |no_color: bool| {
+        let command = format!(
+            "{} --project {} materialize",
+            env!("CARGO_BIN_EXE_freshet"),
+            project.path().to_str().expect("utf-8")
+        );
+        let mut script = Command::new("script");
+        script
+            .args(["--quiet", "--return", "--command", &command, "/dev/null"])
+            .env("TERM", "xterm")
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR")
+            .envs(project.database_env())
+            .stdin(Stdio::null());
+        if no_color {
+            script.env("NO_COLOR", "1");
+        }
+        let out = script.output().expect("run script");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = on_terminal(false);
+    assert!(coloured.contains("materialization failed"), "{coloured}");
+    assert!(coloured.contains("\x1b[2m"), "dim timestamps on a terminal: {coloured:?}");
+    let plain = on_terminal(true);
+    assert!(plain.contains("materialization failed"), "{plain}");
+    assert!(!plain.contains("\x1b[2m") && !plain.contains("\x1b[3"), "NO_COLOR: {plain:?}");
+}

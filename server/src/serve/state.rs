@@ -688,6 +688,7 @@ impl RunObserver for ServerObserver {
                         ("skipped", Some(why.to_string()), StepEnd::Skipped)
                     }
                     StepOutcome::Failed { error, .. } => {
+                        tracing::warn!(run_id = %self.run_id, asset = %key, error = %error, "step failed");
                         ("failed", Some(error.clone()), StepEnd::Failed)
                     }
                 };

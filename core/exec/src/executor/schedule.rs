@@ -19,7 +19,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
-use tracing::{Instrument, info_span, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::engine::Executor;
 use super::events::{RunEvent, RunReport, SkipReason, StepOutcome};
@@ -515,7 +515,9 @@ impl<'p> Walk<'_, 'p> {
                     slot.attempt = attempt.saturating_add(1);
                     slot.not_before = Some(Instant::now() + delay);
                 } else {
-                    warn!(asset = %key, error = %e, "materialization failed");
+                    // Info, not a warning: whoever runs the run reports its failed steps (the
+                    // command line on its progress, a server or daemon in its log).
+                    info!(asset = %key, error = %e, "materialization failed");
                     self.end(log, i, failed(&e)).await;
                 }
             }
