@@ -235,3 +235,32 @@ fn an_operator_chain_too_deep_for_any_stack() {
     project.ok(&["materialize"]);
     assert!(project.ok(&["preview", "long"]).stdout.contains("| 999 |"));
 }
+
+/// A newline in a file name is shown escaped, so the error stays one line.
+#[test]
+fn a_file_name_with_a_newline() {
+    check(
+        &[
+            ("freshet.toml", "[project]\nname = \"t\"\n"),
+            ("sql/we\nird.sql", "SELECT 1 AS n"),
+        ],
+        &["status"],
+        "error: sql/we\\nird.sql: invalid asset key \"we\\nird\": segments may contain only ASCII \
+         letters, digits and underscores (the file name is the asset key)",
+    );
+}
+
+/// A long selection is shown cut around the column that is wrong, not echoed whole.
+#[test]
+fn a_long_bad_selection() {
+    let selection = format!("{} and (", "x".repeat(20_000));
+    check(
+        &[("freshet.toml", TOML), ("raw.csv", CSV)],
+        &["status", &selection],
+        &format!(
+            "error: invalid selection …\"{} and (\" (20006 characters): column 20007: unexpected \
+             end of selection after '('",
+            "x".repeat(54)
+        ),
+    );
+}

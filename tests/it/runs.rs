@@ -269,7 +269,11 @@ fn a_failed_step_is_said_once_and_colour_only_on_a_terminal_without_no_color() {
         "{}",
         out.stderr
     );
-    assert!(!out.stderr.contains('\x1b'), "no escape codes on a pipe: {:?}", out.stderr);
+    assert!(
+        !out.stderr.contains('\x1b'),
+        "no escape codes on a pipe: {:?}",
+        out.stderr
+    );
 
     // On a terminal (`script` gives one), info lines are coloured, unless NO_COLOR is set.
     let on_terminal = |no_color: bool| {
@@ -294,8 +298,14 @@ fn a_failed_step_is_said_once_and_colour_only_on_a_terminal_without_no_color() {
     };
     let coloured = on_terminal(false);
     assert!(coloured.contains("materialization failed"), "{coloured}");
-    assert!(coloured.contains("\x1b[2m"), "dim timestamps on a terminal: {coloured:?}");
+    assert!(
+        coloured.contains("\x1b[2m"),
+        "dim timestamps on a terminal: {coloured:?}"
+    );
     let plain = on_terminal(true);
     assert!(plain.contains("materialization failed"), "{plain}");
-    assert!(!plain.contains("\x1b[2m") && !plain.contains("\x1b[3"), "NO_COLOR: {plain:?}");
+    assert!(
+        !plain.contains("\x1b[2m") && !plain.contains("\x1b[3"),
+        "NO_COLOR: {plain:?}"
+    );
 }

@@ -18,7 +18,7 @@ use crate::sql::SqlError;
 #[non_exhaustive]
 pub enum Error {
     /// `freshet.toml` is missing, malformed or inconsistent.
-    #[error("{path}: {message}")]
+    #[error("{}: {message}", shown(.path))]
     Config {
         /// The file, as the user would write it.
         path: String,
@@ -26,7 +26,7 @@ pub enum Error {
         message: String,
     },
     /// A `.sql` asset file is malformed.
-    #[error("{path}: {error}")]
+    #[error("{}: {error}", shown(.path))]
     Sql {
         /// The file, relative to the project folder.
         path: String,
@@ -34,7 +34,7 @@ pub enum Error {
         error: SqlError,
     },
     /// A definition is invalid on its own (a bad key or setting).
-    #[error("{origin}: {message}")]
+    #[error("{}: {message}", shown(.origin))]
     Definition {
         /// Where it was defined.
         origin: String,
@@ -75,7 +75,7 @@ pub enum Error {
         retryable: bool,
     },
     /// A file of the project could not be read or written.
-    #[error("{path}: {error}")]
+    #[error("{}: {error}", shown(.path))]
     Io {
         /// The file.
         path: String,
@@ -130,4 +130,14 @@ pub(crate) fn one_line(e: &dyn fmt::Display) -> String {
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A path for a one-line message: as given, but with control characters (a newline in a file
+/// name) escaped, so the message stays one line.
+fn shown(path: &str) -> std::borrow::Cow<'_, str> {
+    if path.chars().any(char::is_control) {
+        std::borrow::Cow::Owned(path.chars().flat_map(char::escape_debug).collect())
+    } else {
+        std::borrow::Cow::Borrowed(path)
+    }
 }
