@@ -21,6 +21,7 @@ pub fn print_status(
     project: &Project,
     lineage: &Lineage,
     reports: &[&AssetReport],
+    failures: &Failures,
     json: bool,
 ) -> anyhow::Result<()> {
     let graph = project.graph();
@@ -31,7 +32,7 @@ pub fn print_status(
     if json {
         let out: Vec<StatusJson> = rows
             .iter()
-            .map(|(d, r)| StatusJson::new(d, r, lineage))
+            .map(|(d, r)| StatusJson::new(d, r, lineage, failures.get(d.key.as_str())))
             .collect();
         return print_json(&out);
     }
@@ -63,15 +64,22 @@ pub fn print_status(
             },
             updated.map(time).unwrap_or_else(|| "-".into()),
             report.data_time.map(time).unwrap_or_else(|| "-".into()),
-            why(report),
+            why(report, failures.get(def.key.as_str())),
         ]);
     }
     print_table(&table)
 }
 
-/// The WHY column: causes and what upstream is behind, in words.
-fn why(report: &AssetReport) -> String {
+/// Each asset's latest failed attempt after its current version, by key.
+pub type Failures = std::collections::HashMap<String, freshet_core::store::Failure>;
+
+/// The WHY column: the latest attempt if it failed, causes and what upstream is behind, in
+/// words.
+fn why(report: &AssetReport, failure: Option<&freshet_core::store::Failure>) -> String {
     let mut parts = Vec::new();
+    if let Some(f) = failure {
+        parts.push(failure_words(f, 80));
+    }
     if report.status == Status::Missing {
         parts.push("never materialized".to_owned());
     }
@@ -90,6 +98,7 @@ pub fn print_explanation(
     project: &Project,
     lineage: &Lineage,
     report: &AssetReport,
+    failure: Option<&freshet_core::store::Failure>,
     now: DateTime<Utc>,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -98,9 +107,12 @@ pub fn print_explanation(
         return Ok(());
     };
     if json {
-        return print_json(&StatusJson::new(def, report, lineage));
+        return print_json(&StatusJson::new(def, report, lineage, failure));
     }
     let mut out = status_words(def, lineage, report);
+    if let Some(f) = failure {
+        out.push_str(&format!("  {}\n", failure_words(f, usize::MAX)));
+    }
     out.push_str(&freshness_words(def, report, now));
     out.push_str(&version_words(def, lineage));
     write_stdout(&out)
@@ -673,4 +685,19 @@ mod tests {
         assert!(listed.contains("  raw: source: observed at the start of the run\n"));
         assert!(!listed.contains("fresh asset"), "{listed}");
     }
+}
+
+/// "last attempt failed at TIME in run R: ERROR", the error cut to `max` characters.
+fn failure_words(f: &freshet_core::store::Failure, max: usize) -> String {
+    let error: String = if f.error.chars().count() > max {
+        let cut: String = f.error.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    } else {
+        f.error.clone()
+    };
+    format!(
+        "last attempt failed at {} in run {}: {error}",
+        time(f.at),
+        f.run_id
+    )
 }

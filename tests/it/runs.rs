@@ -309,3 +309,60 @@ fn a_failed_step_is_said_once_and_colour_only_on_a_terminal_without_no_color() {
         "NO_COLOR: {plain:?}"
     );
 }
+
+/// `status`, `status KEY` and `--json` show an asset's last attempt when it failed after its
+/// current version, and stop showing it once a later attempt succeeds.
+#[test]
+fn status_shows_the_last_failed_attempt_until_a_later_one_succeeds() {
+    let project = TempProject::with_files(&[
+        ("freshet.toml", "[project]\nname = \"t\"\n"),
+        ("sql/n.sql", "SELECT 1 AS n"),
+    ]);
+    project.ok(&["materialize"]);
+    project.write("sql/n.sql", "SELECT CAST('x' AS INT) AS n");
+    let failed = project.run(&["materialize"]);
+    assert_eq!(failed.code, Some(1), "{failed:?}");
+    let run = project.ok(&["runs", "--json"]).stdout;
+    let runs: Vec<serde_json::Value> = serde_json::from_str(&run).expect("runs --json");
+    let run_id = runs[0]["id"].as_str().expect("the failed run").to_owned();
+
+    let status = project.status();
+    let last = &status["n"]["last_failure"];
+    assert_eq!(last["run_id"], run_id.as_str(), "{last}");
+    assert!(
+        last["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Cannot cast string 'x'")),
+        "{last}"
+    );
+    assert_eq!(
+        status["n"]["status"], "stale",
+        "the previous version stays current"
+    );
+    let table = project.ok(&["status"]).stdout;
+    assert!(
+        table.contains("last attempt failed at ")
+            && table.contains(&format!("in run {run_id}: n: ")),
+        "{table}"
+    );
+    let explained = project.ok(&["status", "n"]).stdout;
+    assert!(
+        explained.contains(&format!("in run {run_id}: ")),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("Cannot cast string 'x' to value of Int32 type"),
+        "{explained}"
+    );
+
+    project.write("sql/n.sql", "SELECT 2 AS n");
+    project.ok(&["materialize"]);
+    let status = project.status();
+    assert!(status["n"]["last_failure"].is_null(), "{}", status["n"]);
+    assert!(
+        !project
+            .ok(&["status"])
+            .stdout
+            .contains("last attempt failed")
+    );
+}

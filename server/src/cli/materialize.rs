@@ -111,5 +111,6 @@ async fn print_statuses(
 ) -> anyhow::Result<()> {
     let snapshot = Snapshot::load(project, store, now).await?;
     let reports: Vec<_> = snapshot.reports().iter().collect();
-    output::print_status(project, snapshot.lineage(), &reports, false)
+    let failures = super::status::failures(store).await?;
+    output::print_status(project, snapshot.lineage(), &reports, &failures, false)
 }

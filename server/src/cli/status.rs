@@ -39,7 +39,9 @@ async fn explain(
     let report = snapshot
         .explain(key)
         .ok_or_else(|| Error::UnknownAsset(key.to_string()))?;
-    output::print_explanation(project, snapshot.lineage(), &report, now, json)
+    let failures = failures(store).await?;
+    let failure = failures.get(key.as_str());
+    output::print_explanation(project, snapshot.lineage(), &report, failure, now, json)
 }
 
 /// `status [SELECTION]`: a table (or JSON list) of the selected assets, upstream first.
@@ -57,5 +59,21 @@ async fn list(
         .iter()
         .filter(|r| chosen.as_ref().is_none_or(|c| c.contains(&r.key)))
         .collect();
-    output::print_status(project, snapshot.lineage(), &shown, json)
+    output::print_status(
+        project,
+        snapshot.lineage(),
+        &shown,
+        &failures(store).await?,
+        json,
+    )
+}
+
+/// Each asset's latest failed attempt after its current version.
+pub(super) async fn failures(store: &Store) -> anyhow::Result<output::Failures> {
+    Ok(store
+        .failures()
+        .await?
+        .into_iter()
+        .map(|f| (f.asset.clone(), f))
+        .collect())
 }

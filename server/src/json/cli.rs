@@ -42,11 +42,30 @@ pub struct StatusJson {
     pub last_observed_at: Option<String>,
     /// URL of the current version's Parquet object.
     pub location: Option<String>,
+    /// Its latest attempt that failed after its current version (`null` when none).
+    pub last_failure: Option<LastFailureJson>,
+}
+
+/// An asset's latest failed attempt, in `status --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastFailureJson {
+    /// When it failed (RFC 3339, UTC).
+    pub at: String,
+    /// The run it failed in.
+    pub run_id: String,
+    /// The error, in one line.
+    pub error: String,
 }
 
 impl StatusJson {
-    /// `def`'s status as `report` says, with its current version from `lineage`.
-    pub fn new(def: &AssetDef, report: &AssetReport, lineage: &Lineage) -> Self {
+    /// `def`'s status as `report` says, with its current version from `lineage` and its latest
+    /// failed attempt, if any came after it.
+    pub fn new(
+        def: &AssetDef,
+        report: &AssetReport,
+        lineage: &Lineage,
+        failure: Option<&freshet_core::store::Failure>,
+    ) -> Self {
         let time = |t| Precision::Seconds.time(t);
         let m = lineage.materialization(&def.key);
         Self {
@@ -65,6 +84,11 @@ impl StatusJson {
             last_materialized_at: m.map(|m| time(m.created_at)),
             last_observed_at: lineage.observation(&def.key).map(|o| time(o.observed_at)),
             location: m.map(|m| m.location.clone()),
+            last_failure: failure.map(|f| LastFailureJson {
+                at: time(f.at),
+                run_id: f.run_id.to_string(),
+                error: f.error.clone(),
+            }),
         }
     }
 }
