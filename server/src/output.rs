@@ -447,6 +447,21 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// "last attempt failed at TIME in run R: ERROR", the error cut to `max` characters.
+fn failure_words(f: &freshet_core::store::Failure, max: usize) -> String {
+    let error: String = if f.error.chars().count() > max {
+        let cut: String = f.error.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    } else {
+        f.error.clone()
+    };
+    format!(
+        "last attempt failed at {} in run {}: {error}",
+        time(f.at),
+        f.run_id
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -685,19 +700,4 @@ mod tests {
         assert!(listed.contains("  raw: source: observed at the start of the run\n"));
         assert!(!listed.contains("fresh asset"), "{listed}");
     }
-}
-
-/// "last attempt failed at TIME in run R: ERROR", the error cut to `max` characters.
-fn failure_words(f: &freshet_core::store::Failure, max: usize) -> String {
-    let error: String = if f.error.chars().count() > max {
-        let cut: String = f.error.chars().take(max.saturating_sub(1)).collect();
-        format!("{cut}…")
-    } else {
-        f.error.clone()
-    };
-    format!(
-        "last attempt failed at {} in run {}: {error}",
-        time(f.at),
-        f.run_id
-    )
 }
