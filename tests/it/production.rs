@@ -285,3 +285,37 @@ fn log_format_json_writes_one_object_per_line() {
         "{seen:#?}"
     );
 }
+
+/// An empty (0-byte) SQLite file beside outputs of an earlier store is refused, not taken for a
+/// new store that would orphan them; with no outputs it is a new store.
+#[test]
+fn an_empty_store_file_beside_outputs_is_refused() {
+    let project = TempProject::with_files(PROJECT);
+    project.ok(&["--database", "store.db", "materialize"]);
+    let outputs = crate::support::files_under(&project.path().join(".freshet/data"));
+    assert!(!outputs.is_empty());
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(project.path().join(format!("store.db{suffix}")));
+    }
+    project.write("store.db", "");
+    for command in [&["status"][..], &["materialize"]] {
+        let mut args = vec!["--database", "store.db"];
+        args.extend_from_slice(command);
+        let out = project.run(&args);
+        let line = one_error_line(&out, "error: cannot open metadata database sqlite://");
+        assert!(
+            line.ends_with(".freshet/data/ holds outputs an earlier store recorded; restore the database file, or to start over remove both"),
+            "{line}"
+        );
+    }
+    assert_eq!(project.read("store.db"), "", "the file is left as it was");
+    assert_eq!(
+        crate::support::files_under(&project.path().join(".freshet/data")),
+        outputs
+    );
+
+    // Without outputs, an empty file is a new store.
+    let fresh = TempProject::with_files(PROJECT);
+    fresh.write("store.db", "");
+    fresh.ok(&["--database", "store.db", "materialize"]);
+}

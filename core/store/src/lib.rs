@@ -157,6 +157,13 @@ impl Store {
     /// schema, or whose schema is newer than this binary's, is refused before anything is
     /// written. Errors never include the URL's password.
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_beside(url, None).await
+    }
+
+    /// [`Store::open`], refusing an empty SQLite file (0 bytes: truncated, or made by `touch`)
+    /// when `outputs` names where outputs of an earlier store already are: starting a new store
+    /// there would leave them orphaned without a word.
+    pub async fn open_beside(url: &str, outputs: Option<&str>) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let shown = redact_url(url);
         let fail = |e: &dyn std::fmt::Display| Error::Database {
@@ -183,6 +190,13 @@ impl Store {
                 connect_url.push_str("?mode=rwc");
             }
             check_sqlite_header(Path::new(path)).map_err(|e| fail(&e))?;
+            let empty = std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
+            if let (true, Some(outputs)) = (empty, outputs) {
+                return Err(fail(&format!(
+                    "the file is empty, but {outputs} holds outputs an earlier store recorded; \
+                     restore the database file, or to start over remove both"
+                )));
+            }
         }
         if backend == Backend::Postgres {
             // One connection first: the pool would retry a refused one until its timeout and

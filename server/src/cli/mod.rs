@@ -318,7 +318,8 @@ async fn open(project: &Project) -> anyhow::Result<(Store, Executor)> {
 /// Opens the store and fails the runs of processes that died (saying so), so that nothing
 /// stays `running` for ever.
 async fn open_store(project: &Project) -> anyhow::Result<Store> {
-    let store = Store::open(project.database_url()).await?;
+    let store =
+        Store::open_beside(project.database_url(), local_outputs(project).as_deref()).await?;
     for run in store
         .fail_dead_runs(SystemClock.now(), HEARTBEAT_TIMEOUT)
         .await?
@@ -333,6 +334,23 @@ async fn open_store(project: &Project) -> anyhow::Result<Store> {
         );
     }
     Ok(store)
+}
+
+/// The output folder, when it is on local disk and holds any file: what an empty metadata
+/// database must not silently start over beside. (Object stores are not listed here.)
+fn local_outputs(project: &Project) -> Option<String> {
+    let folder = project.storage_url().to_file_path().ok()?;
+    let mut pending = vec![folder.clone()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => pending.push(entry.path()),
+                Ok(_) => return Some(folder.display().to_string()),
+                Err(_) => {}
+            }
+        }
+    }
+    None
 }
 
 /// The one asset a command names when given exactly one argument that is a key (`status KEY`,
