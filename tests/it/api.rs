@@ -979,3 +979,123 @@ async fn cancel_reaches_a_run_that_another_process_owns() {
     let (_, assets) = api.get("/api/assets").await;
     assert_eq!(Api::asset(&assets, "big")["status"], "missing");
 }
+
+/// Requests made of the API's pieces, a little of anything, with and without the token: never a
+/// 5xx, and every 4xx is `{"error": one line}`. `FRESHET_FUZZ_CASES` of them (2,000 unless set).
+#[test]
+fn fuzz_requests_never_fail_the_server() {
+    use proptest::prelude::*;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let project = TempProject::demo_with_stale_revenue();
+    let router = runtime.block_on(router_for(&project, true));
+    let cases = std::env::var("FRESHET_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(2000);
+    let segment = prop_oneof![
+        Just("assets".to_owned()),
+        Just("daily_revenue".to_owned()),
+        Just("marts%2Fdaily_revenue".to_owned()),
+        Just("history".to_owned()),
+        Just("preview".to_owned()),
+        Just("automation".to_owned()),
+        Just("lineage".to_owned()),
+        Just("runs".to_owned()),
+        Just("cancel".to_owned()),
+        Just("observe".to_owned()),
+        Just("project".to_owned()),
+        Just("01a20000-0000-7000-8000-000000000000".to_owned()),
+        Just("%ZZ".to_owned()),
+        Just("..".to_owned()),
+        "[a-z0-9_%.-]{0,12}",
+    ];
+    let query = prop_oneof![
+        Just(String::new()),
+        "(selection|limit|cursor|after|version|status|asset|nope)=[a-z0-9:+*%_-]{0,12}"
+            .prop_map(|q| format!("?{q}")),
+        "\\?[a-z=&%0-9]{0,16}",
+    ];
+    let body = prop_oneof![
+        Just(String::new()),
+        Just("{}".to_owned()),
+        Just(r#"{"selection": "+daily_revenue"}"#.to_owned()),
+        Just(r#"{"selection": "nope", "stale_only": true}"#.to_owned()),
+        Just(r#"{"selection": 7}"#.to_owned()),
+        Just(r#"{"force": true}"#.to_owned()),
+        "\\PC{0,24}",
+    ];
+    let method = prop_oneof![
+        Just(Method::GET),
+        Just(Method::POST),
+        Just(Method::DELETE),
+        Just(Method::PUT)
+    ];
+    let request = (
+        method,
+        proptest::collection::vec(segment, 0..4),
+        query,
+        body,
+        any::<bool>(),
+    );
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    });
+    let sent = std::cell::Cell::new(0_u32);
+    let result = runner.run(&request, |(method, segments, query, body, token)| {
+        let uri = format!("/api/{}{query}", segments.join("/"));
+        let Ok(uri) = uri.parse::<axum::http::Uri>() else {
+            return Ok(()); // not a request a client can send
+        };
+        sent.set(sent.get() + 1);
+        let mut request = Request::builder()
+            .method(method.clone())
+            .uri(uri.clone())
+            .header(header::CONTENT_TYPE, "application/json");
+        if token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {TOKEN}"));
+        }
+        let request = request.body(Body::from(body)).expect("request");
+        let (status, streaming, bytes) = runtime.block_on(async {
+            let response = router.clone().oneshot(request).await.expect("infallible");
+            let status = response.status();
+            let streaming = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+            let bytes = if streaming {
+                Default::default()
+            } else {
+                axum::body::to_bytes(response.into_body(), 64 << 20)
+                    .await
+                    .expect("body")
+            };
+            (status, streaming, bytes)
+        });
+        prop_assert!(!status.is_server_error(), "{method} {uri}: {status}");
+        if status.is_client_error() && !streaming {
+            let value: Value = serde_json::from_slice(&bytes)
+                .map_err(|_| TestCaseError::fail(format!("{method} {uri}: not JSON")))?;
+            let error = value["error"].as_str().unwrap_or_default();
+            prop_assert!(
+                !error.is_empty() && !error.contains('\n'),
+                "{method} {uri}: {value}"
+            );
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let sent = sent.get();
+    eprintln!("fuzz_requests_never_fail_the_server: {sent} of {cases} inputs sent as requests");
+    assert!(
+        sent >= cases * 9 / 10,
+        "only {sent} of {cases} inputs were requests"
+    );
+}

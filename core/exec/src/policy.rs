@@ -187,7 +187,19 @@ pub fn parse_compression(text: &str) -> Result<Compression, String> {
         "lz4_raw" | "uncompressed" | "lzo" => "",
         other => other,
     };
-    if spelled.is_empty() {
+    // Only `name` or `name(level)` reach parquet's parser, which slices the level by bytes and
+    // panics on `zstd(` or a character of several bytes.
+    let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let well_formed = match spelled.split_once('(') {
+        None => word(spelled),
+        Some((name, rest)) => {
+            word(name)
+                && rest.strip_suffix(')').is_some_and(|level| {
+                    (1..=3).contains(&level.len()) && level.chars().all(|c| c.is_ascii_digit())
+                })
+        }
+    };
+    if !well_formed {
         return Err(format!("invalid compression {text:?}: {COMPRESSIONS}"));
     }
     spelled
@@ -257,6 +269,30 @@ pub fn duration_words(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compression_is_parsed_or_refused_never_a_panic() {
+        assert_eq!(
+            parse_compression(" ZSTD(6) "),
+            Ok(Compression::ZSTD(ZstdLevel::try_new(6).unwrap()))
+        );
+        assert_eq!(parse_compression("snappy"), Ok(Compression::SNAPPY));
+        // What parquet's own parser panics on (found by the SQL header fuzz target).
+        for bad in [
+            "zstd(",
+            "gzip()",
+            "zstd(𐊼)",
+            "zstd(1",
+            "zstd(99999)",
+            "(3)",
+            "é",
+            "zstd (3)",
+            "",
+        ] {
+            let err = parse_compression(bad).unwrap_err();
+            assert!(err.starts_with("invalid compression "), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn retry_delays_grow_stay_jittered_and_are_capped() {

@@ -1120,4 +1120,52 @@ mod tests {
         let got = load(&[("freshet.toml", TOML), ("sql/a.sql", "select * frm raw")]).unwrap_err();
         assert!(got.starts_with("sql/a.sql: invalid SQL: "), "{got}");
     }
+
+    fn toml_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let value = prop_oneof![
+            Just("\"t\"".to_owned()),
+            Just("\"raw.csv\"".to_owned()),
+            Just("\"1h\"".to_owned()),
+            Just("\"soon\"".to_owned()),
+            Just("\"0 6 * * *\"".to_owned()),
+            Just("[\"a\", \"b\"]".to_owned()),
+            Just("{ x = 1 }".to_owned()),
+            Just("true".to_owned()),
+            "-?[0-9]{1,12}",
+            "\"\\PC{0,6}\"",
+        ];
+        let key = prop_oneof![
+            "(name|sql_dir|catalogues|storage|database|path|format|observe_interval|cron|selection|stale_only|keep|run_logs|concurrency|max_runs|memory_limit|compression|default|webhooks|nope)",
+            "[a-z_]{1,6}",
+        ];
+        let line = prop_oneof![
+            "\\[(project|sources\\.raw|sources\\.x y|execution|pools|gc|automation|schedules\\.nightly|alerts|groups\\.marts|nope)\\]",
+            (key, value).prop_map(|(k, v)| format!("{k} = {v}")),
+            "\\PC{0,8}",
+        ];
+        proptest::collection::vec(line, 0..12)
+            .prop_map(|lines| format!("[project]\nname = \"t\"\n{}", lines.join("\n")))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: crate::sql::tests::fuzz_cases() / 4,
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// Any freshet.toml loads or fails in one line naming the file, and loading writes
+        /// nothing (the helper checks it).
+        #[test]
+        fn fuzz_project_files_load_or_fail_in_one_line(toml in toml_text()) {
+            match load(&[("freshet.toml", &toml), ("raw.csv", "n\n1\n")]) {
+                Ok(_) => {}
+                Err(message) => {
+                    proptest::prop_assert!(!message.contains('\n'), "{}", message);
+                    proptest::prop_assert!(message.starts_with("DIR/freshet.toml: "), "{}", message);
+                }
+            }
+        }
+    }
 }

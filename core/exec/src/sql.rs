@@ -406,8 +406,9 @@ fn dependencies(statement: &DfStatement) -> Result<Vec<AssetKey>, SqlError> {
         };
         let key = AssetKey::from_segments(&segments).map_err(|_| {
             SqlError::Query(format!(
-                "the query reads table {table}, which is not a valid asset key \
-                 (segments of letters, digits and underscores)"
+                "the query reads table {:?}, which is not a valid asset key \
+                 (segments of letters, digits and underscores)",
+                table.to_string()
             ))
         })?;
         deps.insert(key);
@@ -432,7 +433,7 @@ fn one_line(e: &DataFusionError) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn deps(sql: &str) -> String {
@@ -495,7 +496,7 @@ mod tests {
         assert!(!err.contains('\n'));
         assert_eq!(
             deps(r#"select * from "bad-name""#),
-            "the query reads table bad-name, which is not a valid asset key (segments of letters, digits and underscores)"
+            "the query reads table \"bad-name\", which is not a valid asset key (segments of letters, digits and underscores)"
         );
     }
 
@@ -631,5 +632,81 @@ mod tests {
         assert!(
             parse_sql_asset(&format!("SELECT * FROM t WHERE a IN ({})", list.join(", "))).is_ok()
         );
+    }
+
+    /// Inputs each fuzz target tries: `FRESHET_FUZZ_CASES`, else 2,000 (tests/run.sh's bounded
+    /// run; before a release, `FRESHET_FUZZ_CASES=200000 cargo test fuzz_`).
+    pub(crate) fn fuzz_cases() -> u32 {
+        std::env::var("FRESHET_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000)
+    }
+
+    /// Text made of SQL's pieces (and a little of anything), header lines included.
+    fn sql_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            Just("SELECT ".to_owned()),
+            Just("FROM ".to_owned()),
+            Just("WHERE ".to_owned()),
+            Just("WITH x AS ".to_owned()),
+            Just("JOIN ".to_owned()),
+            Just("GROUP BY ".to_owned()),
+            Just("UNION ALL ".to_owned()),
+            Just("VALUES ".to_owned()),
+            Just("CASE WHEN ".to_owned()),
+            Just(" THEN ".to_owned()),
+            Just(" END".to_owned()),
+            Just(" AND ".to_owned()),
+            Just(" + ".to_owned()),
+            Just("(".to_owned()),
+            Just(")".to_owned()),
+            Just(", ".to_owned()),
+            Just(";".to_owned()),
+            Just("'".to_owned()),
+            Just("\"".to_owned()),
+            Just("*".to_owned()),
+            Just(".".to_owned()),
+            Just("\n".to_owned()),
+            Just("-- ".to_owned()),
+            Just("/* ".to_owned()),
+            Just(" */".to_owned()),
+            Just("-- @".to_owned()),
+            "(description|group|tags|owners|freshness|automation|pool|retries|retry_delay|timeout|compression|nope): ".prop_map(|k| format!("-- @{k}")),
+            "[a-z_][a-z0-9_]{0,6}",
+            "[0-9]{1,4}",
+            "\\PC{0,4}",
+        ];
+        proptest::collection::vec(piece, 0..48).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: fuzz_cases(),
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })]
+
+        /// Any file parses or fails in one line; a parsed one's dependencies are valid keys and
+        /// its code version does not depend on the header.
+        #[test]
+        fn fuzz_sql_files_parse_or_fail_in_one_line(text in sql_text()) {
+            match parse_sql_asset(&text) {
+                Ok(asset) => {
+                    proptest::prop_assert!(asset.code_version.as_str().starts_with("sql:"));
+                    let again = parse_sql_asset(&format!("-- @group: fuzz\n{text}"));
+                    if let Ok(again) = again {
+                        proptest::prop_assert_eq!(again.code_version, asset.code_version);
+                        proptest::prop_assert_eq!(again.deps, asset.deps);
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    proptest::prop_assert!(!message.contains('\n'), "{}", message);
+                    proptest::prop_assert!(!message.is_empty());
+                }
+            }
+        }
     }
 }

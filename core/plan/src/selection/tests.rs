@@ -992,3 +992,58 @@ proptest! {
         prop_assert_eq!(select(union.as_str()), union.select(&graph, &facts).unwrap());
     }
 }
+
+/// Inputs each fuzz target tries: `FRESHET_FUZZ_CASES`, else 2,000.
+fn fuzz_cases() -> u32 {
+    std::env::var("FRESHET_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
+fn selection_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("+".to_owned()),
+        Just("2+".to_owned()),
+        Just("+1".to_owned()),
+        Just("*".to_owned()),
+        Just(" and ".to_owned()),
+        Just(" or ".to_owned()),
+        Just("not ".to_owned()),
+        Just("(".to_owned()),
+        Just(")".to_owned()),
+        Just(",".to_owned()),
+        Just("\"".to_owned()),
+        Just("/".to_owned()),
+        Just(" ".to_owned()),
+        "(tag|group|kind|owner|status|freshness|key|nope):",
+        "(raw|clean|daily|fresh|stale|missing|fail|sql|source)",
+        "[a-z_]{1,6}",
+        "[0-9]{1,3}",
+        "\\PC{0,3}",
+    ];
+    proptest::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: fuzz_cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Any selection parses and selects, or fails in one line naming a column inside it.
+    #[test]
+    fn fuzz_selections_select_or_fail_in_one_line(text in selection_text()) {
+        let graph = graph();
+        let checked = Selection::parse(&text).and_then(|s| s.select_by_definition(&graph));
+        match checked {
+            Ok(keys) => prop_assert!(keys.iter().all(|k| graph.get(k).is_some())),
+            Err(e) => {
+                let message = e.to_string();
+                prop_assert!(!message.contains('\n'), "{}", message);
+                prop_assert!(e.column >= 1 && e.column <= text.chars().count() + 1, "{:?}", e);
+            }
+        }
+    }
+}
