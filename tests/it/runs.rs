@@ -223,7 +223,8 @@ fn on_a_terminal_materialize_shows_running_steps_live() {
         .args(["--quiet", "--return", "--command", &command, "/dev/null"])
         .envs(project.database_env())
         .env("TERM", "xterm")
-        .env("RUST_LOG", "warn")
+        // Info, for a log line while big runs: its failure, which the executor logs at info.
+        .env("RUST_LOG", "freshet_core::executor::schedule=info,warn")
         .stdin(Stdio::null())
         .output()
         .expect("run script");
@@ -243,9 +244,11 @@ fn on_a_terminal_materialize_shows_running_steps_live() {
         "{screen}"
     );
     assert!(!screen.contains("big ..."), "{screen}");
-    // A log line (big's failure, at warn) is written above the footer, which is taken away
-    // first, rather than through it.
-    let warn = screen.find(" WARN").expect("a warning was logged");
+    // A log line (big's failure) is written above the footer, which is taken away first, rather
+    // than through it.
+    let warn = screen
+        .find("materialization failed")
+        .expect("big's failure was logged");
     let line_start = screen[..warn].rfind('\n').map_or(0, |i| i + 1);
     assert!(
         screen[line_start..warn].contains("\x1b[J"),
