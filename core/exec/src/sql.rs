@@ -138,28 +138,41 @@ fn check_depth(text: &str) -> Result<usize, SqlError> {
     let tokens = Tokenizer::new(&GenericDialect {}, text)
         .tokenize_with_location()
         .map_err(|e| SqlError::Query(format!("invalid SQL: {e}")))?;
-    // The operators of the current run at each open bracket, innermost last, and their sum.
-    let mut runs: Vec<usize> = vec![0];
+    // The operators of the current run at each open bracket (or CASE), innermost last, whether
+    // it is a CASE, and their sum. A CASE is a bracket whose WHEN, THEN and ELSE end runs as
+    // commas do: its branches sit side by side in the tree, not inside one another.
+    let mut runs: Vec<(usize, bool)> = vec![(0, false)];
     let mut depth = 0;
     let mut count = 0;
+    let keyword = |token: &Token| match token {
+        Token::Word(word) => Some(word.keyword),
+        _ => None,
+    };
     for token in &tokens {
-        let adds = match &token.token {
-            Token::Whitespace(_) => continue,
-            Token::LParen | Token::LBracket | Token::LBrace => true,
-            Token::RParen | Token::RBracket | Token::RBrace => {
-                if runs.len() > 1 {
-                    depth -= runs.pop().unwrap_or(0);
-                }
+        if matches!(token.token, Token::Whitespace(_)) {
+            continue;
+        }
+        count += 1;
+        let in_case = runs.last().is_some_and(|(_, case)| *case);
+        let adds = match (&token.token, keyword(&token.token)) {
+            (Token::LParen | Token::LBracket | Token::LBrace, _) | (_, Some(Keyword::CASE)) => true,
+            (Token::RParen | Token::RBracket | Token::RBrace, _) | (_, Some(Keyword::END))
+                if runs.len() > 1 =>
+            {
+                depth -= runs.pop().map_or(0, |(run, _)| run);
                 false
             }
-            Token::Comma | Token::SemiColon => {
-                if let Some(run) = runs.last_mut() {
+            (Token::Comma | Token::SemiColon, _)
+            | (_, Some(Keyword::WHEN | Keyword::THEN | Keyword::ELSE))
+                if matches!(token.token, Token::Comma | Token::SemiColon) || in_case =>
+            {
+                if let Some((run, _)) = runs.last_mut() {
                     depth -= *run;
                     *run = 0;
                 }
                 false
             }
-            Token::Word(word) => matches!(
+            (Token::Word(word), _) => matches!(
                 word.keyword,
                 Keyword::AND
                     | Keyword::OR
@@ -178,21 +191,28 @@ fn check_depth(text: &str) -> Result<usize, SqlError> {
                     | Keyword::OVERLAPS
                     | Keyword::DIV
             ),
-            Token::Number(..)
-            | Token::Char(_)
-            | Token::SingleQuotedString(_)
-            | Token::DoubleQuotedString(_)
-            | Token::NationalStringLiteral(_)
-            | Token::EscapedStringLiteral(_)
-            | Token::HexStringLiteral(_)
-            | Token::Placeholder(_)
-            | Token::Period => false,
+            (
+                Token::Number(..)
+                | Token::Char(_)
+                | Token::SingleQuotedString(_)
+                | Token::DoubleQuotedString(_)
+                | Token::NationalStringLiteral(_)
+                | Token::EscapedStringLiteral(_)
+                | Token::HexStringLiteral(_)
+                | Token::Placeholder(_)
+                | Token::Period
+                | Token::RParen
+                | Token::RBracket
+                | Token::RBrace
+                | Token::Comma
+                | Token::SemiColon,
+                _,
+            ) => false,
             // Every other symbol is an operator (or may chain like one).
             _ => true,
         };
-        count += 1;
         if adds {
-            if let Some(run) = runs.last_mut() {
+            if let Some((run, _)) = runs.last_mut() {
                 *run += 1;
             }
             depth += 1;
@@ -206,8 +226,9 @@ fn check_depth(text: &str) -> Result<usize, SqlError> {
                 });
             }
         }
-        if matches!(token.token, Token::LParen | Token::LBracket | Token::LBrace) {
-            runs.push(0);
+        let opens_case = keyword(&token.token) == Some(Keyword::CASE);
+        if opens_case || matches!(token.token, Token::LParen | Token::LBracket | Token::LBrace) {
+            runs.push((0, opens_case));
         }
     }
     Ok(count)
@@ -618,6 +639,14 @@ pub(crate) mod tests {
         assert!(parse_sql_asset(&format!("SELECT 1 WHERE {}", chain(1002, " AND "))).is_err());
         let nested = format!("SELECT {}1{}", "(1 + ".repeat(501), ")".repeat(501));
         assert!(parse_sql_asset(&nested).is_err(), "501 levels of two each");
+        // A CASE's branches sit side by side: 3,000 of them are not deep...
+        let branches: String = (0..3000)
+            .map(|i| format!(" WHEN n = {i} THEN {i}"))
+            .collect();
+        assert!(parse_sql_asset(&format!("SELECT CASE{branches} ELSE 0 END AS m FROM t")).is_ok());
+        // ...but CASEs chained by operators are, as any operand would be.
+        let cases = vec!["CASE WHEN n = 1 THEN 1 END"; 600].join(" + ");
+        assert!(parse_sql_asset(&format!("SELECT {cases} AS m FROM t")).is_err());
     }
 
     #[test]
