@@ -23,33 +23,27 @@ static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
 /// `freshet: MESSAGE`, or under `--log-format json` a log object like the others, so a log
 /// collector reads nothing but JSON.
 pub(crate) fn notice(message: &str) {
-    if LOG_FORMAT.get() == Some(&LogFormat::Json) {
-        let line = serde_json::json!({
-            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            "level": "INFO",
-            "target": "freshet",
-            "message": message,
-        });
-        eprintln!("{line}");
-    } else {
-        eprintln!("freshet: {message}");
-    }
+    say("INFO", "freshet: ", message);
 }
 
 /// Prints the error a command ended with: `error: ...` on one line, or under `--log-format
 /// json` a log object of level `ERROR`.
 pub fn print_error(error: &anyhow::Error) {
-    let message = format!("{error:#}");
+    say("ERROR", "error: ", &format!("{error:#}"));
+}
+
+/// `PREFIX MESSAGE` on stderr, or a JSON log object of `level` under `--log-format json`.
+fn say(level: &str, prefix: &str, message: &str) {
     if logs_are_json() {
         let line = serde_json::json!({
             "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            "level": "ERROR",
+            "level": level,
             "target": "freshet",
             "message": message,
         });
         eprintln!("{line}");
     } else {
-        eprintln!("error: {message}");
+        eprintln!("{prefix}{message}");
     }
 }
 

@@ -41,6 +41,11 @@ pub(crate) async fn index(State(state): State<AppState>, request: HeaderMap) -> 
     } else {
         INDEX.to_owned()
     };
+    (html_headers(), page).into_response()
+}
+
+/// A page's headers: HTML, under the CSP.
+fn html_headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,
@@ -50,7 +55,7 @@ pub(crate) async fn index(State(state): State<AppState>, request: HeaderMap) -> 
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
     );
-    (headers, page).into_response()
+    headers
 }
 
 /// What the login page says when no token was presented.
@@ -72,16 +77,7 @@ pub(crate) fn login_response(status: StatusCode, message: &str) -> Response {
          <label>Token <input name=\"token\" type=\"password\" autocomplete=\"current-password\" required autofocus></label>\n\
          <button type=\"submit\">Open</button>\n</form>\n</body>\n</html>\n"
     );
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    (status, headers, page).into_response()
+    (status, html_headers(), page).into_response()
 }
 
 /// `GET /login`: the form (a loopback server needs none, so it goes to the page).
