@@ -44,7 +44,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::fingerprint::hash_hex;
 use crate::model::{AssetKey, AutomationCondition, CodeVersion, FreshnessPolicy, parse_duration};
@@ -114,14 +114,18 @@ const PARSE_STACK: usize = 64 << 20;
 /// Parses a SQL asset file.
 pub fn parse_sql_asset(text: &str) -> Result<SqlAsset, SqlError> {
     let header = parse_header(text)?;
-    if check_depth(text)? <= SMALL_FILE {
-        return parse_query(text, header);
+    // One tokenization, for the depth bound and then the code version.
+    let tokens = Tokenizer::new(&GenericDialect {}, text)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::Query(format!("invalid SQL: {e}")))?;
+    if check_depth(&tokens)? <= SMALL_FILE {
+        return parse_query(text, tokens, header);
     }
     let text = text.to_owned();
     std::thread::Builder::new()
         .name("freshet-sql".to_owned())
         .stack_size(PARSE_STACK)
-        .spawn(move || parse_query(&text, header))
+        .spawn(move || parse_query(&text, tokens, header))
         .map_err(|e| SqlError::Query(format!("cannot start the SQL parser: {e}")))?
         .join()
         .unwrap_or_else(|_| {
@@ -133,11 +137,8 @@ pub fn parse_sql_asset(text: &str) -> Result<SqlAsset, SqlError> {
 
 /// Refuses a file whose expressions may nest deeper than [`MAX_DEPTH`], judged from its tokens
 /// alone: the operators of each run (between commas) at each open bracket, summed from the top.
-/// Returns how many tokens it has.
-fn check_depth(text: &str) -> Result<usize, SqlError> {
-    let tokens = Tokenizer::new(&GenericDialect {}, text)
-        .tokenize_with_location()
-        .map_err(|e| SqlError::Query(format!("invalid SQL: {e}")))?;
+/// Returns how many tokens it has (whitespace aside).
+fn check_depth(tokens: &[TokenWithSpan]) -> Result<usize, SqlError> {
     // The operators of the current run at each open bracket (or CASE), innermost last, whether
     // it is a CASE, and their sum. A CASE is a bracket whose WHEN, THEN and ELSE end runs as
     // commas do: its branches sit side by side in the tree, not inside one another.
@@ -148,7 +149,7 @@ fn check_depth(text: &str) -> Result<usize, SqlError> {
         Token::Word(word) => Some(word.keyword),
         _ => None,
     };
-    for token in &tokens {
+    for token in tokens {
         if matches!(token.token, Token::Whitespace(_)) {
             continue;
         }
@@ -235,10 +236,14 @@ fn check_depth(text: &str) -> Result<usize, SqlError> {
 }
 
 /// Parses the query of a file whose header was read.
-fn parse_query(text: &str, header: SqlHeader) -> Result<SqlAsset, SqlError> {
+fn parse_query(
+    text: &str,
+    tokens: Vec<TokenWithSpan>,
+    header: SqlHeader,
+) -> Result<SqlAsset, SqlError> {
     let statement = parse_single_query(text)?;
     let deps = dependencies(&statement)?;
-    let canonical = canonical_query(text)?;
+    let canonical = canonical_query(tokens)?;
     let code_version = CodeVersion::new(format!("sql:{}", hash_hex(canonical.as_bytes())));
     Ok(SqlAsset {
         query: text.to_owned(),
@@ -375,22 +380,16 @@ fn parse_single_query(text: &str) -> Result<DfStatement, SqlError> {
 /// The query as DataFusion reads it, printed back from its syntax tree: comments and layout
 /// are gone, and unquoted words (keywords, names) are ASCII-lower-cased, as DataFusion does before
 /// comparing them. Quoted names and string literals are kept as written.
-fn canonical_query(text: &str) -> Result<String, SqlError> {
-    let dialect = GenericDialect {};
-    let tokens = Tokenizer::new(&dialect, text)
-        .tokenize()
-        .map_err(|e| SqlError::Query(format!("invalid SQL: {e}")))?
-        .into_iter()
-        .map(|token| match token {
-            Token::Word(mut word) if word.quote_style.is_none() => {
-                word.value = word.value.to_ascii_lowercase();
-                Token::Word(word)
-            }
-            other => other,
-        })
-        .collect();
-    let statements = Parser::new(&dialect)
-        .with_tokens(tokens)
+fn canonical_query(mut tokens: Vec<TokenWithSpan>) -> Result<String, SqlError> {
+    for token in &mut tokens {
+        if let Token::Word(word) = &mut token.token
+            && word.quote_style.is_none()
+        {
+            word.value = word.value.to_ascii_lowercase();
+        }
+    }
+    let statements = Parser::new(&GenericDialect {})
+        .with_tokens_with_locations(tokens)
         .parse_statements()
         .map_err(|e| SqlError::Query(format!("invalid SQL: {e}")))?;
     Ok(statements

@@ -17,17 +17,17 @@ pub(super) async fn gc(
 ) -> anyhow::Result<ExitCode> {
     let keep = keep.unwrap_or_else(|| project.gc_keep());
     let (store, executor) = open(project).await?;
-    let report = executor.gc(keep, dry_run).await;
     let retention = project.gc_run_logs();
     let logs_before =
         chrono::Utc::now() - chrono::Duration::from_std(retention).unwrap_or_default();
-    let logs = match report {
-        Ok(_) => Some(store.prune_run_logs(logs_before, dry_run).await),
-        Err(_) => None,
-    };
+    let collected = async {
+        let report = executor.gc(keep, dry_run).await?;
+        let logs = store.prune_run_logs(logs_before, dry_run).await?;
+        anyhow::Ok((report, logs))
+    }
+    .await;
     store.close().await;
-    let report = report?;
-    let (log_lines, log_runs) = logs.transpose()?.unwrap_or_default();
+    let (report, (log_lines, log_runs)) = collected?;
     let verb = if dry_run { "would remove" } else { "removed" };
     for v in &report.versions {
         println!(

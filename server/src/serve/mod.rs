@@ -167,7 +167,7 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
                 .or_else(|| value.strip_prefix("bearer "))
                 .unwrap_or("")
                 .trim();
-            if constant_time_eq(token.as_bytes(), state.0.token.as_bytes()) {
+            if state.0.may_act(token) {
                 next.run(request).await
             } else {
                 ApiError::new(StatusCode::FORBIDDEN, "wrong bearer token").into_response()
