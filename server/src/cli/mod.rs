@@ -185,8 +185,8 @@ enum Command {
     },
     /// Serve the web view and the HTTP API (under /api).
     Serve {
-        /// The address to listen on. Anything other than a loopback address exposes the
-        /// project to the network: the page then asks for the token.
+        /// The address to listen on. On anything other than a loopback address every request,
+        /// the page included, needs the read token or the action token.
         #[arg(long, default_value = "127.0.0.1:3000")]
         addr: std::net::SocketAddr,
         /// The bearer token that actions (materialize, observe, cancel) need; a random one is
