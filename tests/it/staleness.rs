@@ -324,7 +324,12 @@ fn sigterm_stops_a_run_and_records_it_as_interrupted() {
     assert!(sent.success());
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(130), "exit code after SIGTERM");
-    let rest: Vec<String> = rx.try_iter().collect();
+    // Everything it said to its end: the reader thread may still be passing on the last lines
+    // after the exit, and ends at the pipe's end (bounded, in case it never does).
+    let mut rest = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(10)) {
+        rest.push(line);
+    }
     assert!(
         rest.iter().any(|l| l.starts_with("interrupted: run ")),
         "{rest:?}"
