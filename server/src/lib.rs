@@ -26,6 +26,11 @@ pub(crate) fn notice(message: &str) {
     say("INFO", "freshet: ", message);
 }
 
+/// Prints a warning: `warning: ...` on one line, or a log object of level `WARN`.
+pub(crate) fn warning(message: &str) {
+    say("WARN", "warning: ", message);
+}
+
 /// Prints the error a command ended with: `error: ...` on one line, or under `--log-format
 /// json` a log object of level `ERROR`.
 pub fn print_error(error: &anyhow::Error) {

@@ -32,7 +32,11 @@ pub fn print_status(
     if json {
         let out: Vec<StatusJson> = rows
             .iter()
-            .map(|(d, r)| StatusJson::new(d, r, lineage, failures.get(d.key.as_str())))
+            .map(|(d, r)| {
+                let mut json = StatusJson::new(d, r, lineage, failures.get(d.key.as_str()));
+                json.load_error = project.load_error(&d.key).map(str::to_owned);
+                json
+            })
             .collect();
         return print_json(&out);
     }
@@ -64,7 +68,11 @@ pub fn print_status(
             },
             updated.map(time).unwrap_or_else(|| "-".into()),
             report.data_time.map(time).unwrap_or_else(|| "-".into()),
-            why(report, failures.get(def.key.as_str())),
+            why(
+                report,
+                project.load_error(&def.key),
+                failures.get(def.key.as_str()),
+            ),
         ]);
     }
     print_table(&table)
@@ -75,8 +83,15 @@ pub type Failures = std::collections::HashMap<String, freshet_core::store::Failu
 
 /// The WHY column: the latest attempt if it failed, causes and what upstream is behind, in
 /// words.
-fn why(report: &AssetReport, failure: Option<&freshet_core::store::Failure>) -> String {
+fn why(
+    report: &AssetReport,
+    load_error: Option<&str>,
+    failure: Option<&freshet_core::store::Failure>,
+) -> String {
     let mut parts = Vec::new();
+    if let Some(error) = load_error {
+        parts.push(format!("its file does not load: {}", cut(error, 80)));
+    }
     if let Some(f) = failure {
         parts.push(failure_words(f, 80));
     }
@@ -107,9 +122,14 @@ pub fn print_explanation(
         return Ok(());
     };
     if json {
-        return print_json(&StatusJson::new(def, report, lineage, failure));
+        let mut json = StatusJson::new(def, report, lineage, failure);
+        json.load_error = project.load_error(&def.key).map(str::to_owned);
+        return print_json(&json);
     }
     let mut out = status_words(def, lineage, report);
+    if let Some(error) = project.load_error(&def.key) {
+        out.push_str(&format!("  its file does not load: {error}\n"));
+    }
     if let Some(f) = failure {
         out.push_str(&format!("  {}\n", failure_words(f, usize::MAX)));
     }
@@ -449,17 +469,22 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
 
 /// "last attempt failed at TIME in run R: ERROR", the error cut to `max` characters.
 fn failure_words(f: &freshet_core::store::Failure, max: usize) -> String {
-    let error: String = if f.error.chars().count() > max {
-        let cut: String = f.error.chars().take(max.saturating_sub(1)).collect();
-        format!("{cut}…")
-    } else {
-        f.error.clone()
-    };
     format!(
-        "last attempt failed at {} in run {}: {error}",
+        "last attempt failed at {} in run {}: {}",
         time(f.at),
-        f.run_id
+        f.run_id,
+        cut(&f.error, max)
     )
+}
+
+/// `text` cut to `max` characters, an ellipsis marking the cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() > max {
+        let kept: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{kept}…")
+    } else {
+        text.to_owned()
+    }
 }
 
 #[cfg(test)]

@@ -186,6 +186,9 @@ function freshnessHTML(f, isSource) {
 
 function whyHTML(a) {
   const parts = [];
+  if (a.load_error) {
+    parts.push(`<p>Its file does not load, so it cannot be materialized:</p><pre class="error-text load-error">${esc(a.load_error)}</pre>`);
+  }
   if (a.causes && a.causes.length) {
     parts.push(`<ul class="causes">${a.causes.map((c) =>
       `<li data-category="${esc(c.category)}"><span class="cat">${esc(c.category)}</span> ${linkKeyIn(c.words || c.reason || '', c.dependency)}</li>`).join('')}</ul>`);

@@ -236,21 +236,32 @@ test('the automation page lists the sources automation watches and the asset pag
   await assertNoBrowserErrors();
 });
 
-test('a broken edit of the project shows its error, and the fix clears it, without a reload', { timeout: TEST_TIMEOUT }, async () => {
+test('a broken SQL file shows as a broken asset with its error, a broken freshet.toml as the project\'s error, and the fixes clear both, without a reload', { timeout: TEST_TIMEOUT }, async () => {
   assert.ok(PROJECT_DIR, 'FRESHET_PROJECT_DIR must be set');
   await page.goto(`${BASE}/`);
   await page.locator('body[data-graph-ready="1"]').waitFor({ state: 'attached' });
   const broken = path.join(PROJECT_DIR, 'sql', 'broken_edit.sql');
+  const toml = path.join(PROJECT_DIR, 'freshet.toml');
+  const goodToml = fs.readFileSync(toml, 'utf8');
   fs.writeFileSync(broken, 'SELEC nothing');
   try {
-    const banner = page.locator('#project-error:not([hidden])', { hasText: 'broken_edit.sql' });
-    await banner.waitFor({ timeout: WAIT });
-    // The last good project is still shown.
+    // The rest of the project loads; the asset says its file does not.
+    await page.locator(`${nodeSelector('broken_edit')}[data-status="broken"]`).waitFor({ timeout: WAIT });
+    await page.locator(nodeSelector(STALE)).waitFor();
+    await page.goto(`${BASE}/#/assets/broken_edit`);
+    await page.locator('.load-error', { hasText: 'sql/broken_edit.sql: invalid SQL' }).waitFor({ timeout: WAIT });
+    await shot('broken-asset.png');
+    // A freshet.toml that does not parse: the last good project is still shown, and why.
+    fs.writeFileSync(toml, '[project\n');
+    await page.locator('#project-error:not([hidden])', { hasText: 'freshet.toml' }).waitFor({ timeout: WAIT });
+    await page.goto(`${BASE}/`);
     await page.locator(nodeSelector(STALE)).waitFor();
     await shot('project-error.png');
   } finally {
+    fs.writeFileSync(toml, goodToml);
     fs.rmSync(broken, { force: true });
   }
   await page.locator('#project-error').waitFor({ state: 'hidden', timeout: WAIT });
+  await page.locator(nodeSelector('broken_edit')).waitFor({ state: 'detached', timeout: WAIT });
   await assertNoBrowserErrors();
 });

@@ -475,6 +475,51 @@ async fn actions_need_the_token_and_a_small_valid_body() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
+/// An asset whose file does not load is listed as `broken` with its error, and a run that
+/// would include it is refused; the rest runs.
+#[tokio::test]
+async fn a_broken_file_is_shown_and_refused_while_the_rest_runs() {
+    let project = TempProject::demo_with_stale_revenue();
+    project.write("sql/marts/broken.sql", "select * from daily_revenue whre 1");
+    let api = Api {
+        router: router_for(&project, true).await,
+        project,
+    };
+    let (status, list) = api.get("/api/assets").await;
+    assert_eq!(status, StatusCode::OK);
+    let broken = Api::asset(&list, "broken");
+    assert_eq!(broken["run_state"], "broken");
+    assert_eq!(broken["display_status"], "broken");
+    let error = broken["load_error"].as_str().unwrap();
+    assert!(
+        error.starts_with("sql/marts/broken.sql: invalid SQL: "),
+        "{error}"
+    );
+    assert_eq!(
+        Api::asset(&list, "daily_revenue")["load_error"],
+        Value::Null
+    );
+    let (_, page) = api.get("/api/assets/broken").await;
+    assert_eq!(page["load_error"], error);
+
+    for body in [
+        "{}",
+        r#"{"selection": "broken"}"#,
+        r#"{"selection": "daily_revenue or broken"}"#,
+    ] {
+        let (status, refused) = api.post("/api/runs", body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(refused["error"], error, "{body}");
+    }
+    let (status, run) = api
+        .post("/api/runs", r#"{"selection": "daily_revenue"}"#)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let page = api.finished(run["run_id"].as_str().unwrap()).await;
+    assert_eq!(page["run"]["status"], "succeeded", "{page}");
+    assert!(api.project.path().join("sql/marts/broken.sql").exists());
+}
+
 #[tokio::test]
 async fn a_requested_run_makes_the_stale_asset_fresh_and_records_its_steps() {
     let api = Api::demo().await;

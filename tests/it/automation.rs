@@ -494,8 +494,23 @@ fn serve_follows_edits_to_the_project_and_keeps_the_last_good_one_when_an_edit_b
     );
     assert_eq!(served.get("/api/project")["load_error"], Value::Null);
 
-    // A broken edit: the last good project keeps serving, and says why.
+    // A broken SQL file: the rest loads, and that asset says why.
     project.write("sql/c.sql", "SELEC nothing FROM a");
+    assert!(
+        wait_until(Duration::from_secs(10), || served.nodes()
+            == ["a", "b", "c"]),
+        "{:?}",
+        served.nodes()
+    );
+    let c = served.get("/api/assets/c");
+    assert_eq!(c["run_state"], "broken", "{c}");
+    let error = c["load_error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("sql/c.sql: "), "{error}");
+    assert_eq!(served.get("/api/project")["load_error"], Value::Null);
+
+    // A broken freshet.toml: the last good project keeps serving, and says why.
+    let toml = project.read("freshet.toml");
+    project.write("freshet.toml", "[project\n");
     assert!(
         wait_until(Duration::from_secs(10), || {
             served.get("/api/project")["load_error"].is_string()
@@ -507,18 +522,21 @@ fn serve_follows_edits_to_the_project_and_keeps_the_last_good_one_when_an_edit_b
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    assert!(error.starts_with("sql/c.sql: "), "{error}");
-    assert_eq!(served.nodes(), ["a", "b"]);
+    assert!(error.contains("freshet.toml: line 1"), "{error}");
+    assert_eq!(served.nodes(), ["a", "b", "c"]);
 
     // Fixed: loaded again.
+    project.write("freshet.toml", &toml);
     project.write("sql/c.sql", "SELECT y * 2 AS z FROM b");
     assert!(
-        wait_until(Duration::from_secs(10), || served.nodes()
-            == ["a", "b", "c"]),
-        "{:?}",
-        served.nodes()
+        wait_until(Duration::from_secs(10), || {
+            served.get("/api/assets/c")["load_error"].is_null()
+                && served.get("/api/project")["load_error"].is_null()
+        }),
+        "{}",
+        served.get("/api/assets/c")
     );
-    assert_eq!(served.get("/api/project")["load_error"], Value::Null);
+    assert_eq!(served.nodes(), ["a", "b", "c"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

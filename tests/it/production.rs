@@ -319,3 +319,130 @@ fn an_empty_store_file_beside_outputs_is_refused() {
     fresh.write("store.db", "");
     fresh.ok(&["--database", "store.db", "materialize"]);
 }
+
+/// Paths no write reaches, even as root (whose writes file modes do not stop): read-only modes
+/// and, for root, the immutable attribute. Undone on drop.
+struct ReadOnly(Vec<std::path::PathBuf>);
+
+impl ReadOnly {
+    fn new(paths: Vec<std::path::PathBuf>) -> Self {
+        for path in &paths {
+            set_read_only(path, true);
+        }
+        if is_root() {
+            let status = std::process::Command::new("chattr")
+                .arg("+i")
+                .args(&paths)
+                .status()
+                .expect("chattr runs");
+            assert!(
+                status.success(),
+                "chattr +i failed: the test needs a file system with the immutable attribute"
+            );
+        }
+        Self(paths)
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        if is_root() {
+            let _ = std::process::Command::new("chattr")
+                .arg("-i")
+                .args(&self.0)
+                .status();
+        }
+        for path in &self.0 {
+            set_read_only(path, false);
+        }
+    }
+}
+
+fn set_read_only(path: &std::path::Path, read_only: bool) {
+    let mut permissions = std::fs::metadata(path).expect("exists").permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(read_only);
+    std::fs::set_permissions(path, permissions).expect("set permissions");
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// A store no one may write (file and folder) still serves `status`, `plan`, `preview` and
+/// `history`, which open it to read only; a command that writes is refused in one line; the
+/// file is left as it was.
+#[test]
+fn a_read_only_store_serves_the_commands_that_only_read() {
+    let project = TempProject::with_files(&[
+        (
+            "freshet.toml",
+            "[project]\nname = \"t\"\n\n[sources.raw]\npath = \"raw.csv\"\n",
+        ),
+        ("raw.csv", "id,amount\n1,2.5\n"),
+        (
+            "sql/doubled.sql",
+            "SELECT id, amount * 2 AS doubled FROM raw",
+        ),
+    ]);
+    let with_store = |args: &[&str]| {
+        let mut all = vec!["--database", "store/freshet.db"];
+        all.extend_from_slice(args);
+        all.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run = |args: &[&str]| {
+        let args = with_store(args);
+        project.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let ok = |args: &[&str]| {
+        let out = run(args);
+        assert!(out.success, "{args:?}: {}", out.stderr);
+        out
+    };
+    ok(&["materialize"]);
+    let folder = project.path().join("store");
+    let file = folder.join("freshet.db");
+    for suffix in ["-wal", "-shm"] {
+        assert!(
+            !folder.join(format!("freshet.db{suffix}")).exists(),
+            "{suffix} removed as the last connection closed"
+        );
+    }
+    let bytes = std::fs::read(&file).expect("the store file");
+    let guard = ReadOnly::new(vec![file.clone(), folder.clone()]);
+
+    let status = ok(&["status"]).stdout;
+    let row = status
+        .lines()
+        .find(|l| l.starts_with("doubled "))
+        .expect("doubled listed");
+    assert!(row.contains(" fresh "), "{status}");
+    let one: Value =
+        serde_json::from_str(&ok(&["status", "doubled", "--json"]).stdout).expect("JSON");
+    assert_eq!(one["status"], "fresh");
+    let plan = ok(&["plan"]);
+    assert!(
+        format!("{}{}", plan.stdout, plan.stderr).contains("nothing"),
+        "{plan:?}"
+    );
+    assert!(ok(&["preview", "doubled"]).stdout.contains("| 5.0 "));
+    assert!(!ok(&["history", "doubled"]).stdout.is_empty());
+
+    let out = run(&["materialize", "--stale"]);
+    let line = one_error_line(&out, "error: cannot open metadata database sqlite://");
+    assert!(
+        line.ends_with(
+            "; if the file or its folder is read-only, only status, plan, preview and history can use it"
+        ),
+        "{line}"
+    );
+    drop(guard);
+    assert_eq!(
+        std::fs::read(&file).expect("the store file"),
+        bytes,
+        "the store is unchanged"
+    );
+}

@@ -35,8 +35,9 @@ fn a_killed_process_run_is_failed_by_the_next_command_and_the_work_completes_lat
     child.kill().expect("kill");
     child.wait().expect("wait");
 
-    // The next command (any that opens the store) finds the run's process gone.
-    let out = project.ok(&["status"]);
+    // The next command that writes (here `runs`; `status` opens the store to read only) finds
+    // the run's process gone.
+    let out = project.ok(&["runs"]);
     assert!(
         out.stderr.contains(&format!(
             "run {run_id} was left unfinished by a process that died"

@@ -18,7 +18,7 @@ use crate::sql::SqlError;
 #[non_exhaustive]
 pub enum Error {
     /// `freshet.toml` is missing, malformed or inconsistent.
-    #[error("{}: {message}", shown(.path))]
+    #[error("{}: {message}", escaped(.path))]
     Config {
         /// The file, as the user would write it.
         path: String,
@@ -26,7 +26,7 @@ pub enum Error {
         message: String,
     },
     /// A `.sql` asset file is malformed.
-    #[error("{}: {error}", shown(.path))]
+    #[error("{}: {error}", escaped(.path))]
     Sql {
         /// The file, relative to the project folder.
         path: String,
@@ -34,7 +34,7 @@ pub enum Error {
         error: SqlError,
     },
     /// A definition is invalid on its own (a bad key or setting).
-    #[error("{}: {message}", shown(.origin))]
+    #[error("{}: {message}", escaped(.origin))]
     Definition {
         /// Where it was defined.
         origin: String,
@@ -75,7 +75,7 @@ pub enum Error {
         retryable: bool,
     },
     /// A file of the project could not be read or written.
-    #[error("{}: {error}", shown(.path))]
+    #[error("{}: {error}", escaped(.path))]
     Io {
         /// The file.
         path: String,
@@ -113,9 +113,30 @@ pub(crate) fn execution_error(key: &AssetKey, e: DataFusionError) -> Error {
     );
     Error::Execution {
         asset: key.to_string(),
-        message: one_line(&e),
+        message: local_paths(&one_line(&e)),
         retryable,
     }
+}
+
+/// `message` with local paths as the user gave them: DataFusion names a local file by its
+/// object-store path, without the leading `/` ("Error when processing CSV file
+/// tmp/data/raw.csv"). A word that is such a path of a file or folder that exists gets its `/`
+/// back.
+pub(crate) fn local_paths(message: &str) -> String {
+    let edge = |c: char| matches!(c, ':' | ',' | '.' | ';' | ')' | '(' | '"' | '\'' | '`');
+    message
+        .split(' ')
+        .map(|word| {
+            let path = word.trim_matches(edge);
+            let relative = !path.starts_with('/') && path.contains('/') && !path.contains("://");
+            if relative && std::path::Path::new(&format!("/{path}")).exists() {
+                word.replacen(path, &format!("/{path}"), 1)
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub(crate) fn storage_error(key: &AssetKey, e: &datafusion::object_store::Error) -> Error {
@@ -134,7 +155,7 @@ pub(crate) fn one_line(e: &dyn fmt::Display) -> String {
 
 /// A path for a one-line message: as given, but with control characters (a newline in a file
 /// name) escaped, so the message stays one line.
-fn shown(path: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn escaped(path: &str) -> std::borrow::Cow<'_, str> {
     if path.chars().any(char::is_control) {
         std::borrow::Cow::Owned(path.chars().flat_map(char::escape_debug).collect())
     } else {

@@ -47,7 +47,13 @@
 //! `--database`/`FRESHET_DATABASE`, which win over the file.
 //!
 //! **Invariant:** a loaded [`Project`] has a valid graph and a computation for every asset;
-//! loading fails on the first invalid file, before any output or metadata is written.
+//! loading fails on the first invalid `freshet.toml`, catalogue or graph, before any output or
+//! metadata is written. A `.sql` file whose text is wrong (it does not parse, its header is
+//! invalid, it reads a table no asset is) fails only its own asset: the asset stays in the
+//! graph, without dependencies, as [`Computation::Broken`] with its one-line error, so the rest
+//! of the project can be read and run while materializing it is refused. A file name that is
+//! not a key still fails the project (there is no asset to mark), and hidden `.sql` files are
+//! listed in [`Project::skipped`] rather than read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -110,6 +116,8 @@ struct Inner {
     gc_keep: u32,
     gc_run_logs: std::time::Duration,
     object_store_options: Vec<(String, String)>,
+    /// Files in the SQL folder not read as assets, each with why.
+    skipped: Vec<String>,
 }
 
 /// Versions `freshet gc` keeps before each current one unless `[gc] keep` says otherwise.
@@ -139,6 +147,12 @@ pub enum Computation {
     },
     /// A compiled function.
     Rust(Compute),
+    /// A file that could not be loaded: its one-line error. The asset is known by its file
+    /// name, so its readers still load, but it cannot run.
+    Broken {
+        /// The error, naming the file.
+        error: String,
+    },
 }
 
 impl fmt::Debug for Computation {
@@ -147,6 +161,7 @@ impl fmt::Debug for Computation {
             Computation::Source(s) => f.debug_tuple("Source").field(s).finish(),
             Computation::Sql { .. } => f.write_str("Sql"),
             Computation::Rust(_) => f.write_str("Rust"),
+            Computation::Broken { error } => f.debug_tuple("Broken").field(error).finish(),
         }
     }
 }
@@ -224,18 +239,30 @@ impl Project {
 
         let sql_dir = raw.project.sql_dir.as_deref().unwrap_or("sql");
         let sql_root = dir.join(sql_dir);
+        let mut skipped = Vec::new();
         if sql_root.is_dir() {
-            for path in sql_files(&sql_root)? {
-                let (def, query, own, automation) = sql_def(&dir, &sql_root, &path)?;
-                if let Some(condition) = automation {
-                    own_automation.insert(def.key.clone(), condition);
+            for path in sql_files(&dir, &sql_root, &mut skipped)? {
+                let (def, loaded) = sql_def(&dir, &sql_root, &path)?;
+                let loaded = loaded.and_then(|(query, own, automation)| {
+                    execution.check(&own).map_err(|message| Error::Definition {
+                        origin: def.origin.to_string(),
+                        message,
+                    })?;
+                    Ok((query, own, automation))
+                });
+                match loaded {
+                    Ok((query, own, automation)) => {
+                        if let Some(condition) = automation {
+                            own_automation.insert(def.key.clone(), condition);
+                        }
+                        settings.insert(def.key.clone(), own);
+                        computations.insert(def.key.clone(), Computation::Sql { query });
+                    }
+                    Err(error) => {
+                        let error = error.to_string();
+                        computations.insert(def.key.clone(), Computation::Broken { error });
+                    }
                 }
-                execution.check(&own).map_err(|message| Error::Definition {
-                    origin: def.origin.to_string(),
-                    message,
-                })?;
-                settings.insert(def.key.clone(), own);
-                computations.insert(def.key.clone(), Computation::Sql { query });
                 defs.push(def);
             }
         } else if raw.project.sql_dir.is_some() {
@@ -308,6 +335,7 @@ impl Project {
         )
         .map_err(config_error)?;
 
+        mark_unknown_reads(&mut defs, &mut computations);
         let graph = AssetGraph::new(defs)?;
         for def in graph.iter().filter(|d| d.kind != AssetKind::Source) {
             if let Some(dep) = def.deps.iter().find(|d| d.segments().count() > 3) {
@@ -350,7 +378,33 @@ impl Project {
             gc_keep: raw.gc.keep.unwrap_or(DEFAULT_GC_KEEP),
             gc_run_logs,
             object_store_options: overrides.object_store_options.clone(),
+            skipped,
         })))
+    }
+
+    /// Why `key` could not be loaded, when its file is broken: the one-line error (`sql/a.sql:
+    /// invalid SQL: ...`). Such an asset stays in the graph, without dependencies, so the rest
+    /// of the project works; materializing it is refused.
+    pub fn load_error(&self, key: &AssetKey) -> Option<&str> {
+        match self.0.computations.get(key) {
+            Some(Computation::Broken { error }) => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The first of `keys` whose file is broken, with its error.
+    pub fn first_broken<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k AssetKey>,
+    ) -> Option<(&'k AssetKey, &str)> {
+        keys.into_iter()
+            .find_map(|k| Some((k, self.load_error(k)?)))
+    }
+
+    /// Files in the SQL folder that are not read, each with why (`sql/.draft.sql: not read:
+    /// ...`): hidden ones. Commands say so rather than skip them silently.
+    pub fn skipped(&self) -> &[String] {
+        &self.0.skipped
     }
 
     /// Versions `freshet gc` keeps before each current one (`[gc] keep`, default 10).
@@ -729,48 +783,53 @@ fn source_def(dir: &Path, name: &str, raw: &RawSource) -> Result<(AssetDef, Sour
 }
 
 /// Every `.sql` file below `root`, sorted, skipping hidden folders.
-fn sql_files(root: &Path) -> Result<Vec<PathBuf>> {
+fn sql_files(dir: &Path, root: &Path, skipped: &mut Vec<String>) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
+    while let Some(folder) = pending.pop() {
         let io = |e| Error::Io {
-            path: dir.display().to_string(),
+            path: folder.display().to_string(),
             error: e,
         };
-        for entry in std::fs::read_dir(&dir).map_err(io)? {
+        for entry in std::fs::read_dir(&folder).map_err(io)? {
             let path = entry.map_err(io)?.path();
-            let hidden = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with('.'));
-            if hidden {
+            let is_sql = path.extension().is_some_and(|e| e == "sql");
+            let name = path.file_name().map(|n| n.to_string_lossy());
+            if name.as_deref().is_some_and(|n| n.starts_with('.')) {
+                // Hidden: version control, editors' files. A hidden `.sql` file is said, as
+                // a user may well have meant it as an asset (`..sql`, `.orders.sql`).
+                if is_sql {
+                    let shown = path
+                        .strip_prefix(dir)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string();
+                    skipped.push(format!(
+                        "{}: not read: its name starts with '.' (hidden); rename it to make it an asset",
+                        crate::error::escaped(&shown)
+                    ));
+                }
                 continue;
             }
             if path.is_dir() {
                 pending.push(path);
-            } else if path.extension().is_some_and(|e| e == "sql") {
+            } else if is_sql {
                 out.push(path);
             }
         }
     }
     out.sort();
+    skipped.sort();
     Ok(out)
 }
 
-/// A SQL file's definition, query, execution settings and own automation condition.
-type SqlDef = (
-    AssetDef,
-    String,
-    StepSettings,
-    Option<Option<AutomationCondition>>,
-);
+/// A SQL file's query, execution settings and own automation condition.
+type SqlParts = (String, StepSettings, Option<Option<AutomationCondition>>);
 
-fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<SqlDef> {
+/// A SQL file's definition and, unless its text is broken, its parts. Only a file name that is
+/// not a key fails the whole project: without a key there is no asset to mark broken.
+fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<(AssetDef, Result<SqlParts>)> {
     let relative = path.strip_prefix(dir).unwrap_or(path).display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-        path: relative.clone(),
-        error: e,
-    })?;
     let stem = path
         .file_stem()
         .and_then(|s| s.to_str())
@@ -778,10 +837,6 @@ fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<SqlDef> {
     let key = AssetKey::parse(stem).map_err(|e| Error::Definition {
         origin: relative.clone(),
         message: format!("{e} (the file name is the asset key)"),
-    })?;
-    let asset = parse_sql_asset(&text).map_err(|error| Error::Sql {
-        path: relative.clone(),
-        error,
     })?;
     // A file in a sub-folder of the SQL folder belongs to the group named after that folder.
     let folder_group = path
@@ -791,24 +846,80 @@ fn sql_def(dir: &Path, sql_root: &Path, path: &Path) -> Result<SqlDef> {
         .and_then(|p| p.components().next())
         .and_then(|c| c.as_os_str().to_str())
         .filter(|g| is_identifier(g));
-    let mut def =
-        AssetDef::new(key, AssetKind::Sql, Origin::File { path: relative }).with_deps(asset.deps);
+    let mut def = AssetDef::new(
+        key,
+        AssetKind::Sql,
+        Origin::File {
+            path: relative.clone(),
+        },
+    );
+    def.group = folder_group.unwrap_or(DEFAULT_GROUP).to_owned();
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            let error = Error::Io {
+                path: relative,
+                error,
+            };
+            return Ok((def, Err(error)));
+        }
+    };
+    // A broken file's version is its bytes', so fixing it or breaking it otherwise changes it.
+    def.code_version = Some(crate::model::CodeVersion::new(format!(
+        "file:{}",
+        crate::fingerprint::hash_hex(&bytes)
+    )));
+    let parsed = String::from_utf8(bytes)
+        .map_err(|_| Error::Definition {
+            origin: relative.clone(),
+            message: "not UTF-8 text".to_owned(),
+        })
+        .and_then(|text| {
+            parse_sql_asset(&text).map_err(|error| Error::Sql {
+                path: relative.clone(),
+                error,
+            })
+        });
+    let asset = match parsed {
+        Ok(asset) => asset,
+        Err(error) => return Ok((def, Err(error))),
+    };
+    def.deps = asset.deps;
     def.code_version = Some(asset.code_version);
     def.description = asset.header.description;
-    def.group = asset
-        .header
-        .group
-        .or(folder_group.map(str::to_owned))
-        .unwrap_or_else(|| DEFAULT_GROUP.to_owned());
+    if let Some(group) = asset.header.group {
+        def.group = group;
+    }
     def.tags = asset.header.tags;
     def.owners = asset.header.owners;
     def.freshness = asset.header.freshness;
     Ok((
         def,
-        asset.query,
-        asset.header.execution,
-        asset.header.automation,
+        Ok((asset.query, asset.header.execution, asset.header.automation)),
     ))
+}
+
+/// Marks broken each SQL asset that reads a table no asset is (dropping its dependencies), so
+/// a typo in one file leaves the rest of the project loadable.
+fn mark_unknown_reads(defs: &mut [AssetDef], computations: &mut HashMap<AssetKey, Computation>) {
+    let known: std::collections::HashSet<AssetKey> = defs.iter().map(|d| d.key.clone()).collect();
+    for def in defs.iter_mut() {
+        if !matches!(computations.get(&def.key), Some(Computation::Sql { .. })) {
+            continue;
+        }
+        let Some(dep) = def.deps.iter().find(|d| !known.contains(*d)) else {
+            continue;
+        };
+        let error = crate::graph::GraphError::UnknownDependency {
+            asset: def.key.clone(),
+            dependency: dep.clone(),
+            origin: def.origin.clone(),
+            hint: crate::graph::suggest(dep, known.iter()),
+        };
+        def.deps.clear();
+        let error = error.to_string();
+        computations.insert(def.key.clone(), Computation::Broken { error });
+    }
 }
 
 /// Sets each non-source asset's automation condition: its own, else its group's, else the

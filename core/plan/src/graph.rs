@@ -281,7 +281,7 @@ fn find_cycle(defs: &[AssetDef], indegree: &[usize]) -> Vec<AssetKey> {
 }
 
 /// " (did you mean X?)" when a key differs from `missing` only in letter case.
-fn suggest<'a>(missing: &AssetKey, known: impl Iterator<Item = &'a AssetKey>) -> String {
+pub fn suggest<'a>(missing: &AssetKey, known: impl Iterator<Item = &'a AssetKey>) -> String {
     let lower = missing.as_str().to_ascii_lowercase();
     known
         .filter(|k| k.as_str().to_ascii_lowercase() == lower)

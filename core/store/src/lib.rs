@@ -198,46 +198,8 @@ impl Store {
                 )));
             }
         }
-        if backend == Backend::Postgres {
-            // One connection first: the pool would retry a refused one until its timeout and
-            // then say only that it timed out; this says why, at once.
-            use sqlx::Connection;
-            let probe = tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                sqlx::AnyConnection::connect(&connect_url),
-            )
-            .await
-            .map_err(|_| fail(&"no answer within 10 s"))?
-            .map_err(|e| fail(&e))?;
-            let _ = probe.close().await;
-        }
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                Backend::Sqlite => 4,
-                // Every step's lease and output, the run's progress and the server's reads go
-                // at once; PostgreSQL serves them in parallel.
-                Backend::Postgres => 8,
-            })
-            .acquire_timeout(std::time::Duration::from_secs(10))
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-                        // With WAL, NORMAL syncs at checkpoints rather than at every commit: a
-                        // killed process loses nothing, and the database stays consistent
-                        // whatever happens; a power cut may only roll back the last commits.
-                        sqlx::query("PRAGMA synchronous = NORMAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        // Writers of other processes wait their turn (write transactions begin
-                        // IMMEDIATE, so waiting is all a lock ever asks of them).
-                        sqlx::query("PRAGMA busy_timeout = 60000")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&connect_url)
+        probe(backend, &connect_url).await.map_err(|e| fail(&e))?;
+        let pool = pool(backend, &connect_url, false)
             .await
             .map_err(|e| fail(&e))?;
         let opened = Self::prepare(&pool, backend, sqlite_path).await;
@@ -253,6 +215,85 @@ impl Store {
         };
         store.fill_head_records().await?;
         Ok(store)
+    }
+
+    /// Opens the store at `url` to read only, for commands that only read (`status`, `plan`,
+    /// `preview`): nothing is written, not even SQLite's journal mode or a lock file, so they
+    /// work on a database this process may not write, and never wait for a writer. A store
+    /// that does not exist yet or whose schema is behind this binary's is opened as
+    /// [`Store::open_beside`] opens it (creating or migrating it), and so is a SQLite URL with
+    /// options of its own. Refuses what `open_beside` refuses.
+    pub async fn open_read_only(url: &str, outputs: Option<&str>) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let shown = redact_url(url);
+        let fail = |e: &dyn std::fmt::Display| Error::Database {
+            message: format!("cannot open metadata database {shown}: {}", one_line(e)),
+        };
+        let Some(backend) = Backend::of_url(url) else {
+            return Self::open_beside(url, outputs).await;
+        };
+        let pool = match backend {
+            Backend::Sqlite => {
+                let Some(path) = url
+                    .strip_prefix("sqlite://")
+                    .filter(|p| !p.is_empty() && !p.contains('?') && *p != ":memory:")
+                else {
+                    return Self::open_beside(url, outputs).await;
+                };
+                if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+                    return Self::open_beside(url, outputs).await;
+                }
+                check_sqlite_header(Path::new(path)).map_err(|e| fail(&e))?;
+                let read_only = pool(backend, &format!("{url}?mode=ro"), true).await;
+                let readable = match read_only {
+                    Ok(pool) => {
+                        let read = sqlx::query("SELECT COUNT(*) FROM sqlite_master")
+                            .fetch_one(&pool)
+                            .await;
+                        if read.is_ok() {
+                            Some(pool)
+                        } else {
+                            pool.close().await;
+                            None
+                        }
+                    }
+                    Err(_) => None,
+                };
+                match readable {
+                    Some(pool) => pool,
+                    // A WAL database is read through its `-shm` file, which SQLite cannot
+                    // create in a folder it may not write. That file is there while any
+                    // connection is open, so none is: nothing changes the file as it is read.
+                    None => pool(backend, &format!("{url}?mode=ro&immutable=true"), true)
+                        .await
+                        .map_err(|e| fail(&e))?,
+                }
+            }
+            Backend::Postgres => {
+                probe(backend, url).await.map_err(|e| fail(&e))?;
+                pool(backend, url, true).await.map_err(|e| fail(&e))?
+            }
+        };
+        let current = async {
+            schema::check(&pool, backend, backend.migrator()).await?;
+            schema::is_current(&pool, backend.migrator()).await
+        };
+        match current.await {
+            Ok(true) => Ok(Self {
+                pool,
+                backend,
+                owner: Owner::this_process(),
+                writes: Arc::default(),
+            }),
+            Ok(false) => {
+                pool.close().await;
+                Self::open_beside(url, outputs).await
+            }
+            Err(e) => {
+                pool.close().await;
+                Err(fail(&e))
+            }
+        }
     }
 
     /// Checks that the database is Freshet's (or empty) and not newer than this binary, then
@@ -323,6 +364,73 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Connects once, as the pool's connections will (on SQLite, up to the setting its connections
+/// make first): the pool would retry a refused connection until its timeout and then say only
+/// that it timed out; this says why, at once.
+async fn probe(backend: Backend, url: &str) -> std::result::Result<(), String> {
+    use sqlx::Connection;
+    let mut probe = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        sqlx::AnyConnection::connect(url),
+    )
+    .await
+    .map_err(|_| "no answer within 10 s".to_owned())?
+    .map_err(|e| one_line(&e))?;
+    if backend == Backend::Sqlite {
+        let set = sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut probe)
+            .await;
+        if let Err(e) = set {
+            let _ = probe.close().await;
+            return Err(format!(
+                "{}; if the file or its folder is read-only, only status, plan, preview and \
+                 history can use it",
+                one_line(&e)
+            ));
+        }
+    }
+    let _ = probe.close().await;
+    Ok(())
+}
+
+/// The connection pool on `url`; with `read_only`, every connection refuses to write.
+async fn pool(backend: Backend, url: &str, read_only: bool) -> sqlx::Result<AnyPool> {
+    AnyPoolOptions::new()
+        .max_connections(match backend {
+            Backend::Sqlite => 4,
+            // Every step's lease and output, the run's progress and the server's reads go at
+            // once; PostgreSQL serves them in parallel.
+            Backend::Postgres => 8,
+        })
+        .acquire_timeout(std::time::Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                    if !read_only {
+                        // With WAL, NORMAL syncs at checkpoints rather than at every commit: a
+                        // killed process loses nothing, and the database stays consistent
+                        // whatever happens; a power cut may only roll back the last commits.
+                        sqlx::query("PRAGMA synchronous = NORMAL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    // Writers of other processes wait their turn (write transactions begin
+                    // IMMEDIATE, so waiting is all a lock ever asks of them).
+                    sqlx::query("PRAGMA busy_timeout = 60000")
+                        .execute(&mut *conn)
+                        .await?;
+                } else if read_only {
+                    sqlx::query("SET default_transaction_read_only = on")
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
 }
 
 /// Runs `attempt` again while SQLite answers that the database is busy (another process holds a

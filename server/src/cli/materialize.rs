@@ -7,7 +7,7 @@ use freshet_core::freshness::{Clock as _, SystemClock};
 use freshet_core::planner::{PlanError, PlanRequest};
 use freshet_core::{Project, RunId, RunObserver, RunReport, Snapshot, StepOutcome, Store};
 
-use super::{Chosen, JsonProgress, Progress, live, open, shutdown_signal};
+use super::{Chosen, JsonProgress, Progress, live, open, refuse_broken, shutdown_signal};
 use crate::json::RunLineJson;
 use crate::output;
 
@@ -26,11 +26,25 @@ pub(super) async fn materialize(
     if !stale && let Some(first) = chosen.as_ref().and_then(|c| c.only_sources(graph)) {
         return Err(PlanError::Source(first.clone()).into());
     }
+    // An asset whose file does not load is refused before the store opens when the selection
+    // says which assets it picks without facts, else once they are read.
+    match chosen.as_ref().map(Chosen::definite) {
+        None => refuse_broken(project, graph.iter().map(|d| &d.key))?,
+        Some(Some(keys)) => refuse_broken(project, keys)?,
+        Some(None) => {}
+    }
     let (store, executor) = open(project).await?;
     let now = SystemClock.now();
     let request = PlanRequest {
         selection: match &chosen {
-            Some(chosen) => Some(chosen.keys(project, &store, now).await?),
+            Some(chosen) => {
+                let keys = chosen.keys(project, &store, now).await?;
+                if let Err(e) = refuse_broken(project, &keys) {
+                    store.close().await;
+                    return Err(e);
+                }
+                Some(keys)
+            }
             None => None,
         },
         stale_only: stale || chosen.is_none(),

@@ -288,9 +288,14 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
     }
 }
 
-/// Loads and validates the project (nothing is opened or written).
+/// Loads and validates the project (nothing is opened or written), saying which files of the
+/// SQL folder it does not read.
 fn load_project(cli: &Cli, catalogues: &Catalogues) -> anyhow::Result<Project> {
-    Ok(Project::load(&cli.project, catalogues, &overrides(cli))?)
+    let project = Project::load(&cli.project, catalogues, &overrides(cli))?;
+    for skipped in project.skipped() {
+        crate::warning(skipped);
+    }
+    Ok(project)
 }
 
 /// What the command line and the environment set over `freshet.toml`.
@@ -311,6 +316,16 @@ type Reload = (Catalogues, Overrides);
 /// line names has been checked.
 async fn open(project: &Project) -> anyhow::Result<(Store, Executor)> {
     let store = open_store(project).await?;
+    let executor = Executor::new(project.clone(), store.clone())?;
+    Ok((store, executor))
+}
+
+/// Opens the store to read only (see [`Store::open_read_only`]), and makes the executor: for
+/// commands that write nothing (`status`, `plan`, `preview`, `history`). They leave the runs of
+/// processes that died to the next command that writes.
+async fn open_read(project: &Project) -> anyhow::Result<(Store, Executor)> {
+    let store =
+        Store::open_read_only(project.database_url(), local_outputs(project).as_deref()).await?;
     let executor = Executor::new(project.clone(), store.clone())?;
     Ok((store, executor))
 }
@@ -394,6 +409,11 @@ impl Chosen {
         self.keys.first()
     }
 
+    /// The selected keys when the selection needs no facts to tell.
+    fn definite(&self) -> Option<&BTreeSet<AssetKey>> {
+        (!self.selection.needs_facts()).then_some(&self.keys)
+    }
+
     /// The selected keys, judged by `snapshot` if the selection needs facts.
     fn keys_in(&self, snapshot: &Snapshot) -> anyhow::Result<BTreeSet<AssetKey>> {
         if !self.selection.needs_facts() {
@@ -413,6 +433,18 @@ impl Chosen {
             return Ok(self.keys.clone());
         }
         self.keys_in(&Snapshot::load(project, store, now).await?)
+    }
+}
+
+/// Refuses to run any of `keys` whose file does not load, with that file's one-line error (as
+/// a project that did not load at all was refused).
+fn refuse_broken<'k>(
+    project: &Project,
+    keys: impl IntoIterator<Item = &'k AssetKey>,
+) -> anyhow::Result<()> {
+    match project.first_broken(keys) {
+        Some((_, error)) => Err(anyhow::anyhow!("{error}")),
+        None => Ok(()),
     }
 }
 

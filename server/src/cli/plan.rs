@@ -7,7 +7,7 @@ use freshet_core::freshness::{Clock as _, SystemClock};
 use freshet_core::planner::{NotRunReason, Plan, PlanRequest};
 use freshet_core::{AssetKey, Project, Snapshot};
 
-use super::{Chosen, open};
+use super::{Chosen, open_read, refuse_broken};
 use crate::output;
 
 /// Prints what `materialize --stale [SELECTION]` would run, against the sources as they are now.
@@ -18,7 +18,7 @@ pub(super) async fn plan(
 ) -> anyhow::Result<ExitCode> {
     let graph = project.graph();
     let chosen = Chosen::parse(graph, selection)?;
-    let (store, executor) = open(project).await?;
+    let (store, executor) = open_read(project).await?;
     let now = SystemClock.now();
     let mut lineage = store.load_lineage().await?;
     // What a run would see: sources as they are now (observed, not recorded).
@@ -30,6 +30,11 @@ pub(super) async fn plan(
         ..PlanRequest::default()
     };
     let plan = snapshot.plan(&request)?;
+    // What materialize would say.
+    if let Err(e) = refuse_broken(project, plan.steps.iter().map(|s| &s.key)) {
+        store.close().await;
+        return Err(e);
+    }
     let history = store.recent_durations(5).await?;
     let estimates = plan.estimate(graph, snapshot.lineage(), &history);
     let notes = if request.selection.is_some() {

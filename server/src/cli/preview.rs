@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use freshet_core::{AssetKind, Project};
 
-use super::open;
+use super::open_read;
 
 /// Prints the first `limit` rows of `key`'s current version, or of its version `version` (a
 /// materialization id, as `freshet history KEY` lists them), as a table.
@@ -26,7 +26,7 @@ pub(super) async fn preview(
             "{key} is a source: it has no stored versions (preview it without --version)"
         );
     }
-    let (store, executor) = open(project).await?;
+    let (store, executor) = open_read(project).await?;
     let Some(key) = key else {
         return Ok(ExitCode::FAILURE);
     };

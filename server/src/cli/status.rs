@@ -7,7 +7,7 @@ use freshet_core::freshness::{Clock as _, SystemClock};
 use freshet_core::planner::AssetReport;
 use freshet_core::{AssetKey, Error, Project, Snapshot, Store};
 
-use super::{Chosen, open, single_key};
+use super::{Chosen, open_read, single_key};
 use crate::output;
 
 /// Lists the statuses of the selected assets (all when none), or, given one key, explains it.
@@ -17,7 +17,7 @@ pub(super) async fn status(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let chosen = Chosen::parse(project.graph(), selection)?;
-    let (store, _executor) = open(project).await?;
+    let (store, _executor) = open_read(project).await?;
     let now = SystemClock.now();
     match single_key(selection) {
         Some(key) => explain(project, &store, &key, now, json).await?,

@@ -49,8 +49,10 @@ pub struct AssetSummaryJson {
     pub description: Option<String>,
     /// `fresh`, `stale` or `missing`.
     pub status: &'static str,
-    /// `running`, `failed` or `null`.
+    /// `running`, `broken` (its file does not load), `failed` or `null`.
     pub run_state: Option<&'static str>,
+    /// Why its file does not load (`sql/a.sql: invalid SQL: ...`); `null` when it loads.
+    pub load_error: Option<String>,
     /// `run_state` if any, else `status`.
     pub display_status: &'static str,
     /// The status in one line of words.
@@ -87,6 +89,7 @@ impl AssetSummaryJson {
             description: def.description.clone(),
             status: report.status.as_str(),
             run_state,
+            load_error: None,
             display_status: run_state.unwrap_or(report.status.as_str()),
             summary: report.summary(),
             causes: report

@@ -44,6 +44,9 @@ pub struct StatusJson {
     pub location: Option<String>,
     /// Its latest attempt that failed after its current version (`null` when none).
     pub last_failure: Option<LastFailureJson>,
+    /// Why its file does not load, one line naming the file (`null` when it loads): it cannot
+    /// be materialized until the file is fixed.
+    pub load_error: Option<String>,
 }
 
 /// An asset's latest failed attempt, in `status --json`.
@@ -89,6 +92,7 @@ impl StatusJson {
                 run_id: f.run_id.to_string(),
                 error: f.error.clone(),
             }),
+            load_error: None,
         }
     }
 }

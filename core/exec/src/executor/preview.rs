@@ -6,7 +6,7 @@ use datafusion::prelude::ParquetReadOptions;
 
 use super::engine::Executor;
 use super::sources::register_source;
-use crate::error::{execution_error, one_line};
+use crate::error::{execution_error, local_paths, one_line};
 use crate::model::{AssetKey, Materialization};
 use crate::project::Computation;
 use crate::tables::{ensure_namespace, table_reference};
@@ -65,7 +65,7 @@ impl Executor {
                 .await
                 .map_err(|e| Error::Execution {
                     asset: key.to_string(),
-                    message: format!("cannot read: {}", one_line(&e)),
+                    message: format!("cannot read: {}", local_paths(&one_line(&e))),
                     retryable: true,
                 })?;
         }

@@ -156,7 +156,9 @@ impl Executor {
             .object_store(url.object_store())
             .map_err(|e| fail(one_line(&e), false))?;
         let state = ctx.state();
-        let listing = url.list_all_files(&state, store.as_ref(), "").await;
+        let listing = url
+            .list_all_files(&state, store.as_ref(), extension(spec))
+            .await;
         let mut files: Vec<_> = match listing {
             Ok(stream) => stream.try_collect().await,
             Err(e) => Err(e),
@@ -274,18 +276,33 @@ async fn content_hash(
     Ok(h.finish_hex())
 }
 
+/// The ending of the files a source reads: any, where its location (a file or a glob) says
+/// which; in a folder, only its format's (`.csv`, `.parquet`, `.json`), so a script or a README
+/// beside the data is not read as data.
+fn extension(spec: &SourceSpec) -> &'static str {
+    let glob = spec.location.contains(['*', '?', '[']);
+    let folder =
+        !glob && ListingTableUrl::parse(&spec.location).is_ok_and(|url| url.is_collection());
+    match (folder, spec.format) {
+        (false, _) => "",
+        (true, SourceFormat::Csv) => ".csv",
+        (true, SourceFormat::Parquet) => ".parquet",
+        (true, SourceFormat::Json) => ".json",
+    }
+}
+
 pub(super) async fn register_source(
     ctx: &SessionContext,
     table: TableReference,
     spec: &SourceSpec,
 ) -> datafusion::error::Result<()> {
-    // An empty extension: the location (a file or a glob) already says which files to read.
+    let extension = extension(spec);
     match spec.format {
         SourceFormat::Csv => {
             ctx.register_csv(
                 table,
                 &spec.location,
-                CsvReadOptions::new().file_extension(""),
+                CsvReadOptions::new().file_extension(extension),
             )
             .await
         }
@@ -293,7 +310,7 @@ pub(super) async fn register_source(
             ctx.register_parquet(
                 table,
                 &spec.location,
-                ParquetReadOptions::default().file_extension(""),
+                ParquetReadOptions::default().file_extension(extension),
             )
             .await
         }
@@ -301,7 +318,7 @@ pub(super) async fn register_source(
             ctx.register_json(
                 table,
                 &spec.location,
-                JsonReadOptions::default().file_extension(""),
+                JsonReadOptions::default().file_extension(extension),
             )
             .await
         }

@@ -15,7 +15,7 @@ use tracing::info;
 use super::engine::Executor;
 use super::output::OutputOptions;
 use super::sources::{Record, register_source};
-use crate::error::{execution_error, one_line};
+use crate::error::{execution_error, local_paths, one_line};
 use crate::model::{
     AssetDef, AssetKey, DataVersion, InputVersion, Lineage, Materialization, MaterializationId,
     OutputDetails, RunId,
@@ -68,6 +68,13 @@ impl Executor {
                     message: one_line(&e),
                     retryable: is_retryable(&e),
                 })?
+            }
+            Some(Computation::Broken { error }) => {
+                return Err(Error::Execution {
+                    asset: key.to_string(),
+                    message: error.clone(),
+                    retryable: false,
+                });
             }
             Some(Computation::Source(_)) | None => {
                 return Err(Error::Execution {
@@ -149,7 +156,7 @@ impl Executor {
         ensure_namespace(ctx, &table);
         let register_error = |e: DataFusionError| Error::Execution {
             asset: key.to_string(),
-            message: format!("cannot read: {}", one_line(&e)),
+            message: format!("cannot read: {}", local_paths(&one_line(&e))),
             retryable: matches!(
                 e,
                 DataFusionError::ObjectStore(_) | DataFusionError::IoError(_)

@@ -33,7 +33,13 @@ fn summary(
     report: &freshet_core::planner::AssetReport,
 ) -> AssetSummaryJson {
     let run_state = run_state(running, snapshot, &def.key);
-    AssetSummaryJson::new(def, report, snapshot.lineage(), run_state)
+    let mut summary = AssetSummaryJson::new(def, report, snapshot.lineage(), run_state);
+    summary.load_error = snapshot
+        .loaded
+        .project
+        .load_error(&def.key)
+        .map(str::to_owned);
+    summary
 }
 
 pub(crate) async fn assets(

@@ -129,6 +129,8 @@ fn run_state(
 ) -> Option<&'static str> {
     if running.contains(key) {
         Some("running")
+    } else if snapshot.loaded.project.load_error(key).is_some() {
+        Some("broken")
     } else if snapshot.failures.contains_key(key.as_str()) {
         Some("failed")
     } else {

@@ -112,10 +112,10 @@ pub(crate) async fn request_run(
 ) -> ApiResult<Response> {
     let shared = &state.0;
     let text = given(body.selection.as_deref());
+    let snapshot = shared.snapshot().await?;
     let request = match text {
         None => PlanRequest::stale(),
         Some(text) => {
-            let snapshot = shared.snapshot().await?;
             let keys = select(&snapshot, text)?;
             let graph = snapshot.graph();
             if keys.is_empty() {
@@ -139,6 +139,17 @@ pub(crate) async fn request_run(
             }
         }
     };
+    // As on the command line: an asset whose file does not load is not run, nor is a run
+    // started around it.
+    let project = &snapshot.loaded.project;
+    let asked = match &request.selection {
+        Some(keys) => project.first_broken(keys),
+        None => project.first_broken(project.graph().iter().map(|d| &d.key)),
+    };
+    if let Some((_, error)) = asked {
+        return Err(ApiError::bad_request(error.to_owned()));
+    }
+    drop(snapshot);
     let id = shared
         .request(Work::Materialize(request), text.unwrap_or(""), "api")
         .await?;
