@@ -10,7 +10,7 @@ use freshet_core::model::FreshnessState;
 use freshet_core::planner::{
     AssetReport, Lineage, NotRun, NotRunReason, Plan, StepEstimate, StepKind,
 };
-use freshet_core::{AssetDef, AssetKey, AssetKind, Project, RunReport, Status};
+use freshet_core::{AssetDef, AssetKey, AssetKind, Gone, Project, RunReport, Status};
 use serde::Serialize;
 
 use crate::json::{AssetJson, LineageJson, PlanJson, StatusJson, TotalEstimateJson};
@@ -22,6 +22,7 @@ pub fn print_status(
     lineage: &Lineage,
     reports: &[&AssetReport],
     failures: &Failures,
+    gone: &std::collections::BTreeMap<AssetKey, Gone>,
     json: bool,
 ) -> anyhow::Result<()> {
     let graph = project.graph();
@@ -35,6 +36,8 @@ pub fn print_status(
             .map(|(d, r)| {
                 let mut json = StatusJson::new(d, r, lineage, failures.get(d.key.as_str()));
                 json.load_error = project.load_error(&d.key).map(str::to_owned);
+                json.files_gone = gone.get(&d.key).map(gone_words);
+                shown_in_json(&mut json, r, gone.get(&d.key));
                 json
             })
             .collect();
@@ -61,8 +64,8 @@ pub fn print_status(
         table.push(vec![
             def.key.to_string(),
             def.kind.to_string(),
-            report.status.as_str().to_owned(),
-            match report.freshness.state {
+            shown_status(report, gone.get(&def.key)).as_str().to_owned(),
+            match shown_freshness(report, gone.get(&def.key)) {
                 FreshnessState::None => "-".to_owned(),
                 state => state.as_str().to_owned(),
             },
@@ -71,6 +74,7 @@ pub fn print_status(
             why(
                 report,
                 project.load_error(&def.key),
+                gone.get(&def.key),
                 failures.get(def.key.as_str()),
             ),
         ]);
@@ -86,6 +90,7 @@ pub type Failures = std::collections::HashMap<String, freshet_core::store::Failu
 fn why(
     report: &AssetReport,
     load_error: Option<&str>,
+    gone: Option<&Gone>,
     failure: Option<&freshet_core::store::Failure>,
 ) -> String {
     let mut parts = Vec::new();
@@ -95,7 +100,9 @@ fn why(
     if let Some(f) = failure {
         parts.push(failure_words(f, 80));
     }
-    if report.status == Status::Missing {
+    if let Some(gone) = gone {
+        parts.push(gone_words(gone));
+    } else if report.status == Status::Missing {
         parts.push("never materialized".to_owned());
     }
     if !report.causes.is_empty() {
@@ -114,6 +121,7 @@ pub fn print_explanation(
     lineage: &Lineage,
     report: &AssetReport,
     failure: Option<&freshet_core::store::Failure>,
+    gone: Option<&Gone>,
     now: DateTime<Utc>,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -124,28 +132,41 @@ pub fn print_explanation(
     if json {
         let mut json = StatusJson::new(def, report, lineage, failure);
         json.load_error = project.load_error(&def.key).map(str::to_owned);
+        json.files_gone = gone.map(gone_words);
+        shown_in_json(&mut json, report, gone);
         return print_json(&json);
     }
-    let mut out = status_words(def, lineage, report);
+    let mut out = status_words(def, lineage, report, gone);
     if let Some(error) = project.load_error(&def.key) {
         out.push_str(&format!("  its file does not load: {error}\n"));
     }
     if let Some(f) = failure {
         out.push_str(&format!("  {}\n", failure_words(f, usize::MAX)));
     }
-    out.push_str(&freshness_words(def, report, now));
+    out.push_str(&freshness_words(def, report, gone, now));
     out.push_str(&version_words(def, lineage));
     write_stdout(&out)
 }
 
 /// The first part of `status KEY`: what the asset is, its status and why.
-fn status_words(def: &AssetDef, lineage: &Lineage, report: &AssetReport) -> String {
+fn status_words(
+    def: &AssetDef,
+    lineage: &Lineage,
+    report: &AssetReport,
+    gone: Option<&Gone>,
+) -> String {
     let mut out = format!("{} ({}, group {})\n", def.key, def.kind, def.group);
     if let Some(d) = &def.description {
         out.push_str(&format!("  {d}\n"));
     }
-    out.push_str(&format!("status: {}\n", report.status.as_str()));
+    out.push_str(&format!(
+        "status: {}\n",
+        shown_status(report, gone).as_str()
+    ));
     match (report.status, def.kind) {
+        _ if gone.is_some() => {
+            out.push_str(&format!("  {}\n", gone.map(gone_words).unwrap_or_default()));
+        }
         (Status::Missing, AssetKind::Source) => {
             out.push_str("  never observed: run `freshet observe` or `freshet materialize`\n")
         }
@@ -166,9 +187,14 @@ fn status_words(def: &AssetDef, lineage: &Lineage, report: &AssetReport) -> Stri
 }
 
 /// The freshness and data time of `status KEY`.
-fn freshness_words(def: &AssetDef, report: &AssetReport, now: DateTime<Utc>) -> String {
+fn freshness_words(
+    def: &AssetDef,
+    report: &AssetReport,
+    gone: Option<&Gone>,
+    now: DateTime<Utc>,
+) -> String {
     let f = &report.freshness;
-    let mut out = format!("freshness: {}", f.state);
+    let mut out = format!("freshness: {}", shown_freshness(report, gone));
     if let Some(policy) = &f.policy {
         out.push_str(&format!(" (policy {policy})"));
     }
@@ -475,6 +501,42 @@ fn failure_words(f: &freshet_core::store::Failure, max: usize) -> String {
         f.run_id,
         cut(&f.error, max)
     )
+}
+
+/// The status shown: `missing` for a source whose files are gone, whatever its last
+/// observation says, else the planner's.
+fn shown_status(report: &AssetReport, gone: Option<&Gone>) -> Status {
+    if gone.is_some() {
+        Status::Missing
+    } else {
+        report.status
+    }
+}
+
+/// The freshness shown: `unknown` for a source with a policy whose files are gone (its data
+/// is not there to be fresh), else the policy's verdict.
+fn shown_freshness(report: &AssetReport, gone: Option<&Gone>) -> FreshnessState {
+    match report.freshness.state {
+        FreshnessState::None => FreshnessState::None,
+        _ if gone.is_some() => FreshnessState::Unknown,
+        state => state,
+    }
+}
+
+/// [`shown_status`] and [`shown_freshness`] in `status --json`.
+fn shown_in_json(json: &mut StatusJson, report: &AssetReport, gone: Option<&Gone>) {
+    json.status = shown_status(report, gone).as_str();
+    json.freshness.state = shown_freshness(report, gone).as_str();
+}
+
+/// A source whose files are gone, in words: "its files are gone: no files match /data/raw.csv
+/// (last seen 2026-12-03 10:02:00 UTC)".
+fn gone_words(gone: &Gone) -> String {
+    let seen = gone
+        .last_observed_at
+        .map(|t| format!(" (last seen {})", time(t)))
+        .unwrap_or_default();
+    format!("its files are gone: {}{seen}", gone.reason)
 }
 
 /// `text` cut to `max` characters, an ellipsis marking the cut.

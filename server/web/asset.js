@@ -189,9 +189,15 @@ function whyHTML(a) {
   if (a.load_error) {
     parts.push(`<p>Its file does not load, so it cannot be materialized:</p><pre class="error-text load-error">${esc(a.load_error)}</pre>`);
   }
+  if (a.files_gone) {
+    const seen = a.files_gone.last_seen ? ` They were last seen ${timeHTML(a.files_gone.last_seen)}.` : '';
+    parts.push(`<p class="files-gone">Its files are gone: ${esc(a.files_gone.reason)}.${seen}</p>`);
+  }
   if (a.causes && a.causes.length) {
     parts.push(`<ul class="causes">${a.causes.map((c) =>
       `<li data-category="${esc(c.category)}"><span class="cat">${esc(c.category)}</span> ${linkKeyIn(c.words || c.reason || '', c.dependency)}</li>`).join('')}</ul>`);
+  } else if (a.files_gone) {
+    // Said above.
   } else if (a.status === 'missing') {
     parts.push(`<p>${a.kind === 'source' ? 'Never observed.' : 'Never materialized.'}</p>`);
   } else if (a.run_state === 'failed') {

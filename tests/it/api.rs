@@ -520,6 +520,41 @@ async fn a_broken_file_is_shown_and_refused_while_the_rest_runs() {
     assert!(api.project.path().join("sql/marts/broken.sql").exists());
 }
 
+/// A source whose files are gone is shown `missing`, freshness `unknown`, with why, in the list,
+/// its page and the lineage.
+#[tokio::test]
+async fn a_source_whose_files_are_gone_is_shown_missing() {
+    let project = TempProject::demo_with_stale_revenue();
+    let router = router_for(&project, true).await;
+    let api = Api { project, router };
+    let (_, list) = api.get("/api/assets").await;
+    assert_eq!(Api::asset(&list, "raw_customers")["status"], "fresh");
+    let location = api.project.path().join("data/customers.csv");
+    std::fs::remove_file(&location).expect("remove");
+    // A new router: the first snapshot looks at the files.
+    let api = Api {
+        router: router_for(&api.project, true).await,
+        project: api.project,
+    };
+    let (_, list) = api.get("/api/assets").await;
+    let gone = Api::asset(&list, "raw_customers");
+    assert_eq!(gone["status"], "missing", "{gone}");
+    assert_eq!(gone["display_status"], "missing", "{gone}");
+    assert_eq!(
+        gone["files_gone"]["reason"],
+        format!("no files match {}", location.display())
+    );
+    assert!(gone["files_gone"]["last_seen"].is_string(), "{gone}");
+    let (_, page) = api.get("/api/assets/raw_customers").await;
+    assert_eq!(page["files_gone"], gone["files_gone"]);
+    let (_, lineage) = api.get("/api/lineage").await;
+    let node = lineage["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["key"] == "raw_customers"))
+        .expect("node");
+    assert_eq!(node["display_status"], "missing", "{node}");
+}
+
 #[tokio::test]
 async fn a_requested_run_makes_the_stale_asset_fresh_and_records_its_steps() {
     let api = Api::demo().await;

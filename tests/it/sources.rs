@@ -120,3 +120,67 @@ fn storage_and_database_can_be_set_by_flag() {
     );
     assert!(run(&["preview", "ids"]).stdout.contains("| 2  |"));
 }
+
+/// A source whose files were deleted is not shown fresh: `status` says `missing`, freshness
+/// `unknown`, that its files are gone and when they were last seen; what was materialized from
+/// it stays as it was; the files back, it is fresh again.
+#[test]
+fn a_source_whose_files_are_gone_is_reported_as_such() {
+    let project = TempProject::with_files(&[
+        (
+            "freshet.toml",
+            "[project]\nname = \"t\"\n\n[sources.raw]\npath = \"raw.csv\"\nfreshness = { max_age = \"1d\" }\n",
+        ),
+        ("raw.csv", "id,amount\n1,2.5\n"),
+        (
+            "sql/doubled.sql",
+            "SELECT id, amount * 2 AS doubled FROM raw",
+        ),
+    ]);
+    project.ok(&["materialize"]);
+    let before = project.status();
+    assert_eq!(before["raw"]["status"], "fresh");
+    assert_eq!(before["raw"]["freshness"]["state"], "pass");
+    std::fs::remove_file(project.path().join("raw.csv")).expect("remove");
+
+    let status = project.status();
+    let raw = &status["raw"];
+    assert_eq!(raw["status"], "missing", "{raw}");
+    assert_eq!(raw["freshness"]["state"], "unknown", "{raw}");
+    let gone = raw["files_gone"].as_str().expect("files_gone");
+    let file = project.path().join("raw.csv").display().to_string();
+    assert!(
+        gone.starts_with(&format!(
+            "its files are gone: no files match {file} (last seen "
+        )),
+        "{gone}"
+    );
+    assert_eq!(
+        status["doubled"]["status"], "fresh",
+        "its output is still there"
+    );
+    assert_eq!(status["doubled"]["files_gone"], serde_json::Value::Null);
+
+    let table = project.ok(&["status"]).stdout;
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("raw "))
+        .expect("raw listed");
+    assert!(
+        row.contains(" missing ") && row.contains(" unknown ") && row.contains(gone),
+        "{table}"
+    );
+    let explained = project.ok(&["status", "raw"]).stdout;
+    assert!(explained.contains("status: missing\n"), "{explained}");
+    assert!(explained.contains(&format!("  {gone}\n")), "{explained}");
+    assert!(
+        explained.contains("freshness: unknown (policy max_age=1d)"),
+        "{explained}"
+    );
+
+    project.write("raw.csv", "id,amount\n1,2.5\n");
+    let back = project.status();
+    assert_eq!(back["raw"]["status"], "fresh");
+    assert_eq!(back["raw"]["freshness"]["state"], "pass");
+    assert_eq!(back["raw"]["files_gone"], serde_json::Value::Null);
+}

@@ -37,5 +37,5 @@ pub use project::{Overrides, Project};
 pub use rust_asset::{
     AssetContext, AssetOutput, BoxError, Catalogue, Catalogues, Retryable, RustAsset,
 };
-pub use snapshot::Snapshot;
+pub use snapshot::{Gone, Snapshot};
 pub use store::Store;

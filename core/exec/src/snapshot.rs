@@ -8,7 +8,7 @@
 //! **Invariant:** everything in a snapshot was judged against the same lineage at the same time,
 //! [`Snapshot::at`]; it never changes after it is built (reports are computed once, lazily).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
@@ -27,8 +27,19 @@ pub struct Snapshot {
     project: Project,
     at: DateTime<Utc>,
     lineage: Lineage,
+    /// Sources whose files were gone when it was built.
+    gone: BTreeMap<AssetKey, Gone>,
     statuses: Statuses,
     reports: OnceLock<Reports>,
+}
+
+/// A source whose files are gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gone {
+    /// What the listing found: `no files match /data/raw.csv`.
+    pub reason: String,
+    /// When its files were last seen (its latest observation's last check), if ever.
+    pub last_observed_at: Option<DateTime<Utc>>,
 }
 
 /// Reports in topological order, and where each graph index's report is.
@@ -45,6 +56,45 @@ impl Snapshot {
         Ok(Self::new(project.clone(), lineage, at))
     }
 
+    /// [`Snapshot::load`], after looking whether each source's files are still there (a listing
+    /// each, nothing read): [`Snapshot::gone`] says which are not, why, and when they were last
+    /// seen. The judgement is unchanged (what was materialized from them still reflects them);
+    /// what shows statuses shows such a source as gone rather than fresh.
+    pub async fn load_looking(
+        project: &Project,
+        store: &Store,
+        executor: &crate::executor::Executor,
+        at: DateTime<Utc>,
+    ) -> Result<Self> {
+        let lineage = store.load_lineage().await?;
+        let gone = executor
+            .gone_sources()
+            .await
+            .into_iter()
+            .map(|(key, reason)| {
+                let gone = Gone {
+                    reason,
+                    last_observed_at: lineage.observation(&key).map(|o| o.checked_at),
+                };
+                (key, gone)
+            })
+            .collect();
+        let mut snapshot = Self::new(project.clone(), lineage, at);
+        snapshot.gone = gone;
+        Ok(snapshot)
+    }
+
+    /// Why `key`'s files are gone, if it is a source whose files were gone when this was built
+    /// by [`Snapshot::load_looking`].
+    pub fn gone(&self, key: &AssetKey) -> Option<&Gone> {
+        self.gone.get(key)
+    }
+
+    /// Every source whose files were gone when this was built, by key.
+    pub fn gone_sources(&self) -> &BTreeMap<AssetKey, Gone> {
+        &self.gone
+    }
+
     /// Judges every asset of `project` against `lineage` at `at` (for a plan, a lineage with
     /// sources observed but not recorded).
     pub fn new(project: Project, lineage: Lineage, at: DateTime<Utc>) -> Self {
@@ -53,6 +103,7 @@ impl Snapshot {
             project,
             at,
             lineage,
+            gone: BTreeMap::new(),
             statuses,
             reports: OnceLock::new(),
         }

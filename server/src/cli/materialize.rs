@@ -126,5 +126,12 @@ async fn print_statuses(
     let snapshot = Snapshot::load(project, store, now).await?;
     let reports: Vec<_> = snapshot.reports().iter().collect();
     let failures = super::status::failures(store).await?;
-    output::print_status(project, snapshot.lineage(), &reports, &failures, false)
+    output::print_status(
+        project,
+        snapshot.lineage(),
+        &reports,
+        &failures,
+        snapshot.gone_sources(),
+        false,
+    )
 }

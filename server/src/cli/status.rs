@@ -17,11 +17,13 @@ pub(super) async fn status(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let chosen = Chosen::parse(project.graph(), selection)?;
-    let (store, _executor) = open_read(project).await?;
+    let (store, executor) = open_read(project).await?;
     let now = SystemClock.now();
+    // Sources' files are looked at, so a source whose files are gone is not shown fresh.
+    let snapshot = Snapshot::load_looking(project, &store, &executor, now).await?;
     match single_key(selection) {
-        Some(key) => explain(project, &store, &key, now, json).await?,
-        None => list(project, &store, chosen.as_ref(), now, json).await?,
+        Some(key) => explain(project, &store, &snapshot, &key, now, json).await?,
+        None => list(project, &store, &snapshot, chosen.as_ref(), json).await?,
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)
@@ -31,29 +33,37 @@ pub(super) async fn status(
 async fn explain(
     project: &Project,
     store: &Store,
+    snapshot: &Snapshot,
     key: &AssetKey,
     now: DateTime<Utc>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let snapshot = Snapshot::load(project, store, now).await?;
     let report = snapshot
         .explain(key)
         .ok_or_else(|| Error::UnknownAsset(key.to_string()))?;
     let failures = failures(store).await?;
     let failure = failures.get(key.as_str());
-    output::print_explanation(project, snapshot.lineage(), &report, failure, now, json)
+    let gone = snapshot.gone(key);
+    output::print_explanation(
+        project,
+        snapshot.lineage(),
+        &report,
+        failure,
+        gone,
+        now,
+        json,
+    )
 }
 
 /// `status [SELECTION]`: a table (or JSON list) of the selected assets, upstream first.
 async fn list(
     project: &Project,
     store: &Store,
+    snapshot: &Snapshot,
     chosen: Option<&Chosen>,
-    now: DateTime<Utc>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let snapshot = Snapshot::load(project, store, now).await?;
-    let chosen = chosen.map(|c| c.keys_in(&snapshot)).transpose()?;
+    let chosen = chosen.map(|c| c.keys_in(snapshot)).transpose()?;
     let shown: Vec<&AssetReport> = snapshot
         .reports()
         .iter()
@@ -64,6 +74,7 @@ async fn list(
         snapshot.lineage(),
         &shown,
         &failures(store).await?,
+        snapshot.gone_sources(),
         json,
     )
 }

@@ -53,6 +53,9 @@ pub struct AssetSummaryJson {
     pub run_state: Option<&'static str>,
     /// Why its file does not load (`sql/a.sql: invalid SQL: ...`); `null` when it loads.
     pub load_error: Option<String>,
+    /// For a source whose files are gone (its `status` is then `missing`): why, and when they
+    /// were last seen; `null` otherwise.
+    pub files_gone: Option<FilesGoneJson>,
     /// `run_state` if any, else `status`.
     pub display_status: &'static str,
     /// The status in one line of words.
@@ -90,6 +93,7 @@ impl AssetSummaryJson {
             status: report.status.as_str(),
             run_state,
             load_error: None,
+            files_gone: None,
             display_status: run_state.unwrap_or(report.status.as_str()),
             summary: report.summary(),
             causes: report
@@ -110,6 +114,15 @@ impl AssetSummaryJson {
             data_version: lineage.data_version(&def.key).map(ToString::to_string),
         }
     }
+}
+
+/// A source whose files are gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FilesGoneJson {
+    /// What the listing found: `no files match /data/raw.csv`.
+    pub reason: String,
+    /// When its files were last seen (RFC 3339, UTC), if ever.
+    pub last_seen: Option<String>,
 }
 
 /// `GET /api/assets`.

@@ -47,6 +47,9 @@ pub struct StatusJson {
     /// Why its file does not load, one line naming the file (`null` when it loads): it cannot
     /// be materialized until the file is fixed.
     pub load_error: Option<String>,
+    /// For a source whose files are gone: why, and when they were last seen (its `status` is
+    /// then `missing`); `null` otherwise.
+    pub files_gone: Option<String>,
 }
 
 /// An asset's latest failed attempt, in `status --json`.
@@ -93,6 +96,7 @@ impl StatusJson {
                 error: f.error.clone(),
             }),
             load_error: None,
+            files_gone: None,
         }
     }
 }

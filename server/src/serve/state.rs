@@ -127,6 +127,9 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// How long a snapshot's look at the sources' files lasts (whether they are gone).
+const SOURCES_LOOKED_AT: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+
 /// The core [`freshet_core::Snapshot`] (every status and report at one moment) with what the
 /// server keeps beside it: each asset's latest failure and the rendered bodies of the two
 /// unfiltered lists.
@@ -431,7 +434,13 @@ impl Shared {
         }
         self.dirty.store(false, Ordering::SeqCst);
         let loaded = async {
-            let judged = freshet_core::Snapshot::load(&current.project, &self.store, now).await?;
+            let judged = freshet_core::Snapshot::load_looking(
+                &current.project,
+                &self.store,
+                &current.executor,
+                now,
+            )
+            .await?;
             let failures = self.store.failures().await?;
             Ok::<_, freshet_core::Error>((judged, failures))
         };
@@ -443,8 +452,19 @@ impl Shared {
                 return Err(e);
             }
         };
+        // Sources' files are looked at again at least this often, as nothing in the store says
+        // when they go.
+        let has_sources = current
+            .project
+            .graph()
+            .iter()
+            .any(|d| d.kind == freshet_core::AssetKind::Source);
+        let look_again = has_sources.then(|| now + SOURCES_LOOKED_AT);
         let snapshot = Arc::new(Snapshot {
-            valid_until: judged.valid_until(),
+            valid_until: [judged.valid_until(), look_again]
+                .into_iter()
+                .flatten()
+                .min(),
             judged,
             loaded: current,
             failures: failures.into_iter().map(|f| (f.asset.clone(), f)).collect(),

@@ -129,6 +129,77 @@ impl Executor {
         Ok(out)
     }
 
+    /// The sources whose files are gone (none matches their location now), each with the words
+    /// that say so (`no files match /data/raw.csv`). Only listed, never read; a source that
+    /// cannot be listed (the network, a 10 s timeout) is not judged gone.
+    pub async fn gone_sources(&self) -> std::collections::BTreeMap<AssetKey, String> {
+        let mut gone = std::collections::BTreeMap::new();
+        for def in self.project.graph().iter() {
+            let Some(Computation::Source(spec)) = self.project.computation(&def.key) else {
+                continue;
+            };
+            let listed =
+                tokio::time::timeout(std::time::Duration::from_secs(10), self.list_source(spec))
+                    .await;
+            if let Ok(Err((message, false))) = listed
+                && message.starts_with(NONE_MATCH)
+            {
+                gone.insert(def.key.clone(), message);
+            }
+        }
+        gone
+    }
+
+    /// A source's objects, sorted, with its URL and object store; or why not, and whether
+    /// trying again may help (none match: no).
+    async fn list_source(
+        &self,
+        spec: &SourceSpec,
+    ) -> std::result::Result<
+        (
+            ListingTableUrl,
+            std::sync::Arc<dyn ObjectStore>,
+            Vec<datafusion::object_store::ObjectMeta>,
+        ),
+        (String, bool),
+    > {
+        let ctx = self.session();
+        let url = ListingTableUrl::parse(&spec.location).map_err(|e| {
+            (
+                format!("invalid location {}: {}", spec.location, one_line(&e)),
+                false,
+            )
+        })?;
+        let store = ctx
+            .runtime_env()
+            .object_store(url.object_store())
+            .map_err(|e| (one_line(&e), false))?;
+        let state = ctx.state();
+        let listed: datafusion::error::Result<Vec<_>> = async {
+            url.list_all_files(&state, store.as_ref(), extension(spec))
+                .await?
+                .try_collect()
+                .await
+        }
+        .await;
+        let mut files = listed.map_err(|e| match e {
+            DataFusionError::ObjectStore(ref inner)
+                if matches!(**inner, datafusion::object_store::Error::NotFound { .. }) =>
+            {
+                (format!("{NONE_MATCH} {}", spec.location), false)
+            }
+            e => (
+                format!("cannot list {}: {}", spec.location, one_line(&e)),
+                true,
+            ),
+        })?;
+        if files.is_empty() {
+            return Err((format!("{NONE_MATCH} {}", spec.location), false));
+        }
+        files.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok((url, store, files))
+    }
+
     /// Lists a source's objects and fingerprints their paths and contents. A file is read again
     /// only when its metadata (size, e-tag or modification time) differs from when its content
     /// was last fingerprinted, so touching a file, or rewriting it with the same bytes, is not new
@@ -144,40 +215,10 @@ impl Executor {
             message: format!("source {key}: {message}"),
             retryable,
         };
-        let ctx = self.session();
-        let url = ListingTableUrl::parse(&spec.location).map_err(|e| {
-            fail(
-                format!("invalid location {}: {}", spec.location, one_line(&e)),
-                false,
-            )
-        })?;
-        let store = ctx
-            .runtime_env()
-            .object_store(url.object_store())
-            .map_err(|e| fail(one_line(&e), false))?;
-        let state = ctx.state();
-        let listing = url
-            .list_all_files(&state, store.as_ref(), extension(spec))
-            .await;
-        let mut files: Vec<_> = match listing {
-            Ok(stream) => stream.try_collect().await,
-            Err(e) => Err(e),
-        }
-        .map_err(|e| match e {
-            DataFusionError::ObjectStore(ref inner)
-                if matches!(**inner, datafusion::object_store::Error::NotFound { .. }) =>
-            {
-                fail(format!("no files match {}", spec.location), false)
-            }
-            e => fail(
-                format!("cannot list {}: {}", spec.location, one_line(&e)),
-                true,
-            ),
-        })?;
-        if files.is_empty() {
-            return Err(fail(format!("no files match {}", spec.location), false));
-        }
-        files.sort_by(|a, b| a.location.cmp(&b.location));
+        let (url, store, files) = self
+            .list_source(spec)
+            .await
+            .map_err(|(message, retryable)| fail(message, retryable))?;
         let base = url.object_store();
         let locations: Vec<String> = files
             .iter()
@@ -227,6 +268,9 @@ impl Executor {
         })
     }
 }
+
+/// How a listing that found nothing begins.
+const NONE_MATCH: &str = "no files match";
 
 /// Bytes requested at once to fingerprint an object in an object store: few requests.
 const HASH_READ: u64 = 8 << 20;

@@ -13,12 +13,12 @@ use serde::Deserialize;
 
 use super::{
     ApiResult, DEFAULT_PAGE, MAX_PAGE, SelectionQuery, cached, cursor, given, json, json_body,
-    json_response, parse_cursor, parse_key, parse_limit, parse_run_id, run_state, select,
+    json_response, parse_cursor, parse_key, parse_limit, parse_run_id, run_state, select, shown,
 };
 use crate::json::{
-    AssetDetailJson, AssetListJson, AssetSummaryJson, FailureJson, MaterializationJson,
-    ObservationJson, OriginJson, PageJson, PreviewColumnJson, PreviewJson, SchemaColumnJson,
-    SourceJson, VersionJson,
+    AssetDetailJson, AssetListJson, AssetSummaryJson, FailureJson, FilesGoneJson,
+    MaterializationJson, ObservationJson, OriginJson, PageJson, PreviewColumnJson, PreviewJson,
+    SchemaColumnJson, SourceJson, VersionJson,
 };
 use crate::serve::error::{ApiError, ApiQuery};
 use crate::serve::state::{AppState, Shared, Snapshot};
@@ -39,6 +39,16 @@ fn summary(
         .project
         .load_error(&def.key)
         .map(str::to_owned);
+    if let Some(gone) = snapshot.gone(&def.key) {
+        let (status, freshness) = shown(snapshot, report);
+        summary.status = status;
+        summary.display_status = run_state.unwrap_or(status);
+        summary.freshness.state = freshness;
+        summary.files_gone = Some(FilesGoneJson {
+            reason: gone.reason.clone(),
+            last_seen: gone.last_observed_at.map(crate::json::micros),
+        });
+    }
     summary
 }
 

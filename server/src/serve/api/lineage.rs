@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::{
-    ApiResult, SelectionQuery, cached, given, json_body, json_response, run_state, select,
+    ApiResult, SelectionQuery, cached, given, json_body, json_response, run_state, select, shown,
 };
 use crate::json::{EdgeJson, LineageLayoutJson, NodeJson};
 use crate::serve::error::ApiQuery;
@@ -61,6 +61,7 @@ fn laid_out<'a>(
         };
         let def = graph.def(i);
         let run_state = run_state(&running, snapshot, &def.key);
+        let (status, freshness) = shown(snapshot, report);
         nodes.push(NodeJson {
             key: def.key.as_str(),
             kind: def.kind.as_str(),
@@ -68,10 +69,10 @@ fn laid_out<'a>(
             layer,
             x,
             y,
-            status: report.status.as_str(),
+            status,
             run_state,
-            display_status: run_state.unwrap_or(report.status.as_str()),
-            freshness: report.freshness.state.as_str(),
+            display_status: run_state.unwrap_or(status),
+            freshness,
         });
         for u in graph.upstream_of_index(i) {
             if layout.at[u].is_some() {
