@@ -310,7 +310,22 @@ fn a_killed_run_leaves_the_previous_state_current() {
     let (project, mut child, _) = start_long_run();
     child.kill().expect("kill");
     child.wait().expect("wait");
+    // What the killed write left (a staging file or finished parts) is gone after `gc`.
+    project.ok(&["gc"]);
+    assert_eq!(files_of(&project, "big"), Vec::<String>::new());
     check_recovers(&project);
+}
+
+/// The output files under `key`'s folder, relative to the output folder.
+fn files_of(project: &TempProject, key: &str) -> Vec<String> {
+    let root = project.path().join(".freshet/data");
+    project
+        .output_files()
+        .iter()
+        .filter_map(|f| f.strip_prefix(&root).ok())
+        .map(|f| f.display().to_string())
+        .filter(|f| f.starts_with(&format!("{key}/")))
+        .collect()
 }
 
 #[test]
@@ -334,5 +349,40 @@ fn sigterm_stops_a_run_and_records_it_as_interrupted() {
         rest.iter().any(|l| l.starts_with("interrupted: run ")),
         "{rest:?}"
     );
+    // The stopped step removed what it had written: nothing is left for `gc`.
+    assert_eq!(files_of(&project, "big"), Vec::<String>::new());
     check_recovers(&project);
+}
+
+/// A step stopped while it writes removes what it wrote (SIGTERM); what a killed one leaves
+/// (SIGKILL: its staging file) the next `gc` removes. Either way nothing is current.
+#[test]
+fn a_stopped_write_leaves_no_file_and_a_killed_one_none_after_gc() {
+    for signal in ["-TERM", "-KILL"] {
+        let project = crate::support::long_project();
+        let (mut child, _, _rx) = crate::support::start_materialize(&project);
+        // Until `big` has begun writing (bounded).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+        while files_of(&project, "big").is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let writing = files_of(&project, "big");
+        assert!(!writing.is_empty(), "big never began writing");
+        let sent = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        child.wait().expect("wait");
+        if signal == "-KILL" {
+            assert!(
+                !files_of(&project, "big").is_empty(),
+                "a killed write leaves its file"
+            );
+            let out = project.ok(&["gc"]);
+            assert!(out.stdout.contains("unreferenced"), "{}", out.stdout);
+        }
+        assert_eq!(files_of(&project, "big"), Vec::<String>::new(), "{signal}");
+        assert_eq!(project.status()["big"]["status"], "missing");
+    }
 }

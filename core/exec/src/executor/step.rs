@@ -7,6 +7,8 @@ use std::time::Instant;
 use chrono::Utc;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::object_store::ObjectStoreExt as _;
+use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
@@ -107,6 +109,13 @@ impl Executor {
 
         let id = MaterializationId::generate();
         let folder = self.folder_of(key, &id);
+        // Until it is recorded, the folder goes with the step: if the step is stopped (a
+        // cancel, a timeout, SIGTERM) the guard removes what was written.
+        let unrecorded = Unrecorded {
+            output: self.output.clone(),
+            local: self.project.storage_url().scheme() == "file",
+            folder: Some(folder.clone()),
+        };
         let written = match self.write_output(key, &folder, stream, options).await {
             Ok(w) => w,
             Err(e) => {
@@ -140,7 +149,15 @@ impl Executor {
             },
             collected_at: None,
         };
-        self.store.record_run_output(&m).await?;
+        // From here the folder may be current (a commit may land even if this task is stopped
+        // waiting for its answer), so only a definite refusal removes it.
+        unrecorded.disarm();
+        if let Err(e) = self.store.record_run_output(&m).await {
+            if matches!(e, crate::store::Error::Transition { .. }) {
+                self.remove_folder(&folder).await;
+            }
+            return Err(e.into());
+        }
         info!(rows = m.row_count, bytes = m.byte_size, data_version = %m.data_version, "materialized");
         Ok(m)
     }
@@ -201,5 +218,48 @@ impl Executor {
             .await
             .map_err(register_error)?;
         Ok(m.data_version.clone())
+    }
+}
+
+/// A version's folder while it is written and not yet recorded: dropped armed (the step was
+/// stopped), it removes what was written, at once on local disk (staging files included),
+/// else in a task. What a killed process leaves, `gc` removes.
+struct Unrecorded {
+    output: Arc<dyn datafusion::object_store::ObjectStore>,
+    /// Whether the output is on local disk, where an object's path is its file's from `/`.
+    local: bool,
+    folder: Option<ObjectPath>,
+}
+
+impl Unrecorded {
+    /// The folder is handed to the store: no longer removed on drop.
+    fn disarm(mut self) {
+        self.folder = None;
+    }
+}
+
+impl Drop for Unrecorded {
+    fn drop(&mut self) {
+        let Some(folder) = self.folder.take() else {
+            return;
+        };
+        if self.local {
+            let _ = std::fs::remove_dir_all(std::path::Path::new("/").join(folder.as_ref()));
+            return;
+        }
+        let output = self.output.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                use futures::TryStreamExt as _;
+                let listed: Vec<_> = output
+                    .list(Some(&folder))
+                    .try_collect()
+                    .await
+                    .unwrap_or_default();
+                for object in listed {
+                    let _ = output.delete(&object.location).await;
+                }
+            });
+        }
     }
 }
