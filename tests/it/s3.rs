@@ -201,4 +201,22 @@ fn materializes_to_s3_and_reads_sources_from_it() {
             .stdout
             .contains("revenue")
     );
+
+    // An empty database file beside the bucket's outputs is refused, and left empty.
+    project.write("empty.db", "");
+    let out = project.run_with_env(
+        &[&storage[..], &["--database", "empty.db", "status"]].concat(),
+        &env,
+    );
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.trim_end().ends_with(
+            "the file is empty, but s3://lake/shop/ holds outputs an earlier store recorded; \
+             restore the database file, or to start over remove both"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(project.read("empty.db"), "");
 }

@@ -1198,13 +1198,6 @@ mod tests {
                 "sql/bad-name.sql: invalid asset key \"bad-name\": segments may contain only ASCII letters, digits and underscores (the file name is the asset key)",
             ),
             (
-                &[
-                    ("freshet.toml", TOML),
-                    ("sql/a.sql", "select * from nowhere"),
-                ],
-                "asset a (sql/a.sql) depends on unknown asset nowhere",
-            ),
-            (
                 &[("freshet.toml", TOML), ("sql/raw.sql", "select 1")],
                 "duplicate asset key raw: defined in freshet.toml and in sql/raw.sql",
             ),
@@ -1228,8 +1221,43 @@ mod tests {
             let got = load(files).unwrap_err();
             assert_eq!(&got, expect);
         }
-        let got = load(&[("freshet.toml", TOML), ("sql/a.sql", "select * frm raw")]).unwrap_err();
-        assert!(got.starts_with("sql/a.sql: invalid SQL: "), "{got}");
+    }
+
+    /// A SQL file whose text is wrong breaks only its asset: the project loads, the asset keeps
+    /// its key (so its readers load) without dependencies, and says why.
+    #[test]
+    fn a_broken_sql_file_breaks_only_its_asset() {
+        let cases = [
+            ("select * frm raw", "sql/a.sql: invalid SQL: "),
+            (
+                "select * from nowhere",
+                "asset a (sql/a.sql) depends on unknown asset nowhere",
+            ),
+            ("-- @pool: nope\nselect 1 as x", "sql/a.sql: "),
+            (
+                "-- @colour: blue\nselect 1 as x",
+                "sql/a.sql: line 1: unknown setting @colour",
+            ),
+        ];
+        for (text, expect) in cases {
+            let project = load(&[
+                ("freshet.toml", TOML),
+                ("sql/a.sql", text),
+                ("sql/b.sql", "select * from a"),
+                ("sql/c.sql", "select * from raw"),
+            ])
+            .unwrap();
+            let key = |k: &str| AssetKey::parse(k).unwrap();
+            let error = project.load_error(&key("a")).unwrap();
+            assert!(error.starts_with(expect), "{text}: {error}");
+            assert!(project.graph().get(&key("a")).unwrap().deps.is_empty());
+            assert_eq!(project.graph().get(&key("b")).unwrap().deps, [key("a")]);
+            assert_eq!(project.load_error(&key("c")), None);
+            assert_eq!(
+                project.first_broken([&key("c"), &key("b"), &key("a")]),
+                Some((&key("a"), error))
+            );
+        }
     }
 
     fn toml_text() -> impl proptest::strategy::Strategy<Value = String> {

@@ -324,8 +324,11 @@ async fn open(project: &Project) -> anyhow::Result<(Store, Executor)> {
 /// commands that write nothing (`status`, `plan`, `preview`, `history`). They leave the runs of
 /// processes that died to the next command that writes.
 async fn open_read(project: &Project) -> anyhow::Result<(Store, Executor)> {
-    let store =
-        Store::open_read_only(project.database_url(), local_outputs(project).as_deref()).await?;
+    let store = Store::open_read_only(
+        project.database_url(),
+        earlier_outputs(project).await.as_deref(),
+    )
+    .await?;
     let executor = Executor::new(project.clone(), store.clone())?;
     Ok((store, executor))
 }
@@ -333,8 +336,11 @@ async fn open_read(project: &Project) -> anyhow::Result<(Store, Executor)> {
 /// Opens the store and fails the runs of processes that died (saying so), so that nothing
 /// stays `running` for ever.
 async fn open_store(project: &Project) -> anyhow::Result<Store> {
-    let store =
-        Store::open_beside(project.database_url(), local_outputs(project).as_deref()).await?;
+    let store = Store::open_beside(
+        project.database_url(),
+        earlier_outputs(project).await.as_deref(),
+    )
+    .await?;
     for run in store
         .fail_dead_runs(SystemClock.now(), HEARTBEAT_TIMEOUT)
         .await?
@@ -351,21 +357,15 @@ async fn open_store(project: &Project) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-/// The output folder, when it is on local disk and holds any file: what an empty metadata
-/// database must not silently start over beside. (Object stores are not listed here.)
-fn local_outputs(project: &Project) -> Option<String> {
-    let folder = project.storage_url().to_file_path().ok()?;
-    let mut pending = vec![folder.clone()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
-            match entry.file_type() {
-                Ok(t) if t.is_dir() => pending.push(entry.path()),
-                Ok(_) => return Some(folder.display().to_string()),
-                Err(_) => {}
-            }
-        }
+/// Where outputs an earlier store recorded are, when the database is an empty SQLite file (so
+/// only then is the output folder or bucket listed).
+async fn earlier_outputs(project: &Project) -> Option<String> {
+    let path = project.database_url().strip_prefix("sqlite://")?;
+    let empty = std::fs::metadata(path.split('?').next()?).is_ok_and(|m| m.len() == 0);
+    if !empty {
+        return None;
     }
-    None
+    freshet_core::executor::outputs_exist(project).await
 }
 
 /// The one asset a command names when given exactly one argument that is a key (`status KEY`,

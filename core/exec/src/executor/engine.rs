@@ -191,6 +191,43 @@ fn session_options() -> Result<ConfigOptions> {
     Ok(options)
 }
 
+/// Whether `project`'s output folder or bucket prefix holds any file, and then its URL: what an
+/// empty metadata database must not silently start over beside. One listing, stopped at the
+/// first object or after 10 s; a store that cannot be listed counts as holding none.
+pub async fn outputs_exist(project: &Project) -> Option<String> {
+    use futures::StreamExt as _;
+    let url = project.storage_url();
+    if let Ok(folder) = url.to_file_path() {
+        let root = folder.clone();
+        let any = tokio::task::spawn_blocking(move || any_file_under(&root)).await;
+        return any.unwrap_or(false).then(|| folder.display().to_string());
+    }
+    let (store, base) = object_store_for(url, project.object_store_options()).ok()?;
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        store.list(Some(&base)).next().await
+    })
+    .await;
+    matches!(first, Ok(Some(Ok(_)))).then(|| url.to_string())
+}
+
+/// Whether any file is under `folder` (at any depth).
+fn any_file_under(folder: &std::path::Path) -> bool {
+    let mut pending = vec![folder.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => pending.push(entry.path()),
+                Ok(_) => return true,
+                Err(_) => {}
+            }
+        }
+    }
+    false
+}
+
 /// The object store for `url`, configured with `options` (credentials, endpoint, region).
 fn object_store_for(
     url: &Url,

@@ -27,6 +27,6 @@ mod schedule;
 mod sources;
 mod step;
 
-pub use engine::Executor;
+pub use engine::{Executor, outputs_exist};
 pub use events::{RunEvent, RunObserver, RunReport, SkipReason, StepOutcome};
 pub use gc::{CollectedVersion, GcReport};
