@@ -527,6 +527,9 @@ fn shown_freshness(report: &AssetReport, gone: Option<&Gone>) -> FreshnessState 
 fn shown_in_json(json: &mut StatusJson, report: &AssetReport, gone: Option<&Gone>) {
     json.status = shown_status(report, gone).as_str();
     json.freshness.state = shown_freshness(report, gone).as_str();
+    if gone.is_some() {
+        json.summary = "missing: its files are gone".to_owned();
+    }
 }
 
 /// A source whose files are gone, in words: "its files are gone: no files match /data/raw.csv

@@ -264,10 +264,13 @@ export function assetView(key) {
     }
     // The preview is fetched again only when the current version changes.
     const c = a.current;
-    const currentId = c ? `${c.id ?? ''}|${c.at ?? ''}|${c.data_version ?? ''}` : null;
+    const currentId = c ? `${c.id ?? ''}|${c.at ?? ''}|${c.data_version ?? ''}|${a.files_gone ? 'gone' : ''}` : null;
     if (currentId !== previewFor) {
       let p = null;
-      if (currentId) {
+      // A source whose files are gone has nothing to read.
+      if (a.files_gone) {
+        p = { gone: true };
+      } else if (currentId) {
         try {
           p = await getJSON(`${base}/preview?limit=20`);
         } catch (e) {
@@ -292,6 +295,7 @@ export function assetView(key) {
 
   function previewTableHTML(p) {
     if (!p) return '<p class="muted">Nothing to preview yet.</p>';
+    if (p.gone) return '<p class="muted">Nothing to preview: its files are gone.</p>';
     if (p.error) return errorHTML(p.error, 'Could not load a preview:');
     const cols = p.columns || [];
     const rows = p.rows || [];
@@ -376,10 +380,12 @@ export function assetView(key) {
 
   function render(a, history, automation) {
     const isSource = a.kind === 'source';
+    // An asset whose file does not load cannot run: the server would refuse it.
+    const off = a.load_error ? ' disabled title="Its file does not load; fix it first."' : '';
     const actions = isSource
       ? '<button type="button" id="observe" class="primary">Observe</button>'
-      : '<button type="button" id="materialize" class="primary">Materialize</button>' +
-        '<button type="button" id="materialize-upstream">Materialize with upstream</button>';
+      : `<button type="button" id="materialize" class="primary"${off}>Materialize</button>` +
+        `<button type="button" id="materialize-upstream"${off}>Materialize with upstream</button>`;
     const definition = kv([
       ['Kind', esc(a.kind)],
       ['Group', esc(a.group)],

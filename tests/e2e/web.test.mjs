@@ -250,6 +250,7 @@ test('a broken SQL file shows as a broken asset with its error, a broken freshet
     await page.locator(nodeSelector(STALE)).waitFor();
     await page.goto(`${BASE}/#/assets/broken_edit`);
     await page.locator('.load-error', { hasText: 'sql/broken_edit.sql: invalid SQL' }).waitFor({ timeout: WAIT });
+    assert.ok(await page.locator('#materialize').isDisabled(), 'a broken asset cannot be materialized from its page');
     await shot('broken-asset.png');
     // A freshet.toml that does not parse: the last good project is still shown, and why.
     fs.writeFileSync(toml, '[project\n');
@@ -263,5 +264,27 @@ test('a broken SQL file shows as a broken asset with its error, a broken freshet
   }
   await page.locator('#project-error').waitFor({ state: 'hidden', timeout: WAIT });
   await page.locator(nodeSelector('broken_edit')).waitFor({ state: 'detached', timeout: WAIT });
+  await assertNoBrowserErrors();
+});
+
+test('a source whose files are deleted turns missing with why, and fresh again when they are back, without a reload', { timeout: 90000 }, async () => {
+  assert.ok(PROJECT_DIR, 'FRESHET_PROJECT_DIR must be set');
+  await page.goto(`${BASE}/`);
+  await page.locator('body[data-graph-ready="1"]').waitFor({ state: 'attached' });
+  const file = path.join(PROJECT_DIR, 'data', 'customers.csv');
+  const saved = fs.readFileSync(file);
+  await page.locator(`${nodeSelector('raw_customers')}[data-status="fresh"]`).waitFor({ timeout: WAIT });
+  fs.rmSync(file);
+  try {
+    // The server looks at sources' files every 10 s.
+    await page.locator(`${nodeSelector('raw_customers')}[data-status="missing"]`).waitFor({ timeout: 30000 });
+    await page.goto(`${BASE}/#/assets/raw_customers`);
+    await page.locator('.files-gone', { hasText: `Its files are gone: no files match ${file}` }).waitFor({ timeout: WAIT });
+    await shot('files-gone.png');
+  } finally {
+    fs.writeFileSync(file, saved);
+  }
+  await page.goto(`${BASE}/`);
+  await page.locator(`${nodeSelector('raw_customers')}[data-status="fresh"]`).waitFor({ timeout: 30000 });
   await assertNoBrowserErrors();
 });

@@ -127,8 +127,9 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// How long a snapshot's look at the sources' files lasts (whether they are gone).
-const SOURCES_LOOKED_AT: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
+/// How often the watcher looks whether sources' files went (or came back): nothing in the
+/// store says so.
+const SOURCES_LOOKED_AT: Duration = Duration::from_secs(10);
 
 /// The core [`freshet_core::Snapshot`] (every status and report at one moment) with what the
 /// server keeps beside it: each asset's latest failure and the rendered bodies of the two
@@ -268,8 +269,9 @@ impl AppState {
         self.0.changed();
     }
 
-    /// Watches the store for changes made elsewhere and for freshness deadlines, telling live
-    /// clients when statuses may have changed; beats the heart of this server's queued runs
+    /// Watches the store for changes made elsewhere, freshness deadlines and (every 10 s)
+    /// sources whose files went or came back, telling live clients when statuses may have
+    /// changed; beats the heart of this server's queued runs
     /// (cancelling those another process asked to cancel) and fails the runs of processes that
     /// died. Runs until the returned task is aborted.
     pub fn spawn_watcher(&self) -> tokio::task::JoinHandle<()> {
@@ -277,10 +279,15 @@ impl AppState {
         tokio::spawn(async move {
             let mut last = None;
             let mut interval = tokio::time::interval(POLL);
+            let mut sources_looked_at = std::time::Instant::now();
             loop {
                 interval.tick().await;
                 shared.reload_if_changed().await;
                 shared.beat().await;
+                if sources_looked_at.elapsed() >= SOURCES_LOOKED_AT {
+                    sources_looked_at = std::time::Instant::now();
+                    shared.look_at_sources().await;
+                }
                 let marker = shared.store.change_marker().await.ok();
                 let moved = marker.is_some() && last.is_some() && marker != last;
                 if marker.is_some() {
@@ -302,6 +309,22 @@ impl AppState {
 }
 
 impl Shared {
+    /// Tells live clients when a source's files went or came back since the snapshot was
+    /// made (a listing of each source, nothing read).
+    async fn look_at_sources(&self) {
+        let loaded = self.loaded();
+        let gone = loaded.executor.gone_sources().await;
+        let moved = {
+            let cached = self.snapshot.lock().await;
+            cached.as_ref().is_some_and(|s| {
+                Arc::ptr_eq(&s.loaded, &loaded) && !s.gone_sources().keys().eq(gone.keys())
+            })
+        };
+        if moved {
+            self.changed();
+        }
+    }
+
     /// The project as last loaded.
     pub(crate) fn loaded(&self) -> Arc<Loaded> {
         self.current
@@ -452,19 +475,8 @@ impl Shared {
                 return Err(e);
             }
         };
-        // Sources' files are looked at again at least this often, as nothing in the store says
-        // when they go.
-        let has_sources = current
-            .project
-            .graph()
-            .iter()
-            .any(|d| d.kind == freshet_core::AssetKind::Source);
-        let look_again = has_sources.then(|| now + SOURCES_LOOKED_AT);
         let snapshot = Arc::new(Snapshot {
-            valid_until: [judged.valid_until(), look_again]
-                .into_iter()
-                .flatten()
-                .min(),
+            valid_until: judged.valid_until(),
             judged,
             loaded: current,
             failures: failures.into_iter().map(|f| (f.asset.clone(), f)).collect(),

@@ -44,6 +44,7 @@ fn summary(
         summary.status = status;
         summary.display_status = run_state.unwrap_or(status);
         summary.freshness.state = freshness;
+        summary.summary = "missing: its files are gone".to_owned();
         summary.files_gone = Some(FilesGoneJson {
             reason: gone.reason.clone(),
             last_seen: gone.last_observed_at.map(crate::json::micros),
