@@ -36,7 +36,7 @@ pub fn print_status(
             .map(|(d, r)| {
                 let mut json = StatusJson::new(d, r, lineage, failures.get(d.key.as_str()));
                 json.load_error = project.load_error(&d.key).map(str::to_owned);
-                json.files_gone = gone.get(&d.key).map(gone_words);
+                json.files_gone = gone.get(&d.key).map(gone_json);
                 shown_in_json(&mut json, r, gone.get(&d.key));
                 json
             })
@@ -132,7 +132,7 @@ pub fn print_explanation(
     if json {
         let mut json = StatusJson::new(def, report, lineage, failure);
         json.load_error = project.load_error(&def.key).map(str::to_owned);
-        json.files_gone = gone.map(gone_words);
+        json.files_gone = gone.map(gone_json);
         shown_in_json(&mut json, report, gone);
         return print_json(&json);
     }
@@ -533,13 +533,26 @@ fn shown_in_json(json: &mut StatusJson, report: &AssetReport, gone: Option<&Gone
 }
 
 /// A source whose files are gone, in words: "its files are gone: no files match /data/raw.csv
-/// (last seen 2026-12-03 10:02:00 UTC)".
+/// (last seen 2026-12-03 10:02:00 UTC)"; for one never observed, "no files match ...".
 fn gone_words(gone: &Gone) -> String {
-    let seen = gone
-        .last_observed_at
-        .map(|t| format!(" (last seen {})", time(t)))
-        .unwrap_or_default();
-    format!("its files are gone: {}{seen}", gone.reason)
+    match gone.last_observed_at {
+        Some(t) => format!(
+            "its files are gone: {} (last seen {})",
+            gone.reason,
+            time(t)
+        ),
+        None => gone.reason.clone(),
+    }
+}
+
+/// `files_gone` in `status --json`.
+fn gone_json(gone: &Gone) -> crate::json::FilesGoneJson {
+    crate::json::FilesGoneJson {
+        reason: gone.reason.clone(),
+        last_seen: gone
+            .last_observed_at
+            .map(|t| crate::json::Precision::Seconds.time(t)),
+    }
 }
 
 /// `text` cut to `max` characters, an ellipsis marking the cut.

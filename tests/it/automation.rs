@@ -91,6 +91,52 @@ fn fresh(project: &TempProject, keys: &[&str]) -> bool {
         .all(|k| status.get(*k).is_some_and(|s| s["status"] == "fresh"))
 }
 
+/// An eager asset whose file does not load is not run by automation (no failed runs, no
+/// failure on it), while the rest is kept fresh.
+#[test]
+fn the_daemon_runs_around_an_asset_whose_file_does_not_load() {
+    let project = TempProject::with_files(&[
+        (
+            "freshet.toml",
+            "[project]\nname = \"t\"\n[automation]\ndefault = \"eager\"\n[sources.raw]\npath = \"raw.csv\"\n",
+        ),
+        ("raw.csv", "n\n1\n2\n"),
+        ("sql/clean.sql", "SELECT n * 10 AS m FROM raw"),
+        ("sql/broken.sql", "SELECT m FRM clean"),
+    ]);
+    let daemon = Daemon::start(&project);
+    assert!(
+        wait_until(Duration::from_secs(30), || fresh(&project, &["clean"])),
+        "the daemon never materialized clean:\n{}",
+        daemon.log()
+    );
+    project.write("raw.csv", "n\n1\n2\n3\n");
+    assert!(
+        wait_until(Duration::from_secs(10), || project
+            .ok(&["preview", "clean"])
+            .stdout
+            .contains("| 30 |")),
+        "{}",
+        daemon.log()
+    );
+    drop(daemon);
+    let listed = runs(&project);
+    assert!(!listed.is_empty());
+    assert!(
+        listed.iter().all(|r| r["status"] == "succeeded"),
+        "{listed:?}"
+    );
+    let status = project.status();
+    assert_eq!(status["broken"]["last_failure"], serde_json::Value::Null);
+    assert!(
+        status["broken"]["load_error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("sql/broken.sql: invalid SQL")),
+        "{}",
+        status["broken"]
+    );
+}
+
 #[test]
 fn the_daemon_keeps_eager_assets_fresh_as_their_source_changes() {
     let project = TempProject::with_files(&[

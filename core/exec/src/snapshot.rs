@@ -66,22 +66,25 @@ impl Snapshot {
         executor: &crate::executor::Executor,
         at: DateTime<Utc>,
     ) -> Result<Self> {
-        let lineage = store.load_lineage().await?;
-        let gone = executor
-            .gone_sources()
-            .await
+        let gone = executor.gone_sources().await;
+        Ok(Self::load(project, store, at).await?.with_gone(gone))
+    }
+
+    /// This snapshot, saying that the sources in `gone` (each with what its listing found)
+    /// have no files: what [`Snapshot::load_looking`] finds, or a look taken earlier.
+    pub fn with_gone(mut self, gone: BTreeMap<AssetKey, String>) -> Self {
+        self.gone = gone
             .into_iter()
+            .filter(|(key, _)| self.project.graph().contains(key))
             .map(|(key, reason)| {
                 let gone = Gone {
                     reason,
-                    last_observed_at: lineage.observation(&key).map(|o| o.checked_at),
+                    last_observed_at: self.lineage.observation(&key).map(|o| o.checked_at),
                 };
                 (key, gone)
             })
             .collect();
-        let mut snapshot = Self::new(project.clone(), lineage, at);
-        snapshot.gone = gone;
-        Ok(snapshot)
+        self
     }
 
     /// Why `key`'s files are gone, if it is a source whose files were gone when this was built

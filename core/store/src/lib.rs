@@ -218,8 +218,9 @@ impl Store {
     }
 
     /// Opens the store at `url` to read only, for commands that only read (`status`, `plan`,
-    /// `preview`): nothing is written, not even SQLite's journal mode or a lock file, so they
-    /// work on a database this process may not write, and never wait for a writer. A store
+    /// `preview`, `history`): the database is never written (not even SQLite's journal mode)
+    /// and no file is created beside it (no lock file; no `-wal` or `-shm`), so they work on a
+    /// database this process may not write, and never wait for a writer. A store
     /// that does not exist yet or whose schema is behind this binary's is opened as
     /// [`Store::open_beside`] opens it (creating or migrating it), and so is a SQLite URL with
     /// options of its own. Refuses what `open_beside` refuses.
@@ -244,30 +245,29 @@ impl Store {
                     return Self::open_beside(url, outputs).await;
                 }
                 check_sqlite_header(Path::new(path)).map_err(|e| fail(&e))?;
-                let read_only = pool(backend, &format!("{url}?mode=ro"), true).await;
-                let readable = match read_only {
-                    Ok(pool) => {
-                        let read = sqlx::query("SELECT COUNT(*) FROM sqlite_master")
-                            .fetch_one(&pool)
-                            .await;
-                        if read.is_ok() {
-                            Some(pool)
-                        } else {
-                            pool.close().await;
-                            None
-                        }
-                    }
-                    Err(_) => None,
+                // With neither a `-wal` nor a `-shm` beside it, no connection is open and every
+                // commit is in the file itself: it is read as it is (`immutable`), which creates
+                // no file and takes no lock, so it works in a folder this user cannot write and
+                // leaves nothing behind in one it can. (A writer that starts during the read
+                // could change the file under it: the read may then fail; it never writes.)
+                // Otherwise a writer is about, and its WAL is read with SQLite's read-only locks.
+                let quiet = !beside(path, "-wal").exists() && !beside(path, "-shm").exists();
+                let options = if quiet {
+                    "mode=ro&immutable=true"
+                } else {
+                    "mode=ro"
                 };
-                match readable {
-                    Some(pool) => pool,
-                    // A WAL database is read through its `-shm` file, which SQLite cannot
-                    // create in a folder it may not write. That file is there while any
-                    // connection is open, so none is: nothing changes the file as it is read.
-                    None => pool(backend, &format!("{url}?mode=ro&immutable=true"), true)
-                        .await
-                        .map_err(|e| fail(&e))?,
+                let pool = pool(backend, &format!("{url}?{options}"), true)
+                    .await
+                    .map_err(|e| fail(&e))?;
+                let read = sqlx::query("SELECT COUNT(*) FROM sqlite_master")
+                    .fetch_one(&pool)
+                    .await;
+                if let Err(e) = read {
+                    pool.close().await;
+                    return Err(fail(&e));
                 }
+                pool
             }
             Backend::Postgres => {
                 probe(backend, url).await.map_err(|e| fail(&e))?;
@@ -276,7 +276,7 @@ impl Store {
         };
         let current = async {
             schema::check(&pool, backend, backend.migrator()).await?;
-            schema::is_current(&pool, backend.migrator()).await
+            schema::is_current(&pool, backend, backend.migrator()).await
         };
         match current.await {
             Ok(true) => Ok(Self {
@@ -366,6 +366,11 @@ impl Store {
     }
 }
 
+/// The file beside a SQLite database `path` with `suffix` (`-wal`, `-shm`).
+fn beside(path: &str, suffix: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!("{path}{suffix}"))
+}
+
 /// Connects once, as the pool's connections will (on SQLite, up to the setting its connections
 /// make first): the pool would retry a refused connection until its timeout and then say only
 /// that it timed out; this says why, at once.
@@ -384,11 +389,18 @@ async fn probe(backend: Backend, url: &str) -> std::result::Result<(), String> {
             .await;
         if let Err(e) = set {
             let _ = probe.close().await;
-            return Err(format!(
-                "{}; if the file or its folder is read-only, only status, plan, preview and \
-                 history can use it",
-                one_line(&e)
-            ));
+            let message = one_line(&e);
+            // SQLITE_CANTOPEN (14) or SQLITE_READONLY (8): this user may not write it.
+            let read_only = message.contains("(code: 14)") || message.contains("(code: 8)");
+            return Err(if read_only {
+                format!(
+                    "{message}; if the file or its folder is read-only, only status, plan, \
+                     preview and history can use it (and only while its schema is this \
+                     freshet's)"
+                )
+            } else {
+                message
+            });
         }
     }
     let _ = probe.close().await;

@@ -42,15 +42,24 @@ pub(crate) async fn check(
 
 /// Whether every migration this binary knows is applied and the heads carry their records: a
 /// database [`check`] accepted that needs no writing before it is read.
-pub(crate) async fn is_current(pool: &AnyPool, migrator: &Migrator) -> Result<bool, String> {
-    let applied: Vec<i64> = match sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
-        .fetch_all(pool)
-        .await
+pub(crate) async fn is_current(
+    pool: &AnyPool,
+    backend: Backend,
+    migrator: &Migrator,
+) -> Result<bool, String> {
+    if !tables(pool, backend)
+        .await?
+        .iter()
+        .any(|t| t == MIGRATIONS_TABLE)
     {
-        Ok(applied) => applied,
-        // No table: an empty database, to be migrated.
-        Err(_) => return Ok(false),
-    };
+        // An empty database, to be migrated.
+        return Ok(false);
+    }
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_all(pool)
+            .await
+            .map_err(|e| one_line(&e))?;
     if migrator.iter().any(|m| !applied.contains(&m.version)) {
         return Ok(false);
     }

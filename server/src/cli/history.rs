@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use freshet_core::{AssetKind, Materialization, Project};
 
-use super::open_read;
+use super::open_read_store;
 use crate::json::{MaterializationJson, ObservationJson, VersionJson};
 use crate::output::{print_json, print_table};
 use crate::words;
@@ -25,7 +25,7 @@ pub(super) async fn history(
         .graph()
         .get(&key)
         .is_some_and(|d| d.kind == AssetKind::Source);
-    let (store, _executor) = open_read(project).await?;
+    let store = open_read_store(project).await?;
     let limit = limit.clamp(1, 10_000);
     let result = if is_source {
         let page = store.observations_of(&key, limit, None).await?;

@@ -324,13 +324,15 @@ async fn open(project: &Project) -> anyhow::Result<(Store, Executor)> {
 /// commands that write nothing (`status`, `plan`, `preview`, `history`). They leave the runs of
 /// processes that died to the next command that writes.
 async fn open_read(project: &Project) -> anyhow::Result<(Store, Executor)> {
-    let store = Store::open_read_only(
-        project.database_url(),
-        earlier_outputs(project).await.as_deref(),
-    )
-    .await?;
+    let store = open_read_store(project).await?;
     let executor = Executor::new(project.clone(), store.clone())?;
     Ok((store, executor))
+}
+
+/// [`open_read`] without the executor, for a command that reads only the store.
+async fn open_read_store(project: &Project) -> anyhow::Result<Store> {
+    let outputs = earlier_outputs(project).await;
+    Ok(Store::open_read_only(project.database_url(), outputs.as_deref()).await?)
 }
 
 /// Opens the store and fails the runs of processes that died (saying so), so that nothing

@@ -48,8 +48,8 @@ pub struct StatusJson {
     /// be materialized until the file is fixed.
     pub load_error: Option<String>,
     /// For a source whose files are gone: why, and when they were last seen (its `status` is
-    /// then `missing`); `null` otherwise.
-    pub files_gone: Option<String>,
+    /// then `missing`); `null` otherwise. The same shape as the API's.
+    pub files_gone: Option<super::FilesGoneJson>,
 }
 
 /// An asset's latest failed attempt, in `status --json`.

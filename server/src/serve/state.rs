@@ -85,6 +85,9 @@ pub(crate) struct Shared {
     pub(crate) stopping: watch::Sender<bool>,
     snapshot: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
     dirty: AtomicBool,
+    /// The sources whose files were gone at the watcher's last look (`None`: not looked yet),
+    /// with what their listing found: snapshots are built with it, never listing themselves.
+    gone: Mutex<Option<std::collections::BTreeMap<AssetKey, String>>>,
     /// Assets being materialized by this server's runs now.
     running: Mutex<HashMap<AssetKey, RunId>>,
     /// This server's queued and running runs, with the switch that cancels each.
@@ -194,6 +197,7 @@ impl AppState {
             stopping: watch::Sender::new(false),
             snapshot: tokio::sync::Mutex::new(None),
             dirty: AtomicBool::new(true),
+            gone: Mutex::new(None),
             running: Mutex::new(HashMap::new()),
             active: Mutex::new(HashMap::new()),
             covering: Mutex::new(HashMap::new()),
@@ -277,52 +281,105 @@ impl AppState {
     pub fn spawn_watcher(&self) -> tokio::task::JoinHandle<()> {
         let shared = self.0.clone();
         tokio::spawn(async move {
-            let mut last = None;
-            let mut interval = tokio::time::interval(POLL);
-            let mut sources_looked_at = std::time::Instant::now();
-            loop {
-                interval.tick().await;
-                shared.reload_if_changed().await;
-                shared.beat().await;
-                if sources_looked_at.elapsed() >= SOURCES_LOOKED_AT {
-                    sources_looked_at = std::time::Instant::now();
+            // In the same task, so aborting it stops both; a slow listing delays no beat.
+            let sources = async {
+                let mut interval = tokio::time::interval(SOURCES_LOOKED_AT);
+                loop {
+                    interval.tick().await;
                     shared.look_at_sources().await;
                 }
-                let marker = shared.store.change_marker().await.ok();
-                let moved = marker.is_some() && last.is_some() && marker != last;
-                if marker.is_some() {
-                    last = marker;
+            };
+            let store = async {
+                let mut last = None;
+                let mut interval = tokio::time::interval(POLL);
+                loop {
+                    shared.watch_store(&mut interval, &mut last).await;
                 }
-                let deadline = {
-                    let cached = shared.snapshot.lock().await;
-                    cached
-                        .as_ref()
-                        .and_then(|s| s.valid_until)
-                        .is_some_and(|t| shared.clock.now() >= t)
-                };
-                if moved || deadline {
-                    shared.changed();
-                }
-            }
+            };
+            futures::future::join(sources, store).await;
         })
     }
 }
 
 impl Shared {
-    /// Tells live clients when a source's files went or came back since the snapshot was
-    /// made (a listing of each source, nothing read).
-    async fn look_at_sources(&self) {
-        let loaded = self.loaded();
-        let gone = loaded.executor.gone_sources().await;
-        let moved = {
+    /// One turn of the store watch: reloads the project if its files changed, beats, and tells
+    /// clients when the store changed or a freshness deadline passed.
+    async fn watch_store(
+        &self,
+        interval: &mut tokio::time::Interval,
+        last: &mut Option<(i64, String, i64, i64)>,
+    ) {
+        interval.tick().await;
+        self.reload_if_changed().await;
+        self.beat().await;
+        let marker = self.store.change_marker().await.ok();
+        let moved = marker.is_some() && last.is_some() && marker != *last;
+        if marker.is_some() {
+            *last = marker;
+        }
+        let deadline = {
             let cached = self.snapshot.lock().await;
-            cached.as_ref().is_some_and(|s| {
-                Arc::ptr_eq(&s.loaded, &loaded) && !s.gone_sources().keys().eq(gone.keys())
-            })
+            cached
+                .as_ref()
+                .and_then(|s| s.valid_until)
+                .is_some_and(|t| self.clock.now() >= t)
+        };
+        if moved || deadline {
+            self.changed();
+        }
+    }
+
+    /// `request` without the assets whose files do not load (they cannot run), so that a
+    /// schedule, a sensor or automation still runs the rest. (The API refuses such a request
+    /// before it gets here.)
+    fn without_broken(&self, mut request: PlanRequest) -> PlanRequest {
+        let loaded = self.loaded();
+        let project = &loaded.project;
+        let graph = project.graph();
+        if project.first_broken(graph.iter().map(|d| &d.key)).is_none() {
+            return request;
+        }
+        let keys = request.selection.get_or_insert_with(|| {
+            graph
+                .iter()
+                .filter(|d| d.kind != freshet_core::AssetKind::Source)
+                .map(|d| d.key.clone())
+                .collect()
+        });
+        keys.retain(|k| match project.load_error(k) {
+            Some(error) => {
+                tracing::info!(asset = %k, error, "not run: its file does not load");
+                false
+            }
+            None => true,
+        });
+        request.force.retain(|k| project.load_error(k).is_none());
+        request
+    }
+
+    /// Looks whether sources' files went or came back (a listing of each, nothing read), and
+    /// tells clients when that changed.
+    async fn look_at_sources(&self) {
+        let gone = self.loaded().executor.gone_sources().await;
+        let moved = {
+            let mut known = lock(&self.gone);
+            let moved = known.as_ref() != Some(&gone);
+            *known = Some(gone);
+            moved
         };
         if moved {
             self.changed();
         }
+    }
+
+    /// The sources whose files were gone at the last look, looking now if none was taken.
+    async fn gone(&self) -> std::collections::BTreeMap<AssetKey, String> {
+        if let Some(known) = lock(&self.gone).clone() {
+            return known;
+        }
+        let gone = self.loaded().executor.gone_sources().await;
+        *lock(&self.gone) = Some(gone.clone());
+        gone
     }
 
     /// The project as last loaded.
@@ -457,13 +514,10 @@ impl Shared {
         }
         self.dirty.store(false, Ordering::SeqCst);
         let loaded = async {
-            let judged = freshet_core::Snapshot::load_looking(
-                &current.project,
-                &self.store,
-                &current.executor,
-                now,
-            )
-            .await?;
+            let gone = self.gone().await;
+            let judged = freshet_core::Snapshot::load(&current.project, &self.store, now)
+                .await?
+                .with_gone(gone);
             let failures = self.store.failures().await?;
             Ok::<_, freshet_core::Error>((judged, failures))
         };
@@ -512,6 +566,10 @@ impl Shared {
         if *self.stopping.borrow() {
             return Err(freshet_core::Error::Stopping);
         }
+        let work = match work {
+            Work::Materialize(request) => Work::Materialize(self.without_broken(request)),
+            observe => observe,
+        };
         let id = RunId::generate();
         let (kind, stale_only) = match &work {
             Work::Materialize(request) => (RunKind::Materialize, request.stale_only),

@@ -39,6 +39,9 @@ pub struct Executor {
     pub(super) options: ConfigOptions,
     /// Where every time the executor records comes from.
     pub(super) clock: Arc<dyn Clock>,
+    /// Folders of versions whose steps were stopped before they were recorded, to remove once
+    /// their writers have surely ended (see `step.rs`'s `Unrecorded`).
+    pub(super) abandoned: Arc<std::sync::Mutex<Vec<ObjectPath>>>,
 }
 
 impl fmt::Debug for Executor {
@@ -93,6 +96,7 @@ impl Executor {
             runtime,
             options: session_options()?,
             clock: Arc::new(SystemClock),
+            abandoned: Arc::default(),
         })
     }
 

@@ -152,6 +152,7 @@ impl Executor {
             interrupted: false,
         };
         walk.go(log, lineage, stop).await;
+        self.sweep_abandoned().await;
         RunReport {
             run_id: Some(walk.run_id.clone()),
             steps: walk

@@ -7,7 +7,6 @@ use std::time::Instant;
 use chrono::Utc;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::object_store::ObjectStoreExt as _;
 use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -112,8 +111,8 @@ impl Executor {
         // Until it is recorded, the folder goes with the step: if the step is stopped (a
         // cancel, a timeout, SIGTERM) the guard removes what was written.
         let unrecorded = Unrecorded {
-            output: self.output.clone(),
             local: self.project.storage_url().scheme() == "file",
+            abandoned: self.abandoned.clone(),
             folder: Some(folder.clone()),
         };
         let written = match self.write_output(key, &folder, stream, options).await {
@@ -221,13 +220,16 @@ impl Executor {
     }
 }
 
-/// A version's folder while it is written and not yet recorded: dropped armed (the step was
-/// stopped), it removes what was written, at once on local disk (staging files included),
-/// else in a task. What a killed process leaves, `gc` removes.
+/// A version's folder while it is written and not yet recorded. Dropped armed (the step was
+/// stopped: a cancel, its time limit, SIGTERM), it removes the folder at once on local disk
+/// (staging files included) and hands it to [`Executor::sweep_abandoned`], which the run calls
+/// once its tasks ended: a writer task or a blocking write in flight may still finish a file
+/// after the first removal, and an object store's objects need an async delete. What a killed
+/// process leaves, `gc` removes.
 struct Unrecorded {
-    output: Arc<dyn datafusion::object_store::ObjectStore>,
     /// Whether the output is on local disk, where an object's path is its file's from `/`.
     local: bool,
+    abandoned: Arc<std::sync::Mutex<Vec<ObjectPath>>>,
     folder: Option<ObjectPath>,
 }
 
@@ -245,21 +247,38 @@ impl Drop for Unrecorded {
         };
         if self.local {
             let _ = std::fs::remove_dir_all(std::path::Path::new("/").join(folder.as_ref()));
+        }
+        self.abandoned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(folder);
+    }
+}
+
+impl Executor {
+    /// Removes the folders of steps stopped before their output was recorded, once their
+    /// writers have had a moment to end. Best effort: what is left is unreferenced, and `gc`
+    /// removes it.
+    pub(super) async fn sweep_abandoned(&self) {
+        let folders: Vec<ObjectPath> = std::mem::take(
+            &mut *self
+                .abandoned
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if folders.is_empty() {
             return;
         }
-        let output = self.output.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                use futures::TryStreamExt as _;
-                let listed: Vec<_> = output
-                    .list(Some(&folder))
-                    .try_collect()
-                    .await
-                    .unwrap_or_default();
-                for object in listed {
-                    let _ = output.delete(&object.location).await;
-                }
-            });
+        // An aborted writer ends at its next await, a blocking write within a few ms.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let local = self.project.storage_url().scheme() == "file";
+        for folder in folders {
+            if local {
+                let path = std::path::Path::new("/").join(folder.as_ref());
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path)).await;
+            } else {
+                self.remove_folder(&folder).await;
+            }
         }
     }
 }

@@ -120,8 +120,6 @@ fn select(snapshot: &Snapshot, text: &str) -> ApiResult<BTreeSet<AssetKey>> {
         .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-/// `running` while one of this server's runs computes it, `failed` when its latest attempt
-/// failed after its current version, else nothing.
 /// The status and freshness shown for `report`'s asset: a source whose files are gone is
 /// `missing` and its freshness (with a policy) `unknown`, whatever its last observation says.
 fn shown(
@@ -139,6 +137,8 @@ fn shown(
     (freshet_core::Status::Missing.as_str(), freshness.as_str())
 }
 
+/// `running` while one of this server's runs computes it, `broken` when its file does not load,
+/// `failed` when its latest attempt failed after its current version, else nothing.
 fn run_state(
     running: &std::collections::HashSet<AssetKey>,
     snapshot: &Snapshot,
