@@ -88,6 +88,15 @@ impl Api {
         panic!("run {id} did not finish within 30 s");
     }
 
+    /// Requests a run with `body`, waits for it and checks it succeeded.
+    async fn run_to_success(&self, body: &str) -> Value {
+        let (status, run) = self.post("/api/runs", body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+        let page = self.finished(run["run_id"].as_str().unwrap()).await;
+        assert_eq!(page["run"]["status"], "succeeded", "{page}");
+        page
+    }
+
     fn asset<'a>(list: &'a Value, key: &str) -> &'a Value {
         list["assets"]
             .as_array()
@@ -511,12 +520,8 @@ async fn a_broken_file_is_shown_and_refused_while_the_rest_runs() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(refused["error"], error, "{body}");
     }
-    let (status, run) = api
-        .post("/api/runs", r#"{"selection": "daily_revenue"}"#)
+    api.run_to_success(r#"{"selection": "daily_revenue"}"#)
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
-    let page = api.finished(run["run_id"].as_str().unwrap()).await;
-    assert_eq!(page["run"]["status"], "succeeded", "{page}");
     assert!(api.project.path().join("sql/marts/broken.sql").exists());
 }
 
@@ -923,12 +928,8 @@ async fn beyond_loopback_nothing_answers_without_a_token() {
 #[tokio::test]
 async fn metrics_count_runs_assets_and_steps() {
     let api = Api::demo().await;
-    let (status, run) = api
-        .post("/api/runs", r#"{"selection": "daily_revenue"}"#)
+    api.run_to_success(r#"{"selection": "daily_revenue"}"#)
         .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
-    let page = api.finished(run["run_id"].as_str().unwrap()).await;
-    assert_eq!(page["run"]["status"], "succeeded", "{page}");
     let (status, _, text) = raw_call(&api.router, Method::GET, "/metrics", &[], "").await;
     assert_eq!(status, StatusCode::OK);
     let value = |series: &str| -> f64 {

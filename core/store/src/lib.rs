@@ -165,10 +165,7 @@ impl Store {
     /// there would leave them orphaned without a word.
     pub async fn open_beside(url: &str, outputs: Option<&str>) -> Result<Self> {
         sqlx::any::install_default_drivers();
-        let shown = redact_url(url);
-        let fail = |e: &dyn std::fmt::Display| Error::Database {
-            message: format!("cannot open metadata database {shown}: {}", one_line(e)),
-        };
+        let fail = open_failure(url);
         let Some(backend) = Backend::of_url(url) else {
             return Err(fail(
                 &"unknown kind of database (use a SQLite file, sqlite://PATH or postgres://...)",
@@ -226,10 +223,7 @@ impl Store {
     /// options of its own. Refuses what `open_beside` refuses.
     pub async fn open_read_only(url: &str, outputs: Option<&str>) -> Result<Self> {
         sqlx::any::install_default_drivers();
-        let shown = redact_url(url);
-        let fail = |e: &dyn std::fmt::Display| Error::Database {
-            message: format!("cannot open metadata database {shown}: {}", one_line(e)),
-        };
+        let fail = open_failure(url);
         let Some(backend) = Backend::of_url(url) else {
             return Self::open_beside(url, outputs).await;
         };
@@ -363,6 +357,14 @@ impl Store {
     /// Closes the connections, waiting for them to finish.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// How opening `url` fails: "cannot open metadata database URL: why", without its password.
+fn open_failure(url: &str) -> impl Fn(&dyn std::fmt::Display) -> Error {
+    let shown = redact_url(url);
+    move |e| Error::Database {
+        message: format!("cannot open metadata database {shown}: {}", one_line(e)),
     }
 }
 
