@@ -42,6 +42,10 @@ pub struct Executor {
     /// Folders of versions whose steps were stopped before they were recorded, to remove once
     /// their writers have surely ended (see `step.rs`'s `Unrecorded`).
     pub(super) abandoned: Arc<std::sync::Mutex<Vec<ObjectPath>>>,
+    /// Versions whose record was asked for but whose answer never came (the step was stopped
+    /// waiting, or the store failed): once the run has ended, the store refuses them for good,
+    /// and those it did not record are removed.
+    pub(super) unconfirmed: Arc<std::sync::Mutex<Vec<Unconfirmed>>>,
 }
 
 impl fmt::Debug for Executor {
@@ -97,6 +101,7 @@ impl Executor {
             options: session_options()?,
             clock: Arc::new(SystemClock),
             abandoned: Arc::default(),
+            unconfirmed: Arc::default(),
         })
     }
 
@@ -194,6 +199,13 @@ fn session_options() -> Result<ConfigOptions> {
     }
     Ok(options)
 }
+
+/// A version whose record got no answer: its run, its id and its folder.
+pub(super) type Unconfirmed = (
+    crate::model::RunId,
+    crate::model::MaterializationId,
+    ObjectPath,
+);
 
 /// Whether `project`'s output folder or bucket prefix holds any file, and then its URL: what an
 /// empty metadata database must not silently start over beside. One listing, stopped at the

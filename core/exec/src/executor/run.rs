@@ -78,6 +78,7 @@ impl Executor {
         };
         let (status, error) = run_outcome(&report, RunStatus::Cancelled, why);
         log.finish(status, error.as_deref(), &report).await?;
+        self.sweep_unconfirmed(&run_id).await;
         Ok(report)
     }
 
@@ -127,6 +128,7 @@ impl Executor {
         }
         let (status, error) = run_outcome(&report, RunStatus::Cancelled, why_stopped());
         log.finish(status, error.as_deref(), &report).await?;
+        self.sweep_unconfirmed(run_id).await;
         Ok(report)
     }
 

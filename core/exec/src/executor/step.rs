@@ -110,10 +110,14 @@ impl Executor {
         let folder = self.folder_of(key, &id);
         // Until it is recorded, the folder goes with the step: if the step is stopped (a
         // cancel, a timeout, SIGTERM) the guard removes what was written.
-        let unrecorded = Unrecorded {
+        let mut unrecorded = Unrecorded {
             local: self.project.storage_url().scheme() == "file",
             abandoned: self.abandoned.clone(),
-            folder: Some(folder.clone()),
+            unconfirmed: self.unconfirmed.clone(),
+            run: run_id.clone(),
+            id: id.clone(),
+            folder: folder.clone(),
+            phase: Writing::Writing,
         };
         let written = match self.write_output(key, &folder, stream, options).await {
             Ok(w) => w,
@@ -149,14 +153,17 @@ impl Executor {
             collected_at: None,
         };
         // From here the folder may be current (a commit may land even if this task is stopped
-        // waiting for its answer), so only a definite refusal removes it.
-        unrecorded.disarm();
+        // waiting for its answer): only a definite refusal removes it now; without an answer,
+        // the run looks once it has ended.
+        unrecorded.phase = Writing::Recording;
         if let Err(e) = self.store.record_run_output(&m).await {
             if matches!(e, crate::store::Error::Transition { .. }) {
+                unrecorded.phase = Writing::Settled;
                 self.remove_folder(&folder).await;
             }
             return Err(e.into());
         }
+        unrecorded.phase = Writing::Settled;
         info!(rows = m.row_count, bytes = m.byte_size, data_version = %m.data_version, "materialized");
         Ok(m)
     }
@@ -220,39 +227,56 @@ impl Executor {
     }
 }
 
-/// A version's folder while it is written and not yet recorded. Dropped armed (the step was
-/// stopped: a cancel, its time limit, SIGTERM), it removes the folder at once on local disk
-/// (staging files included) and hands it to [`Executor::sweep_abandoned`], which the run calls
-/// once its tasks ended: a writer task or a blocking write in flight may still finish a file
-/// after the first removal, and an object store's objects need an async delete. What a killed
-/// process leaves, `gc` removes.
+/// A version's folder from its first byte to its record. Dropped while still `Writing` (the
+/// step was stopped: a cancel, its time limit, SIGTERM), it removes the folder at once on local
+/// disk (staging files included) and hands it to [`Executor::sweep_abandoned`], which the run
+/// calls once its tasks ended: a writer task or a blocking write in flight may still finish a
+/// file after the first removal, and an object store's objects need an async delete. Dropped
+/// while `Recording` (no answer came), it hands the folder to
+/// [`Executor::sweep_unconfirmed`]. What a killed process leaves, `gc` removes.
 struct Unrecorded {
     /// Whether the output is on local disk, where an object's path is its file's from `/`.
     local: bool,
     abandoned: Arc<std::sync::Mutex<Vec<ObjectPath>>>,
-    folder: Option<ObjectPath>,
+    unconfirmed: Arc<std::sync::Mutex<Vec<super::engine::Unconfirmed>>>,
+    run: RunId,
+    id: MaterializationId,
+    folder: ObjectPath,
+    phase: Writing,
 }
 
-impl Unrecorded {
-    /// The folder is handed to the store: no longer removed on drop.
-    fn disarm(mut self) {
-        self.folder = None;
-    }
+/// Where a version's write is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writing {
+    /// Its files are being written: not recorded.
+    Writing,
+    /// Its record was asked for: it may be current.
+    Recording,
+    /// Recorded, or refused and removed.
+    Settled,
 }
 
 impl Drop for Unrecorded {
     fn drop(&mut self) {
-        let Some(folder) = self.folder.take() else {
-            return;
-        };
-        if self.local {
-            let _ = std::fs::remove_dir_all(std::path::Path::new("/").join(folder.as_ref()));
+        let folder = std::mem::replace(&mut self.folder, ObjectPath::from(""));
+        match self.phase {
+            Writing::Writing => {
+                if self.local {
+                    let _ =
+                        std::fs::remove_dir_all(std::path::Path::new("/").join(folder.as_ref()));
+                }
+                lock(&self.abandoned).push(folder);
+            }
+            Writing::Recording => {
+                lock(&self.unconfirmed).push((self.run.clone(), self.id.clone(), folder));
+            }
+            Writing::Settled => {}
         }
-        self.abandoned
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(folder);
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Executor {
@@ -260,25 +284,44 @@ impl Executor {
     /// writers have had a moment to end. Best effort: what is left is unreferenced, and `gc`
     /// removes it.
     pub(super) async fn sweep_abandoned(&self) {
-        let folders: Vec<ObjectPath> = std::mem::take(
-            &mut *self
-                .abandoned
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        let folders: Vec<ObjectPath> = std::mem::take(&mut *lock(&self.abandoned));
         if folders.is_empty() {
             return;
         }
         // An aborted writer ends at its next await, a blocking write within a few ms.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let local = self.project.storage_url().scheme() == "file";
         for folder in folders {
-            if local {
-                let path = std::path::Path::new("/").join(folder.as_ref());
-                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path)).await;
-            } else {
-                self.remove_folder(&folder).await;
+            self.remove_version_folder(&folder).await;
+        }
+    }
+
+    /// Removes the folders of versions whose record got no answer and that the store did not
+    /// record: called once the run's end is recorded, after which the store refuses any output
+    /// of it, so what is not recorded now never will be. Best effort, as above.
+    pub(super) async fn sweep_unconfirmed(&self, run: &RunId) {
+        let versions: Vec<_> = {
+            let mut all = lock(&self.unconfirmed);
+            let (ours, others) = std::mem::take(&mut *all)
+                .into_iter()
+                .partition(|(r, _, _)| r == run);
+            *all = others;
+            ours
+        };
+        for (_, id, folder) in versions {
+            if let Ok(None) = self.store.materialization(id.as_str()).await {
+                self.remove_version_folder(&folder).await;
             }
+        }
+    }
+
+    /// Removes a version's folder: on local disk the whole folder (staging files, which
+    /// listings do not show, included), elsewhere every object under it.
+    async fn remove_version_folder(&self, folder: &ObjectPath) {
+        if self.project.storage_url().scheme() == "file" {
+            let path = std::path::Path::new("/").join(folder.as_ref());
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path)).await;
+        } else {
+            self.remove_folder(folder).await;
         }
     }
 }
