@@ -117,7 +117,7 @@ impl Executor {
             run: run_id.clone(),
             id: id.clone(),
             folder: folder.clone(),
-            phase: Writing::Writing,
+            phase: Stage::Writing,
         };
         let written = match self.write_output(key, &folder, stream, options).await {
             Ok(w) => w,
@@ -155,15 +155,15 @@ impl Executor {
         // From here the folder may be current (a commit may land even if this task is stopped
         // waiting for its answer): only a definite refusal removes it now; without an answer,
         // the run looks once it has ended.
-        unrecorded.phase = Writing::Recording;
+        unrecorded.phase = Stage::Recording;
         if let Err(e) = self.store.record_run_output(&m).await {
             if matches!(e, crate::store::Error::Transition { .. }) {
-                unrecorded.phase = Writing::Settled;
+                unrecorded.phase = Stage::Settled;
                 self.remove_folder(&folder).await;
             }
             return Err(e.into());
         }
-        unrecorded.phase = Writing::Settled;
+        unrecorded.phase = Stage::Settled;
         info!(rows = m.row_count, bytes = m.byte_size, data_version = %m.data_version, "materialized");
         Ok(m)
     }
@@ -242,12 +242,12 @@ struct Unrecorded {
     run: RunId,
     id: MaterializationId,
     folder: ObjectPath,
-    phase: Writing,
+    phase: Stage,
 }
 
 /// Where a version's write is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Writing {
+enum Stage {
     /// Its files are being written: not recorded.
     Writing,
     /// Its record was asked for: it may be current.
@@ -260,17 +260,17 @@ impl Drop for Unrecorded {
     fn drop(&mut self) {
         let folder = std::mem::replace(&mut self.folder, ObjectPath::from(""));
         match self.phase {
-            Writing::Writing => {
+            Stage::Writing => {
                 if self.local {
                     let _ =
                         std::fs::remove_dir_all(std::path::Path::new("/").join(folder.as_ref()));
                 }
                 lock(&self.abandoned).push(folder);
             }
-            Writing::Recording => {
+            Stage::Recording => {
                 lock(&self.unconfirmed).push((self.run.clone(), self.id.clone(), folder));
             }
-            Writing::Settled => {}
+            Stage::Settled => {}
         }
     }
 }
