@@ -36,7 +36,7 @@ pub fn print_status(
             .map(|(d, r)| {
                 let mut json = StatusJson::new(d, r, lineage, failures.get(d.key.as_str()));
                 json.load_error = project.load_error(&d.key).map(str::to_owned);
-                json.files_gone = gone.get(&d.key).map(gone_json);
+                json.files_gone = gone.get(&d.key).map(files_gone_json);
                 shown_in_json(&mut json, r, gone.get(&d.key));
                 json
             })
@@ -64,8 +64,11 @@ pub fn print_status(
         table.push(vec![
             def.key.to_string(),
             def.kind.to_string(),
-            shown_status(report, gone.get(&def.key)).as_str().to_owned(),
-            match shown_freshness(report, gone.get(&def.key)) {
+            Gone::shown(gone.get(&def.key), report)
+                .0
+                .as_str()
+                .to_owned(),
+            match Gone::shown(gone.get(&def.key), report).1 {
                 FreshnessState::None => "-".to_owned(),
                 state => state.as_str().to_owned(),
             },
@@ -132,7 +135,7 @@ pub fn print_explanation(
     if json {
         let mut json = StatusJson::new(def, report, lineage, failure);
         json.load_error = project.load_error(&def.key).map(str::to_owned);
-        json.files_gone = gone.map(gone_json);
+        json.files_gone = gone.map(files_gone_json);
         shown_in_json(&mut json, report, gone);
         return print_json(&json);
     }
@@ -161,7 +164,7 @@ fn status_words(
     }
     out.push_str(&format!(
         "status: {}\n",
-        shown_status(report, gone).as_str()
+        Gone::shown(gone, report).0.as_str()
     ));
     match (report.status, def.kind) {
         _ if gone.is_some() => {
@@ -194,7 +197,7 @@ fn freshness_words(
     now: DateTime<Utc>,
 ) -> String {
     let f = &report.freshness;
-    let mut out = format!("freshness: {}", shown_freshness(report, gone));
+    let mut out = format!("freshness: {}", Gone::shown(gone, report).1);
     if let Some(policy) = &f.policy {
         out.push_str(&format!(" (policy {policy})"));
     }
@@ -503,32 +506,13 @@ fn failure_words(f: &freshet_core::store::Failure, max: usize) -> String {
     )
 }
 
-/// The status shown: `missing` for a source whose files are gone, whatever its last
-/// observation says, else the planner's.
-fn shown_status(report: &AssetReport, gone: Option<&Gone>) -> Status {
-    if gone.is_some() {
-        Status::Missing
-    } else {
-        report.status
-    }
-}
-
-/// The freshness shown: `unknown` for a source with a policy whose files are gone (its data
-/// is not there to be fresh), else the policy's verdict.
-fn shown_freshness(report: &AssetReport, gone: Option<&Gone>) -> FreshnessState {
-    match report.freshness.state {
-        FreshnessState::None => FreshnessState::None,
-        _ if gone.is_some() => FreshnessState::Unknown,
-        state => state,
-    }
-}
-
-/// [`shown_status`] and [`shown_freshness`] in `status --json`.
+/// [`Gone::shown`] in `status --json`.
 fn shown_in_json(json: &mut StatusJson, report: &AssetReport, gone: Option<&Gone>) {
-    json.status = shown_status(report, gone).as_str();
-    json.freshness.state = shown_freshness(report, gone).as_str();
+    let (status, freshness) = Gone::shown(gone, report);
+    json.status = status.as_str();
+    json.freshness.state = freshness.as_str();
     if gone.is_some() {
-        json.summary = "missing: its files are gone".to_owned();
+        json.summary = Gone::SUMMARY.to_owned();
     }
 }
 
@@ -546,13 +530,8 @@ fn gone_words(gone: &Gone) -> String {
 }
 
 /// `files_gone` in `status --json`.
-fn gone_json(gone: &Gone) -> crate::json::FilesGoneJson {
-    crate::json::FilesGoneJson {
-        reason: gone.reason.clone(),
-        last_seen: gone
-            .last_observed_at
-            .map(|t| crate::json::Precision::Seconds.time(t)),
-    }
+fn files_gone_json(gone: &Gone) -> crate::json::FilesGoneJson {
+    crate::json::FilesGoneJson::new(gone, crate::json::Precision::Seconds)
 }
 
 /// `text` cut to `max` characters, an ellipsis marking the cut.

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::Result;
 use crate::graph::AssetGraph;
-use crate::model::{AssetKey, Lineage};
+use crate::model::{AssetKey, FreshnessState, Lineage, Status};
 use crate::planner::{self, AssetReport, Facts, Plan, PlanError, PlanRequest, Statuses};
 use crate::project::Project;
 use crate::selection::{Selection, SelectionError};
@@ -40,6 +40,22 @@ pub struct Gone {
     pub reason: String,
     /// When its files were last seen (its latest observation's last check), if ever.
     pub last_observed_at: Option<DateTime<Utc>>,
+}
+
+impl Gone {
+    /// The one-line summary shown for such a source.
+    pub const SUMMARY: &'static str = "missing: its files are gone";
+
+    /// The status and freshness to show for `report`'s asset, whose files are gone if `gone`
+    /// says so: then `missing` and (with a policy) `unknown`, whatever its last observation
+    /// says, as its data is not there to be fresh; else the judgement's.
+    pub fn shown(gone: Option<&Gone>, report: &AssetReport) -> (Status, FreshnessState) {
+        match (gone, report.freshness.state) {
+            (None, state) => (report.status, state),
+            (Some(_), FreshnessState::None) => (Status::Missing, FreshnessState::None),
+            (Some(_), _) => (Status::Missing, FreshnessState::Unknown),
+        }
+    }
 }
 
 /// Reports in topological order, and where each graph index's report is.

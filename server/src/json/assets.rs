@@ -125,6 +125,16 @@ pub struct FilesGoneJson {
     pub last_seen: Option<String>,
 }
 
+impl FilesGoneJson {
+    /// `gone`, its time to `precision`.
+    pub fn new(gone: &freshet_core::Gone, precision: super::Precision) -> Self {
+        Self {
+            reason: gone.reason.clone(),
+            last_seen: gone.last_observed_at.map(|t| precision.time(t)),
+        }
+    }
+}
+
 /// `GET /api/assets`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AssetListJson {

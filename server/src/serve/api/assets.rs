@@ -8,12 +8,12 @@ use axum::response::Response;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use freshet_core::project::Computation;
-use freshet_core::{AssetDef, AssetKey, AssetKind, Materialization};
+use freshet_core::{AssetDef, AssetKey, AssetKind, Gone, Materialization};
 use serde::Deserialize;
 
 use super::{
     ApiResult, DEFAULT_PAGE, MAX_PAGE, SelectionQuery, cached, cursor, given, json, json_body,
-    json_response, parse_cursor, parse_key, parse_limit, parse_run_id, run_state, select, shown,
+    json_response, parse_cursor, parse_key, parse_limit, parse_run_id, run_state, select,
 };
 use crate::json::{
     AssetDetailJson, AssetListJson, AssetSummaryJson, FailureJson, FilesGoneJson,
@@ -40,15 +40,12 @@ fn summary(
         .load_error(&def.key)
         .map(str::to_owned);
     if let Some(gone) = snapshot.gone(&def.key) {
-        let (status, freshness) = shown(snapshot, report);
-        summary.status = status;
-        summary.display_status = run_state.unwrap_or(status);
-        summary.freshness.state = freshness;
-        summary.summary = "missing: its files are gone".to_owned();
-        summary.files_gone = Some(FilesGoneJson {
-            reason: gone.reason.clone(),
-            last_seen: gone.last_observed_at.map(crate::json::micros),
-        });
+        let (status, freshness) = Gone::shown(Some(gone), report);
+        summary.status = status.as_str();
+        summary.display_status = run_state.unwrap_or(status.as_str());
+        summary.freshness.state = freshness.as_str();
+        summary.summary = Gone::SUMMARY.to_owned();
+        summary.files_gone = Some(FilesGoneJson::new(gone, crate::json::Precision::Micros));
     }
     summary
 }

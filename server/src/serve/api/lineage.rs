@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::{
-    ApiResult, SelectionQuery, cached, given, json_body, json_response, run_state, select, shown,
+    ApiResult, SelectionQuery, cached, given, json_body, json_response, run_state, select,
 };
 use crate::json::{EdgeJson, LineageLayoutJson, NodeJson};
 use crate::serve::error::ApiQuery;
@@ -61,7 +61,8 @@ fn laid_out<'a>(
         };
         let def = graph.def(i);
         let run_state = run_state(&running, snapshot, &def.key);
-        let (status, freshness) = shown(snapshot, report);
+        let (status, freshness) = freshet_core::Gone::shown(snapshot.gone(&def.key), report);
+        let (status, freshness) = (status.as_str(), freshness.as_str());
         nodes.push(NodeJson {
             key: def.key.as_str(),
             kind: def.kind.as_str(),

@@ -120,23 +120,6 @@ fn select(snapshot: &Snapshot, text: &str) -> ApiResult<BTreeSet<AssetKey>> {
         .map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-/// The status and freshness shown for `report`'s asset: a source whose files are gone is
-/// `missing` and its freshness (with a policy) `unknown`, whatever its last observation says.
-fn shown(
-    snapshot: &Snapshot,
-    report: &freshet_core::planner::AssetReport,
-) -> (&'static str, &'static str) {
-    use freshet_core::model::FreshnessState;
-    if snapshot.gone(&report.key).is_none() {
-        return (report.status.as_str(), report.freshness.state.as_str());
-    }
-    let freshness = match report.freshness.state {
-        FreshnessState::None => FreshnessState::None,
-        _ => FreshnessState::Unknown,
-    };
-    (freshet_core::Status::Missing.as_str(), freshness.as_str())
-}
-
 /// `running` while one of this server's runs computes it, `broken` when its file does not load,
 /// `failed` when its latest attempt failed after its current version, else nothing.
 fn run_state(
