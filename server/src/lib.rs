@@ -6,6 +6,15 @@
 //! [`output`] prints text and JSON for the command line; [`words`] holds the words for people
 //! both use.
 
+/// `println!` for results on stdout, which stops quietly when stdout is closed (`| head`)
+/// instead of panicking: the command goes on and ends as it would have.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub mod automation;
 mod cli;
 mod init;

@@ -442,6 +442,7 @@ pub fn run_summary(report: &RunReport) -> String {
     let materialized = count(|o| matches!(o, StepOutcome::Materialized(_)));
     let skipped = count(|o| matches!(o, StepOutcome::Skipped(_)));
     let failed = count(|o| matches!(o, StepOutcome::Failed { .. }));
+    let cancelled = count(|o| matches!(o, StepOutcome::Cancelled));
     let run = report
         .run_id
         .as_ref()
@@ -453,6 +454,9 @@ pub fn run_summary(report: &RunReport) -> String {
     }
     if failed > 0 {
         line.push_str(&format!(", FAILED {failed}"));
+    }
+    if cancelled > 0 {
+        line.push_str(&format!(", cancelled {cancelled}"));
     }
     line
 }

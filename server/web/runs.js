@@ -22,6 +22,7 @@ function stepCounts(s) {
   const parts = [`<span class="n-ok">${fmtInt(s.materialized)}</span> materialized`];
   if (s.skipped) parts.push(`${fmtInt(s.skipped)} skipped`);
   if (s.failed) parts.push(`<span class="n-failed">${fmtInt(s.failed)} failed</span>`);
+  if (s.cancelled) parts.push(`${fmtInt(s.cancelled)} cancelled`);
   return `${parts.join(' · ')} <span class="muted">of ${fmtInt(s.total)}</span>`;
 }
 

@@ -573,7 +573,7 @@ async fn a_requested_run_makes_the_stale_asset_fresh_and_records_its_steps() {
     assert_eq!(page["run"]["selection"], "daily_revenue");
     assert_eq!(
         page["run"]["steps"],
-        json!({"total": 1, "materialized": 1, "skipped": 0, "failed": 0})
+        json!({"total": 1, "materialized": 1, "skipped": 0, "failed": 0, "cancelled": 0})
     );
     assert_eq!(page["steps"][0]["asset"], "daily_revenue");
     assert_eq!(page["steps"][0]["state"], "materialized");

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use freshet_core::store::{HEARTBEAT_TIMEOUT, NewRun, RunKind, StepRecord, StepState};
+use freshet_core::store::{NewRun, RunKind, StepRecord, StepState};
 use freshet_core::{
     AssetContext, AssetKey, BoxError, Catalogue, Catalogues, Executor, PlanRequest, Project,
     Retryable, RunId, RunReport, RustAsset, StepOutcome, Store,
@@ -287,7 +287,7 @@ async fn a_step_waits_while_another_live_run_holds_its_asset() {
         .expect("other run");
     let held = AssetKey::parse("held").expect("key");
     let taken = store
-        .claim_asset(&held, &other, Utc::now(), HEARTBEAT_TIMEOUT)
+        .claim_asset(&held, &other, Utc::now())
         .await
         .expect("claim");
     assert_eq!(taken, None);

@@ -3,6 +3,7 @@
 
 mod api;
 mod automation;
+mod control_plane;
 mod data_plane;
 mod demo;
 mod engine;
@@ -15,4 +16,5 @@ mod s3;
 mod sources;
 mod staleness;
 mod support;
+mod trust;
 mod web;

@@ -50,6 +50,10 @@ pub enum Error {
     /// An asset named on the command line does not exist.
     #[error("unknown asset {0:?}")]
     UnknownAsset(String),
+    /// Another process ended this process's run first (it took the run for dead): what the
+    /// store holds, in one line. The run's steps were stopped and nothing more was recorded.
+    #[error("{0}")]
+    EndedElsewhere(String),
     /// The process is stopping and starts no new run.
     #[error("stopping: no new runs are started")]
     Stopping,
@@ -113,7 +117,7 @@ pub(crate) fn execution_error(key: &AssetKey, e: DataFusionError) -> Error {
     );
     Error::Execution {
         asset: key.to_string(),
-        message: local_paths(&one_line(&e)),
+        message: cause_first(&local_paths(&one_line(&e))),
         retryable,
     }
 }
@@ -146,6 +150,23 @@ pub(crate) fn storage_error(key: &AssetKey, e: &datafusion::object_store::Error)
     }
 }
 
+/// A message that ends in an operating system's error (`... Unable to copy data to file: No
+/// space left on device (os error 28)`) with that cause first, so that a line cut short (the
+/// WHY column of `status`) still names it.
+pub(crate) fn cause_first(message: &str) -> String {
+    let Some(at) = message.find(" (os error ") else {
+        return message.to_owned();
+    };
+    let Some(start) = message[..at].rfind(": ").map(|i| i + 2) else {
+        return message.to_owned();
+    };
+    let end = message[at..]
+        .find(')')
+        .map_or(message.len(), |i| at + i + 1);
+    let rest = format!("{}{}", &message[..start - 2], &message[end..]);
+    format!("{}: {rest}", &message[start..end])
+}
+
 pub(crate) fn one_line(e: &dyn fmt::Display) -> String {
     e.to_string()
         .split_whitespace()
@@ -160,5 +181,27 @@ pub(crate) fn escaped(path: &str) -> std::borrow::Cow<'_, str> {
         std::borrow::Cow::Owned(path.chars().flat_map(char::escape_debug).collect())
     } else {
         std::borrow::Cow::Borrowed(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cause_first;
+
+    #[test]
+    fn an_os_error_comes_first() {
+        assert_eq!(
+            cause_first(
+                "Parquet error: External: Generic LocalFileSystem error: Unable to copy data to \
+                 file: No space left on device (os error 28)"
+            ),
+            "No space left on device (os error 28): Parquet error: External: Generic \
+             LocalFileSystem error: Unable to copy data to file"
+        );
+        assert_eq!(cause_first("no os error here"), "no os error here");
+        assert_eq!(
+            cause_first("Permission denied (os error 13) at x"),
+            "Permission denied (os error 13) at x"
+        );
     }
 }

@@ -12,6 +12,9 @@
 //!                          # gzip, gzip(0..10), brotli, brotli(0..11) or none (default zstd(3))
 //! memory_limit = "4GB"     # memory for sorts, joins and aggregates in one process; past it
 //!                          # they spill to a temp folder (default none; --memory-limit)
+//! heartbeat_timeout = "60s" # how long a run's owner on another host may stay silent before
+//!                          # its run is taken for dead (default 60s; an owner on this host is
+//!                          # judged by whether its process still exists, never by this)
 //!
 //! [pools]
 //! warehouse = 2            # at most 2 steps of assets in pool `warehouse` at once
@@ -113,7 +116,13 @@ pub struct Execution {
     /// Bytes that sorts, joins and aggregates may hold in one process before they spill to disk
     /// (`[execution] memory_limit`, `--memory-limit`); `None`: no limit.
     pub memory_limit: Option<usize>,
+    /// How long a run's owner on another host may stay silent before its run is taken for dead
+    /// (`[execution] heartbeat_timeout`, default [`DEFAULT_HEARTBEAT_TIMEOUT`]).
+    pub heartbeat_timeout: Duration,
 }
+
+/// The default of `[execution] heartbeat_timeout`.
+pub const DEFAULT_HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Default for Execution {
     fn default() -> Self {
@@ -124,6 +133,7 @@ impl Default for Execution {
             retry_max_delay: RetryPolicy::NONE.max_delay,
             max_runs: 1,
             memory_limit: None,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
         }
     }
 }
@@ -335,6 +345,7 @@ mod tests {
             retry_max_delay: Duration::from_secs(30),
             max_runs: 1,
             memory_limit: None,
+            heartbeat_timeout: DEFAULT_HEARTBEAT_TIMEOUT,
         };
         let own = StepSettings {
             pool: Some("warehouse".to_owned()),

@@ -319,9 +319,10 @@ impl Store {
             let owner = Owner {
                 host: get(row, 0)?,
                 pid: u32::try_from(get::<i64>(row, 1)?).unwrap_or(0),
+                started: None,
             };
             let alive = from_micros(get(row, 2)?) >= silent_since && !owner.is_gone(&self.owner);
-            if owner != self.owner && alive {
+            if !owner.is(&self.owner) && alive {
                 return Ok(Some(owner));
             }
         }
@@ -365,6 +366,7 @@ impl Store {
         Ok(Some(Owner {
             host: get(&row, 0)?,
             pid: u32::try_from(get::<i64>(&row, 1)?).unwrap_or(0),
+            started: None,
         }))
     }
 

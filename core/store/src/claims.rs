@@ -2,8 +2,15 @@
 //! process, each step's attempts, the lease a run holds on an asset while it computes it, and the
 //! runs whose owner died.
 //!
-//! **Invariant:** a lease is held while its run is `running` and its heartbeat is fresh; taking
-//! one is a single conditional upsert, so two processes never both hold it.
+//! **Liveness.** A run's owner is a process: its host, pid and (on Linux) its start time, so a
+//! pid the system gave to another process since is not mistaken for it. An owner on this host
+//! is alive while that process exists, however long since it beat (a loaded machine may delay a
+//! beat by many seconds), and dead at once when it does not; an owner on another host is judged
+//! by its heartbeat alone, silent for longer than the project's `heartbeat_timeout`.
+//!
+//! **Invariant:** a lease is held while its run is `running`; taking one is a single conditional
+//! upsert, so two processes never both hold it. A run stops being `running` only when it ends
+//! or is judged dead ([`Store::fail_dead_runs`]), which releases its leases.
 
 use std::time::Duration;
 
@@ -11,11 +18,13 @@ use chrono::{DateTime, Utc};
 use freshet_plan::model::{AssetKey, RunId};
 
 use crate::lifecycle::{RunStatus, StepState};
+use crate::runs::Failure;
 use crate::{Result, Store, from_i64, from_micros, get, micros, store_error};
 
-/// How long a run's owner may stay silent before the run is taken for dead. Owners beat every
-/// [`HEARTBEAT_INTERVAL`]; a process on this host that no longer exists is dead at once.
-pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a run's owner on another host may stay silent before the run is taken for dead,
+/// unless the project sets `[execution] heartbeat_timeout`. Owners beat every
+/// [`HEARTBEAT_INTERVAL`]; an owner on this host is judged by whether its process exists.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The error of a run whose process died, as [`Store::fail_dead_runs`] records it.
 pub const PROCESS_DIED: &str = "process died";
@@ -34,6 +43,10 @@ pub struct Owner {
     pub host: String,
     /// The process id on that host.
     pub pid: u32,
+    /// When the process started, in the kernel's clock ticks since boot (Linux's
+    /// `/proc/PID/stat`); `None` where unknown (another system, or a record from before it was
+    /// kept).
+    pub started: Option<u64>,
 }
 
 impl Owner {
@@ -45,20 +58,56 @@ impl Owner {
             .map(|h| h.trim().to_owned())
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".to_owned());
+        let pid = std::process::id();
         Self {
             host,
-            pid: std::process::id(),
+            pid,
+            started: process_start(pid),
         }
     }
 
-    /// Whether the process is known to be gone: on this host, with no such process (Linux); any
-    /// other owner is judged by its heartbeat alone.
+    /// Whether this is the same process as `other`, by host and pid (start times are compared
+    /// only where both are known).
+    pub fn is(&self, other: &Owner) -> bool {
+        self.host == other.host
+            && self.pid == other.pid
+            && (self.started.is_none() || other.started.is_none() || self.started == other.started)
+    }
+
+    /// Whether the process is known to be gone: on this host (Linux), no process has its pid,
+    /// or the one that has it started at another time. Any other owner is judged by its
+    /// heartbeat alone.
     pub(crate) fn is_gone(&self, here: &Owner) -> bool {
         self.host == here.host
-            && self.pid != here.pid
+            && !self.is(here)
             && cfg!(target_os = "linux")
-            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+            && match process_start(self.pid) {
+                None => !std::path::Path::new(&format!("/proc/{}", self.pid)).exists(),
+                Some(started) => self.started.is_some_and(|s| s != started),
+            }
     }
+
+    /// Whether the process is known to be alive: this process, or (Linux) a process of this
+    /// host with its pid and, where recorded, its start time.
+    pub(crate) fn is_alive_here(&self, here: &Owner) -> bool {
+        self.is(here)
+            || (self.host == here.host
+                && cfg!(target_os = "linux")
+                && match process_start(self.pid) {
+                    None => false,
+                    Some(started) => self.started.is_none_or(|s| s == started),
+                })
+    }
+}
+
+/// When process `pid` of this host started, in clock ticks since boot: field 22 of
+/// `/proc/PID/stat`, counted after the command name's closing bracket (a name may hold spaces
+/// and brackets). `None` when there is no such process or no `/proc`.
+pub(crate) fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // `rest` starts at field 3 (the state): field 22 is the 20th after the bracket.
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// One attempt at a step, as recorded.
@@ -141,8 +190,10 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Marks as failed ("process died") every queued or running run whose owner is gone: silent
-    /// for longer than `timeout`, or a process of this host that no longer exists. Their running
+    /// Marks as failed ("process died") every queued or running run whose owner is gone: a
+    /// process of this host that no longer exists (or whose pid another process now has), or an
+    /// owner on another host silent for longer than `timeout`. An owner of this host whose
+    /// process exists is never failed, however late its heartbeat. Their running
     /// steps fail, their pending steps are skipped and their leases are released; no output of
     /// theirs was ever made current, so every current version stays what it was.
     pub async fn fail_dead_runs(
@@ -150,9 +201,58 @@ impl Store {
         now: DateTime<Utc>,
         timeout: Duration,
     ) -> Result<Vec<DeadRun>> {
+        let silent_since = now - chrono::Duration::from_std(timeout).unwrap_or_default();
+        let mut ended = Vec::new();
+        for (run, gone) in self.judge_dead_runs(now, timeout).await? {
+            // A run that beat since it was read is alive after all, unless its process is gone.
+            let since = if gone { None } else { Some(silent_since) };
+            if self.end_dead_run(&run.id, now, since).await? {
+                ended.push(run);
+            }
+        }
+        Ok(ended)
+    }
+
+    /// What [`Store::fail_dead_runs`] would fail now, read only: for a command that may not
+    /// write (`status`) to say what it sees. Each step such a run was computing (running, or
+    /// holding its asset's lease) as its latest failure, at its owner's last heartbeat.
+    pub async fn dead_steps(&self, now: DateTime<Utc>, timeout: Duration) -> Result<Vec<Failure>> {
+        let mut steps = Vec::new();
+        for (run, _) in self.judge_dead_runs(now, timeout).await? {
+            let rows = sqlx::query(
+                "SELECT asset FROM run_steps WHERE run_id = $1 AND state = $2 \
+                 UNION SELECT asset FROM asset_leases WHERE run_id = $1",
+            )
+            .bind(run.id.as_str())
+            .bind(StepState::Running.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(store_error)?;
+            for row in &rows {
+                steps.push(Failure {
+                    asset: get(row, 0)?,
+                    run_id: run.id.clone(),
+                    at: run.last_heartbeat,
+                    error: format!(
+                        "{PROCESS_DIED} (its run is still recorded as running: the next command \
+                         that writes records it failed)"
+                    ),
+                });
+            }
+        }
+        Ok(steps)
+    }
+
+    /// The queued or running runs whose owner is gone (see [`Store::fail_dead_runs`]), each with
+    /// whether its process is known gone (rather than silent); nothing is written.
+    async fn judge_dead_runs(
+        &self,
+        now: DateTime<Utc>,
+        timeout: Duration,
+    ) -> Result<Vec<(DeadRun, bool)>> {
         let rows = sqlx::query(
-            "SELECT id, owner_host, owner_pid, COALESCE(heartbeat_at, started_at) FROM runs \
-             WHERE status IN ($1, $2)",
+            "SELECT id, owner_host, owner_pid, COALESCE(heartbeat_at, started_at), owner_started \
+             FROM runs WHERE status IN ($1, $2)",
         )
         .bind(RunStatus::Queued.as_str())
         .bind(RunStatus::Running.as_str())
@@ -164,13 +264,16 @@ impl Store {
         for row in &rows {
             let host: Option<String> = get(row, 1)?;
             let pid: Option<i64> = get(row, 2)?;
+            let started: Option<i64> = get(row, 4)?;
             let owner = host.zip(pid).map(|(host, pid)| Owner {
                 host,
                 pid: u32::try_from(pid).unwrap_or(0),
+                started: started.and_then(|s| u64::try_from(s).ok()),
             });
             let last_heartbeat = from_micros(get(row, 3)?);
             let gone = owner.as_ref().is_some_and(|o| o.is_gone(&self.owner));
-            if gone || last_heartbeat < silent_since {
+            let alive = owner.as_ref().is_some_and(|o| o.is_alive_here(&self.owner));
+            if gone || (!alive && last_heartbeat < silent_since) {
                 let run = DeadRun {
                     id: RunId::new(get::<String>(row, 0)?),
                     owner,
@@ -179,15 +282,7 @@ impl Store {
                 dead.push((run, gone));
             }
         }
-        let mut ended = Vec::new();
-        for (run, gone) in dead {
-            // A run that beat since it was read is alive after all, unless its process is gone.
-            let since = if gone { None } else { Some(silent_since) };
-            if self.end_dead_run(&run.id, now, since).await? {
-                ended.push(run);
-            }
-        }
-        Ok(ended)
+        Ok(dead)
     }
 
     /// Fails run `id` as dead, if it is still queued or running and (with `silent_since`) has not
@@ -293,17 +388,15 @@ impl Store {
         Ok(moved.rows_affected() == 1)
     }
 
-    /// Takes the lease on `asset` for the run `run` unless a live run holds it: `None` when taken
-    /// (or already held by `run`), else the run that holds it. A lease is live while its run is
-    /// running with a heartbeat newer than `now - timeout`.
+    /// Takes the lease on `asset` for the run `run` unless a running run holds it: `None` when
+    /// taken (or already held by `run`), else the run that holds it. A holder whose process died
+    /// lets go when [`Store::fail_dead_runs`] finds it dead, never by its heartbeat's age here.
     pub async fn claim_asset(
         &self,
         asset: &AssetKey,
         run: &RunId,
         now: DateTime<Utc>,
-        timeout: Duration,
     ) -> Result<Option<RunId>> {
-        let alive_after = now - chrono::Duration::from_std(timeout).unwrap_or_default();
         let _turn = self.write_turn().await;
         loop {
             let done = sqlx::query(
@@ -311,14 +404,12 @@ impl Store {
                  ON CONFLICT (asset) DO UPDATE SET run_id = excluded.run_id, \
                  acquired_at = excluded.acquired_at \
                  WHERE asset_leases.run_id = excluded.run_id OR NOT EXISTS \
-                     (SELECT 1 FROM runs r WHERE r.id = asset_leases.run_id \
-                      AND r.status = $4 AND r.heartbeat_at > $5)",
+                     (SELECT 1 FROM runs r WHERE r.id = asset_leases.run_id AND r.status = $4)",
             )
             .bind(asset.as_str())
             .bind(run.as_str())
             .bind(micros(now))
             .bind(RunStatus::Running.as_str())
-            .bind(micros(alive_after))
             .execute(&self.pool)
             .await
             .map_err(store_error)?;

@@ -10,7 +10,7 @@ use freshet_plan::model::{
 use sqlx::Connection;
 
 use crate::testing::{TestDb, conformance};
-use crate::{Backend, HEARTBEAT_TIMEOUT, NewRun, Owner, RunKind, Store};
+use crate::{Backend, HEARTBEAT_TIMEOUT, NewRun, Owner, RunKind, RunStatus, Store};
 
 fn new_run() -> NewRun<'static> {
     NewRun {
@@ -60,6 +60,7 @@ async fn open_as(db: &TestDb, host: &str) -> Store {
     store.owner = Owner {
         host: host.to_owned(),
         pid: 1,
+        started: None,
     };
     store
 }
@@ -84,7 +85,7 @@ conformance! {
                 while made.len() < EACH {
                     n += 1;
                     let asset: AssetKey = format!("a{}", (w * 7 + n) % ASSETS).parse().expect("key");
-                    if store.claim_asset(&asset, &run, Utc::now(), HEARTBEAT_TIMEOUT).await?.is_some() {
+                    if store.claim_asset(&asset, &run, Utc::now()).await?.is_some() {
                         contended += 1;
                         continue;
                     }
@@ -138,8 +139,8 @@ conformance! {
             let asset: AssetKey = format!("asset{i}").parse().expect("key");
             let now = Utc::now();
             let (x, y) = tokio::join!(
-                a.claim_asset(&asset, &run_a, now, HEARTBEAT_TIMEOUT),
-                b.claim_asset(&asset, &run_b, now, HEARTBEAT_TIMEOUT),
+                a.claim_asset(&asset, &run_a, now),
+                b.claim_asset(&asset, &run_b, now),
             );
             let (x, y) = (x.expect("claim a"), y.expect("claim b"));
             match (&x, &y) {
@@ -148,11 +149,44 @@ conformance! {
                 _ => panic!("asset{i}: both or neither got the lease: {x:?} {y:?}"),
             }
         }
-        // b's run goes silent: once its heartbeat is older than the timeout, a takes its leases.
+        // b's run goes silent: its lease stays b's until a finds b's run dead (its heartbeat
+        // older than the timeout), then a takes it.
         let asset: AssetKey = "held".parse().expect("key");
-        assert_eq!(b.claim_asset(&asset, &run_b, Utc::now(), HEARTBEAT_TIMEOUT).await.expect("b"), None);
+        assert_eq!(b.claim_asset(&asset, &run_b, Utc::now()).await.expect("b"), None);
         let later = Utc::now() + chrono::Duration::from_std(HEARTBEAT_TIMEOUT).expect("timeout") * 2;
-        assert_eq!(a.claim_asset(&asset, &run_a, later, HEARTBEAT_TIMEOUT).await.expect("a"), None);
+        assert_eq!(a.claim_asset(&asset, &run_a, later).await.expect("a"), Some(run_b.clone()));
+        let dead = a.fail_dead_runs(later, HEARTBEAT_TIMEOUT).await.expect("dead");
+        assert_eq!(dead.iter().map(|d| &d.id).collect::<Vec<_>>(), vec![&run_b]);
+        assert_eq!(a.claim_asset(&asset, &run_a, later).await.expect("a"), None);
+    }
+
+    /// A run whose owner is a live process of this host is never failed, however old its
+    /// heartbeat; once that process is gone it is failed at once, and a run recorded for the
+    /// same pid with another start time (a pid reused) is not taken for the live process.
+    async fn an_owner_on_this_host_is_judged_by_its_process(db) {
+        let here = db.open().await;
+        let mut child = std::process::Command::new("sleep").arg("60").spawn().expect("sleep");
+        let pid = child.id();
+        let started = crate::claims::process_start(pid);
+        assert!(started.is_some() || !cfg!(target_os = "linux"), "no start time for {pid}");
+        let mut owner = db.open().await;
+        owner.owner = Owner { host: here.owner.host.clone(), pid, started };
+        let mut reused = db.open().await;
+        reused.owner = Owner { host: here.owner.host.clone(), pid, started: started.map(|s| s + 1) };
+        let (live, stale) = (RunId::generate(), RunId::generate());
+        let long_ago = Utc::now() - chrono::Duration::hours(1);
+        owner.begin_run(&live, &new_run(), long_ago).await.expect("live run");
+        reused.begin_run(&stale, &new_run(), long_ago).await.expect("reused run");
+
+        let dead = here.fail_dead_runs(Utc::now(), HEARTBEAT_TIMEOUT).await.expect("judge");
+        assert_eq!(dead.iter().map(|d| &d.id).collect::<Vec<_>>(), vec![&stale]);
+        let record = here.run(&live).await.expect("read").expect("run");
+        assert_eq!(record.status, RunStatus::Running);
+
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        let dead = here.fail_dead_runs(Utc::now(), HEARTBEAT_TIMEOUT).await.expect("judge");
+        assert_eq!(dead.iter().map(|d| &d.id).collect::<Vec<_>>(), vec![&live]);
     }
 
     /// Of two processes starting automation at once, one runs it; the other takes over only
@@ -189,7 +223,7 @@ conformance! {
         let run = RunId::generate();
         owner.begin_run(&run, &new_run(), Utc::now()).await.expect("run");
         let asset: AssetKey = "clean".parse().expect("key");
-        assert_eq!(owner.claim_asset(&asset, &run, Utc::now(), HEARTBEAT_TIMEOUT).await.expect("lease"), None);
+        assert_eq!(owner.claim_asset(&asset, &run, Utc::now()).await.expect("lease"), None);
         // Another process has begun ending the run (not yet committed)...
         let mut other = raw(&db).await;
         let begin = match db.backend() {

@@ -2,7 +2,6 @@
 //! referenced, the assets live runs are computing, and which versions were collected.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -67,20 +66,14 @@ impl Store {
         rows.iter().map(|row| get(row, 0)).collect()
     }
 
-    /// The assets that live runs (running, with a heartbeat newer than `now - timeout`) hold a
-    /// lease on: being computed now, so their inputs are being read and their files written.
-    pub async fn leased_assets(
-        &self,
-        now: DateTime<Utc>,
-        timeout: Duration,
-    ) -> Result<BTreeSet<AssetKey>> {
-        let alive_after = now - chrono::Duration::from_std(timeout).unwrap_or_default();
+    /// The assets that running runs hold a lease on: being computed now, so their inputs are
+    /// being read and their files written.
+    pub async fn leased_assets(&self) -> Result<BTreeSet<AssetKey>> {
         let rows = sqlx::query(
             "SELECT l.asset FROM asset_leases l JOIN runs r ON r.id = l.run_id \
-             WHERE r.status = $1 AND r.heartbeat_at > $2",
+             WHERE r.status = $1",
         )
         .bind(RunStatus::Running.as_str())
-        .bind(micros(alive_after))
         .fetch_all(&self.pool)
         .await
         .map_err(store_error)?;

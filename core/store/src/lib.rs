@@ -187,10 +187,14 @@ impl Store {
                 connect_url.push_str("?mode=rwc");
             }
             check_sqlite_header(Path::new(path)).map_err(|e| fail(&e))?;
-            let empty = std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
-            if let (true, Some(outputs)) = (empty, outputs) {
+            let state = match std::fs::metadata(path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("does not exist"),
+                Ok(m) if m.len() == 0 => Some("is empty"),
+                _ => None,
+            };
+            if let (Some(state), Some(outputs)) = (state, outputs) {
                 return Err(fail(&format!(
-                    "the file is empty, but {outputs} holds outputs an earlier store recorded; \
+                    "the file {state}, but {outputs} holds outputs an earlier store recorded; \
                      restore the database file, or to start over remove both"
                 )));
             }
@@ -254,10 +258,7 @@ impl Store {
                 let pool = pool(backend, &format!("{url}?{options}"), true)
                     .await
                     .map_err(|e| fail(&e))?;
-                let read = sqlx::query("SELECT COUNT(*) FROM sqlite_master")
-                    .fetch_one(&pool)
-                    .await;
-                if let Err(e) = read {
+                if let Err(e) = check_integrity(&pool, Some(path)).await {
                     pool.close().await;
                     return Err(fail(&e));
                 }
@@ -305,6 +306,9 @@ impl Store {
             None => None,
         };
         // Before anything writes (even the journal mode, which is in a SQLite file's header).
+        if backend == Backend::Sqlite {
+            check_integrity(pool, sqlite_path).await?;
+        }
         schema::check(pool, backend, migrator).await?;
         if backend == Backend::Sqlite {
             // WAL lets readers (status, the web view) proceed while a run writes.
@@ -363,8 +367,18 @@ impl Store {
 /// How opening `url` fails: "cannot open metadata database URL: why", without its password.
 fn open_failure(url: &str) -> impl Fn(&dyn std::fmt::Display) -> Error {
     let shown = redact_url(url);
-    move |e| Error::Database {
-        message: format!("cannot open metadata database {shown}: {}", one_line(e)),
+    let path = url
+        .strip_prefix("sqlite://")
+        .map(|p| p.split('?').next().unwrap_or(p).to_owned());
+    move |e| {
+        let mut message = one_line(e);
+        // SQLite's own words for a damaged file, wherever in the opening it was found.
+        if is_damage(&message) && !message.starts_with("the database is damaged") {
+            message = damaged(path.as_deref().unwrap_or("the database file"), &message);
+        }
+        Error::Database {
+            message: format!("cannot open metadata database {shown}: {message}"),
+        }
     }
 }
 
@@ -470,6 +484,39 @@ where
     }
 }
 
+/// SQLite's own check of a database file's structure (`PRAGMA quick_check`: every page and
+/// record well formed, in a time linear in the file's size), so that a damaged file is refused
+/// before anything reads from it or writes on top of it, with how to recover.
+async fn check_integrity(pool: &AnyPool, path: Option<&str>) -> std::result::Result<(), String> {
+    let checked: std::result::Result<Vec<String>, _> = sqlx::query_scalar("PRAGMA quick_check(3)")
+        .fetch_all(pool)
+        .await;
+    let problems = match checked {
+        Ok(lines) if lines.len() == 1 && lines[0] == "ok" => return Ok(()),
+        Ok(lines) => lines.join("; "),
+        Err(e) => one_line(&e),
+    };
+    Err(damaged(path.unwrap_or("the database"), &problems))
+}
+
+/// What is said of a damaged SQLite database, with how to recover.
+fn damaged(path: &str, problems: &str) -> String {
+    format!(
+        "the database is damaged ({}); it was left as it is: restore it from a backup, or recover \
+         what is readable with `sqlite3 {path} .recover | sqlite3 NEW.db` and use --database \
+         NEW.db",
+        problems.chars().take(200).collect::<String>()
+    )
+}
+
+/// Whether an error is SQLite's answer about a damaged file: "database disk image is malformed"
+/// (SQLITE_CORRUPT, code 11) or "file is not a database" (SQLITE_NOTADB, code 26).
+fn is_damage(message: &str) -> bool {
+    message.contains("malformed")
+        || message.contains("(code: 11)")
+        || message.contains("(code: 26)")
+}
+
 /// Refuses a file that exists, is not empty and does not start as a SQLite database does, before
 /// SQLite is given it (it would answer every connection with an error the pool keeps retrying).
 fn check_sqlite_header(path: &Path) -> std::result::Result<(), String> {
@@ -512,8 +559,17 @@ where
 }
 
 fn store_error(e: sqlx::Error) -> Error {
+    let message = one_line(&e);
+    if is_damage(&message) {
+        return Error::Database {
+            message: format!(
+                "metadata database: {}",
+                damaged("the database file", &message)
+            ),
+        };
+    }
     Error::Database {
-        message: format!("metadata database: {}", one_line(&e)),
+        message: format!("metadata database: {message}"),
     }
 }
 
@@ -647,7 +703,14 @@ mod tests {
 
     conformance! {
     async fn a_run_found_dead_records_nothing_more_and_is_told_to_stop(db) {
-        let store = db.open().await;
+        // The run's owner is a process on another host, judged by its heartbeat.
+        let here = db.open().await;
+        let mut store = db.open().await;
+        store.owner = Owner {
+            host: "elsewhere".to_owned(),
+            pid: 1,
+            started: None,
+        };
         let run = RunId::generate();
         let started = Utc::now();
         store
@@ -656,7 +719,7 @@ mod tests {
             .unwrap();
         let asset: AssetKey = "clean".parse().unwrap();
         let taken = store
-            .claim_asset(&asset, &run, started, HEARTBEAT_TIMEOUT)
+            .claim_asset(&asset, &run, started)
             .await
             .unwrap();
         assert_eq!(taken, None);
@@ -678,9 +741,9 @@ mod tests {
         };
         store.record_run_output(&m).await.unwrap();
 
-        // A minute later without a beat, another process finds the run dead...
-        let later = started + chrono::Duration::seconds(60);
-        let dead = store
+        // Two minutes later without a beat, another process finds the run dead...
+        let later = started + chrono::Duration::seconds(120);
+        let dead = here
             .fail_dead_runs(later, HEARTBEAT_TIMEOUT)
             .await
             .unwrap();
@@ -718,7 +781,7 @@ mod tests {
             .begin_run(&alive, &test_run(RunKind::Materialize), later)
             .await
             .unwrap();
-        let dead = store
+        let dead = here
             .fail_dead_runs(later, HEARTBEAT_TIMEOUT)
             .await
             .unwrap();

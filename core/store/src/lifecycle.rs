@@ -5,7 +5,7 @@
 //! ```text
 //! run:   queued ──► running ──► succeeded | failed | cancelled
 //!           └──────────────────► cancelled | failed      (never started)
-//! step:  pending ──► running ──► materialized | failed | skipped
+//! step:  pending ──► running ──► materialized | failed | cancelled
 //!           └──────────────────► skipped                 (not needed, upstream failed, stopped)
 //! ```
 
@@ -116,14 +116,16 @@ pub enum StepState {
     Running,
     /// Written and recorded.
     Materialized,
-    /// Not run: unneeded, or upstream failed, or the run stopped.
+    /// Not run: unneeded, or upstream failed, or the run stopped before it started.
     Skipped,
     /// Failed.
     Failed,
+    /// Stopped while it ran (its run cancelled or its process shut down); nothing recorded.
+    Cancelled,
 }
 
 impl StepState {
-    /// `pending`, `running`, `materialized`, `skipped` or `failed`.
+    /// `pending`, `running`, `materialized`, `skipped`, `failed` or `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {
             StepState::Pending => "pending",
@@ -131,6 +133,7 @@ impl StepState {
             StepState::Materialized => "materialized",
             StepState::Skipped => "skipped",
             StepState::Failed => "failed",
+            StepState::Cancelled => "cancelled",
         }
     }
 
@@ -142,6 +145,7 @@ impl StepState {
             "materialized" => StepState::Materialized,
             "skipped" => StepState::Skipped,
             "failed" => StepState::Failed,
+            "cancelled" => StepState::Cancelled,
             _ => return None,
         })
     }
@@ -153,12 +157,15 @@ impl StepState {
 
     /// The states a step may move to `self` from. Steps are recorded as pending when the run is
     /// planned; a step is skipped before it starts (not needed, upstream failed, the run stopped)
-    /// or while it runs (the run stopped).
+    /// and cancelled while it runs (the run stopped). Steps recorded as skipped while running
+    /// before `cancelled` existed stay valid records.
     pub fn comes_from(self) -> &'static [StepState] {
         match self {
             StepState::Pending => &[],
             StepState::Running => &[StepState::Pending],
-            StepState::Materialized | StepState::Failed => &[StepState::Running],
+            StepState::Materialized | StepState::Failed | StepState::Cancelled => {
+                &[StepState::Running]
+            }
             StepState::Skipped => &[StepState::Pending, StepState::Running],
         }
     }
@@ -212,12 +219,13 @@ mod tests {
         RunStatus::Failed,
         RunStatus::Cancelled,
     ];
-    const STEPS: [StepState; 5] = [
+    const STEPS: [StepState; 6] = [
         StepState::Pending,
         StepState::Running,
         StepState::Materialized,
         StepState::Skipped,
         StepState::Failed,
+        StepState::Cancelled,
     ];
 
     #[test]
@@ -243,6 +251,8 @@ mod tests {
         }
         assert!(StepState::Pending.can_become(StepState::Skipped));
         assert!(!StepState::Pending.can_become(StepState::Materialized));
+        assert!(StepState::Running.can_become(StepState::Cancelled));
+        assert!(!StepState::Pending.can_become(StepState::Cancelled));
     }
 
     #[test]

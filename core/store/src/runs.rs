@@ -21,6 +21,8 @@ pub struct StepCounts {
     pub skipped: u64,
     /// Failed.
     pub failed: u64,
+    /// Cancelled while they ran.
+    pub cancelled: u64,
 }
 
 /// One run as recorded.
@@ -133,7 +135,8 @@ macro_rules! select_runs {
              (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = r.id AND s.state = 'materialized'), \
              (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = r.id AND s.state = 'skipped'), \
              (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = r.id AND s.state = 'failed'), \
-             r.triggered_by \
+             r.triggered_by, \
+             (SELECT COUNT(*) FROM run_steps s WHERE s.run_id = r.id AND s.state = 'cancelled') \
              FROM runs r ",
             $rest
         )
@@ -166,7 +169,8 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO runs (id, kind, status, selection, stale_only, started_at, owner_host, \
-             owner_pid, heartbeat_at, triggered_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6, $9)",
+             owner_pid, heartbeat_at, triggered_by, owner_started) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $6, $9, $10)",
         )
         .bind(id.as_str())
         .bind(run.kind.as_str())
@@ -177,6 +181,7 @@ impl Store {
         .bind(self.owner.host.as_str())
         .bind(i64::from(self.owner.pid))
         .bind(run.triggered_by)
+        .bind(self.owner.started.and_then(|s| i64::try_from(s).ok()))
         .execute(&self.pool)
         .await
         .map_err(store_error)?;
@@ -456,6 +461,7 @@ fn run_record(row: &sqlx::any::AnyRow) -> Result<RunRecord> {
             materialized: from_i64(get(row, 9)?),
             skipped: from_i64(get(row, 10)?),
             failed: from_i64(get(row, 11)?),
+            cancelled: from_i64(get(row, 13)?),
         },
         triggered_by: get(row, 12)?,
     })

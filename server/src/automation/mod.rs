@@ -8,6 +8,9 @@
 //!
 //! **Invariant:** the loop never waits for a run: requests are queued, and the next evaluation
 //! sees them in progress, so an asset is never requested twice for one situation.
+//!
+//! **Boundary:** automation knows the process it runs in only through [`Host`], which the
+//! server's state implements; it imports nothing of `serve`.
 
 pub(crate) mod alerts;
 mod schedules;
@@ -26,10 +29,11 @@ use freshet_core::planner::Statuses;
 use freshet_core::project::Computation;
 use freshet_core::store::{DecisionRecord, EvaluationRecord, RunStatus};
 use freshet_core::triggers::LOCAL_OBSERVE_INTERVAL;
-use freshet_core::{AssetKey, PlanRequest, RunId};
+use freshet_core::{AssetKey, Executor, PlanRequest, Project, RunId, Store};
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 
-use crate::serve::{Loaded, Shared, Work};
+use alerts::Alerter;
 
 /// How often the loop looks around.
 const TICK: Duration = Duration::from_millis(250);
@@ -60,9 +64,52 @@ const RETRY_AFTER: Duration = Duration::from_secs(5);
 /// How long the assets' usual durations (for `freshness` lead times) are kept before read again.
 const DURATIONS_FOR: Duration = Duration::from_secs(300);
 
+/// What automation needs of the process it runs in: the project as last loaded, the store, the
+/// clock, where alerts go, and the queue its runs go through. The server's state implements it
+/// (for `freshet serve` and `freshet daemon` alike); automation knows nothing else of the server.
+pub(crate) trait Host: Send + Sync {
+    /// The project as last loaded, and the executor built for it.
+    fn loaded(&self) -> (Project, Executor);
+
+    /// How many times the project was loaded again.
+    fn generation(&self) -> u64;
+
+    /// When this process started.
+    fn started(&self) -> DateTime<Utc>;
+
+    /// The metadata store.
+    fn store(&self) -> &Store;
+
+    /// Now, by the process's clock.
+    fn now(&self) -> DateTime<Utc>;
+
+    /// Where alerts go.
+    fn alerter(&self) -> &Alerter;
+
+    /// Says that statuses may have changed (a source had new data).
+    fn changed(&self);
+
+    /// The assets being materialized by this process's runs now.
+    fn running(&self) -> HashSet<AssetKey>;
+
+    /// The assets this process's queued and running materialize runs cover, and whether one of
+    /// them covers everything missing or stale.
+    fn covered(&self) -> (HashSet<AssetKey>, bool);
+
+    /// Queues a run materializing `request` (`selection` as the user wrote it), asked for by
+    /// `triggered_by` (`automation`, `schedule NAME`, `sensor NAME`), and returns its id at
+    /// once: the run goes on in its turn, never waited for.
+    fn materialize<'a>(
+        &'a self,
+        request: PlanRequest,
+        selection: &'a str,
+        triggered_by: &'a str,
+    ) -> BoxFuture<'a, freshet_core::Result<RunId>>;
+}
+
 /// Runs automation until `stop` turns true.
-pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    shared.alerter.seed(&shared.store).await;
+pub(crate) async fn run(shared: Arc<dyn Host>, mut stop: watch::Receiver<bool>) {
+    shared.alerter().seed(shared.store()).await;
     // The hold on automation is renewed by a task of its own, so a long turn of the loop (a slow
     // sensor, a large object store) never lets it lapse while this process is still at work.
     let (owns_tx, owns) = watch::channel(false);
@@ -82,14 +129,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
 
 /// Claims (and keeps) the right to run automation on the store every [`OWNER_BEAT`], telling
 /// the loop whether it has it.
-async fn hold_automation(shared: Arc<Shared>, owns: watch::Sender<bool>) {
+async fn hold_automation(shared: Arc<dyn Host>, owns: watch::Sender<bool>) {
     let mut beats = tokio::time::interval(OWNER_BEAT);
     beats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         beats.tick().await;
         let held = match shared
-            .store
-            .claim_automation(shared.clock.now(), OWNER_TIMEOUT)
+            .store()
+            .claim_automation(shared.now(), OWNER_TIMEOUT)
             .await
         {
             Ok(None) => true,
@@ -115,8 +162,8 @@ async fn hold_automation(shared: Arc<Shared>, owns: watch::Sender<bool>) {
 /// Whether this process said it waits for another to run automation (said once until it runs it).
 static WAITING_SAID: AtomicBool = AtomicBool::new(false);
 
-/// One evaluation at a time, as the loop makes them (for benchmarks and embedding): see
-/// [`crate::serve::AppState::evaluator`].
+/// One evaluation at a time, as the loop makes them (for benchmarks and embedding): the server
+/// state's `evaluator` makes one.
 pub struct Evaluator(Automation);
 
 impl std::fmt::Debug for Evaluator {
@@ -126,7 +173,7 @@ impl std::fmt::Debug for Evaluator {
 }
 
 impl Evaluator {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(shared: Arc<dyn Host>) -> Self {
         // Asked to evaluate, it does, whichever process holds automation.
         let (_, owns) = watch::channel(true);
         Self(Automation::new(shared, owns))
@@ -154,9 +201,10 @@ struct Watched {
 type KeptLineage = (freshet_core::Lineage, DateTime<Utc>, Instant);
 
 struct Automation {
-    shared: Arc<Shared>,
-    /// The project this loop follows, and its generation.
-    loaded: Arc<Loaded>,
+    shared: Arc<dyn Host>,
+    /// The project this loop follows, its executor, and its generation.
+    project: Project,
+    executor: Executor,
     generation: u64,
     sources: Vec<Watched>,
     schedules: schedules::Schedules,
@@ -186,14 +234,15 @@ struct Automation {
 }
 
 impl Automation {
-    fn new(shared: Arc<Shared>, owns: watch::Receiver<bool>) -> Self {
-        let loaded = shared.loaded();
-        let sources = watched_sources(&loaded.project);
-        let schedules = schedules::Schedules::new(&loaded.project, shared.started());
-        let sensors = sensors::Sensors::new(&loaded.project);
+    fn new(shared: Arc<dyn Host>, owns: watch::Receiver<bool>) -> Self {
+        let (project, executor) = shared.loaded();
+        let sources = watched_sources(&project);
+        let schedules = schedules::Schedules::new(&project, shared.started());
+        let sensors = sensors::Sensors::new(&project);
         Self {
             generation: shared.generation(),
-            loaded,
+            project,
+            executor,
             shared,
             sources,
             schedules,
@@ -232,14 +281,14 @@ impl Automation {
             return;
         }
         self.generation = generation;
-        self.loaded = self.shared.loaded();
+        (self.project, self.executor) = self.shared.loaded();
         // Decisions and cursors stay (by asset); the next evaluation judges the new definitions.
         self.follow_project();
     }
 
     /// Looks at the project's sources, schedules and sensors afresh, and evaluates at once.
     fn follow_project(&mut self) {
-        let project = &self.loaded.project;
+        let project = &self.project;
         self.sources = watched_sources(project);
         self.schedules = schedules::Schedules::new(project, self.shared.started());
         self.sensors = sensors::Sensors::new(project);
@@ -292,12 +341,10 @@ impl Automation {
             self.take_up();
         }
         let sensed = self.sense().await;
-        self.schedules
-            .tick(&self.shared, &self.loaded.project)
-            .await;
-        self.sensors.tick(&self.shared, &self.loaded.project).await;
-        let marker = self.shared.store.change_marker().await.ok();
-        let now = self.shared.clock.now();
+        self.schedules.tick(&self.shared, &self.project).await;
+        self.sensors.tick(&self.shared, &self.project).await;
+        let marker = self.shared.store().change_marker().await.ok();
+        let now = self.shared.now();
         let due = sensed
             || marker != self.last_marker
             || self.next_at.is_some_and(|t| now >= t)
@@ -328,7 +375,6 @@ impl Automation {
             }
             watched.next = now + watched.interval;
             match self
-                .loaded
                 .executor
                 .observe_changes(std::slice::from_ref(&watched.key))
                 .await
@@ -359,10 +405,10 @@ impl Automation {
     async fn evaluate(&mut self) -> freshet_core::Result<()> {
         let started = Instant::now();
         let shared = self.shared.clone();
-        let loaded = self.loaded.clone();
-        let store = &shared.store;
-        let graph = loaded.project.graph();
-        let now = shared.clock.now();
+        let project = self.project.clone();
+        let store = shared.store();
+        let graph = project.graph();
+        let now = shared.now();
         let kept = self.catch_up_lineage().await?;
         let lineage = &kept.0;
         let statuses = Statuses::compute(graph, lineage);
@@ -449,10 +495,7 @@ impl Automation {
                 // Another process took automation over during this evaluation.
                 return Ok(());
             }
-            match shared
-                .request(Work::Materialize(request), &text, "automation")
-                .await
-            {
+            match shared.materialize(request, &text, "automation").await {
                 Ok(id) => {
                     tracing::info!(run_id = %id, assets = %text, "automation requested a run");
                     run_id = Some(id);
@@ -531,8 +574,8 @@ impl Automation {
     /// up from the heads whose events came after the previous read (less
     /// [`CATCH_UP_MARGIN`]), so a steady evaluation reads only what moved lately.
     async fn catch_up_lineage(&mut self) -> freshet_core::Result<KeptLineage> {
-        let store = &self.shared.store;
-        let now = self.shared.clock.now();
+        let store = self.shared.store();
+        let now = self.shared.now();
         match self.lineage.take() {
             Some((mut lineage, read_at, whole_at)) if whole_at.elapsed() < FULL_RELOAD => {
                 let moved = store
@@ -559,7 +602,7 @@ impl Automation {
         }
         let durations: HashMap<AssetKey, Duration> = self
             .shared
-            .store
+            .store()
             .recent_durations(5)
             .await?
             .into_iter()
@@ -579,8 +622,8 @@ impl Automation {
         lineage: &freshet_core::Lineage,
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
-        let loaded = self.loaded.clone();
-        let graph = loaded.project.graph();
+        let project = self.project.clone();
+        let graph = project.graph();
         let mut evaluator = FreshnessEvaluator::new();
         let mut states = HashMap::new();
         let mut next: Option<DateTime<Utc>> = None;
@@ -597,7 +640,7 @@ impl Automation {
                 if failed_now != failed_before && before.is_some() {
                     let policy = f.policy.clone().unwrap_or_default();
                     self.shared
-                        .alerter
+                        .alerter()
                         .freshness_changed(&def.key, failed_now, &policy, now);
                 }
             }

@@ -15,7 +15,7 @@ use freshet_core::store::ScheduleTick;
 use freshet_core::triggers::{CatchUp, Schedule};
 use freshet_core::{AssetKey, AssetKind, PlanRequest, Project, Snapshot};
 
-use crate::serve::{Shared, Work};
+use super::Host;
 
 struct Item {
     schedule: Schedule,
@@ -56,14 +56,14 @@ impl Schedules {
         }
     }
 
-    pub(super) async fn tick(&mut self, shared: &Arc<Shared>, project: &Project) {
+    pub(super) async fn tick(&mut self, shared: &Arc<dyn Host>, project: &Project) {
         if self.items.is_empty() {
             return;
         }
-        let now = shared.clock.now();
+        let now = shared.now();
         let since = self.since;
         if self.handled.is_none() {
-            match shared.store.schedule_ticks().await {
+            match shared.store().schedule_ticks().await {
                 Ok(ticks) => {
                     self.handled = Some(
                         ticks
@@ -107,7 +107,7 @@ impl Schedules {
                 run_id,
                 handled_at: now,
             };
-            if let Err(e) = shared.store.record_schedule_tick(&record).await {
+            if let Err(e) = shared.store().record_schedule_tick(&record).await {
                 tracing::warn!(schedule = %name, error = %e, "cannot record a schedule's tick");
             }
             if let Some(handled) = &mut self.handled {
@@ -119,7 +119,7 @@ impl Schedules {
 
 /// Requests the schedule's run; `None` when its selection has nothing to materialize.
 async fn request(
-    shared: &Arc<Shared>,
+    shared: &Arc<dyn Host>,
     project: &Project,
     schedule: &Schedule,
     now: DateTime<Utc>,
@@ -130,7 +130,7 @@ async fn request(
         Some(text) => {
             let selection = Selection::parse(text)?;
             let keys = if selection.needs_facts() {
-                Snapshot::load(project, &shared.store, now)
+                Snapshot::load(project, shared.store(), now)
                     .await?
                     .select(&selection)?
             } else {
@@ -166,11 +166,7 @@ async fn request(
     };
     let text = schedule.selection.clone().unwrap_or_default();
     let id = shared
-        .request(
-            Work::Materialize(request),
-            &text,
-            &format!("schedule {}", schedule.name),
-        )
+        .materialize(request, &text, &format!("schedule {}", schedule.name))
         .await?;
     tracing::info!(schedule = %schedule.name, run_id = %id, "schedule requested a run");
     Ok(Some(id))

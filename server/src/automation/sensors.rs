@@ -12,7 +12,7 @@ use freshet_core::selection::Selection;
 use freshet_core::sensor::{Sensor, SensorContext, SensorOutput};
 use freshet_core::{AssetKey, AssetKind, PlanRequest, Project, Snapshot};
 
-use crate::serve::{Shared, Work};
+use super::Host;
 
 /// The longest a sensor's function may take.
 const TIME_LIMIT: Duration = Duration::from_secs(60);
@@ -32,12 +32,12 @@ impl Sensors {
         }
     }
 
-    pub(super) async fn tick(&mut self, shared: &Arc<Shared>, project: &Project) {
+    pub(super) async fn tick(&mut self, shared: &Arc<dyn Host>, project: &Project) {
         if self.sensors.is_empty() {
             return;
         }
         if self.cursors.is_none() {
-            match shared.store.sensor_cursors().await {
+            match shared.store().sensor_cursors().await {
                 Ok(known) => {
                     self.cursors = Some(known.into_iter().map(|(k, (c, _))| (k, c)).collect());
                 }
@@ -58,7 +58,7 @@ impl Sensors {
             let ctx = SensorContext {
                 name: sensor.name.clone(),
                 cursor: cursor.clone(),
-                now: shared.clock.now(),
+                now: shared.now(),
             };
             let mut call = tokio::spawn(sensor.evaluate(ctx));
             let output = match tokio::time::timeout(TIME_LIMIT, &mut call).await {
@@ -83,8 +83,8 @@ impl Sensors {
             }
             let next_cursor = output.cursor.or(cursor);
             if let Err(e) = shared
-                .store
-                .record_sensor(&sensor.name, next_cursor.as_deref(), shared.clock.now())
+                .store()
+                .record_sensor(&sensor.name, next_cursor.as_deref(), shared.now())
                 .await
             {
                 tracing::warn!(sensor = %sensor.name, error = %e, "cannot record a sensor's cursor");
@@ -98,7 +98,7 @@ impl Sensors {
 /// wrong is skipped with a warning (asking again would not mend it), and if the store cannot be
 /// read nothing is queued, so a retry with the same cursor does not queue a request twice.
 async fn act(
-    shared: &Arc<Shared>,
+    shared: &Arc<dyn Host>,
     project: &Project,
     sensor: &Sensor,
     output: &SensorOutput,
@@ -116,7 +116,7 @@ async fn act(
         };
         let keys = if selection.needs_facts() {
             if snapshot.is_none() {
-                snapshot = Some(Snapshot::load(project, &shared.store, shared.clock.now()).await?);
+                snapshot = Some(Snapshot::load(project, shared.store(), shared.now()).await?);
             }
             snapshot.as_ref().map(|s| s.select(&selection))
         } else {
@@ -146,11 +146,7 @@ async fn act(
     }
     for (plan, text) in plans {
         let id = shared
-            .request(
-                Work::Materialize(plan),
-                text,
-                &format!("sensor {}", sensor.name),
-            )
+            .materialize(plan, text, &format!("sensor {}", sensor.name))
             .await?;
         tracing::info!(sensor = %sensor.name, run_id = %id, "sensor requested a run");
     }

@@ -91,7 +91,7 @@ pub(super) async fn automation(
         return Ok(ExitCode::SUCCESS);
     }
     match &report.evaluation {
-        Some(e) => println!(
+        Some(e) => outln!(
             "last evaluation: {} ({:.1} ms, {} requested of {}){}",
             e.evaluated_at,
             e.duration_ms,
@@ -102,10 +102,10 @@ pub(super) async fn automation(
                 .map(|t| format!("; next by {t}"))
                 .unwrap_or_default()
         ),
-        None => println!("no evaluation yet: start `freshet daemon` or `freshet serve`"),
+        None => outln!("no evaluation yet: start `freshet daemon` or `freshet serve`"),
     }
     if report.assets.is_empty() {
-        println!("no asset has an automation condition");
+        outln!("no asset has an automation condition");
     } else {
         let mut rows = vec![
             ["ASSET", "CONDITION", "DECIDED", "DECISION"]

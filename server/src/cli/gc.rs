@@ -30,7 +30,7 @@ pub(super) async fn gc(
     let (report, (log_lines, log_runs)) = collected?;
     let verb = if dry_run { "would remove" } else { "removed" };
     for v in &report.versions {
-        println!(
+        outln!(
             "{verb} {} version {} ({})",
             v.asset,
             v.id,
@@ -38,7 +38,7 @@ pub(super) async fn gc(
         );
     }
     for (path, bytes) in &report.orphans {
-        println!("{verb} unreferenced file {path} ({})", words::bytes(*bytes));
+        outln!("{verb} unreferenced file {path} ({})", words::bytes(*bytes));
     }
     let in_use = match report.in_use {
         0 => String::new(),

@@ -125,7 +125,7 @@ async fn print_statuses(
 ) -> anyhow::Result<()> {
     let snapshot = Snapshot::load(project, store, now).await?;
     let reports: Vec<_> = snapshot.reports().iter().collect();
-    let failures = super::status::failures(store).await?;
+    let failures = super::status::failures(project, store).await?;
     output::print_status(
         project,
         snapshot.lineage(),

@@ -13,7 +13,6 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use freshet_core::freshness::{Clock as _, SystemClock};
 use freshet_core::selection::Selection;
-use freshet_core::store::HEARTBEAT_TIMEOUT;
 use freshet_core::{
     AssetGraph, AssetKey, AssetKind, Catalogues, Executor, Overrides, Project, Snapshot, Store,
 };
@@ -344,7 +343,7 @@ async fn open_store(project: &Project) -> anyhow::Result<Store> {
     )
     .await?;
     for run in store
-        .fail_dead_runs(SystemClock.now(), HEARTBEAT_TIMEOUT)
+        .fail_dead_runs(SystemClock.now(), project.execution().heartbeat_timeout)
         .await?
     {
         let by = run
@@ -363,8 +362,11 @@ async fn open_store(project: &Project) -> anyhow::Result<Store> {
 /// only then is the output folder or bucket listed).
 async fn earlier_outputs(project: &Project) -> Option<String> {
     let path = project.database_url().strip_prefix("sqlite://")?;
-    let empty = std::fs::metadata(path.split('?').next()?).is_ok_and(|m| m.len() == 0);
-    if !empty {
+    let new = std::fs::metadata(path.split('?').next()?).map_or_else(
+        |e| e.kind() == std::io::ErrorKind::NotFound,
+        |m| m.len() == 0,
+    );
+    if !new {
         return None;
     }
     freshet_core::executor::outputs_exist(project).await

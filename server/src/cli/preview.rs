@@ -47,7 +47,7 @@ pub(super) async fn preview(
         .await?;
     let table = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
         .context("cannot format the rows")?;
-    println!("{table}");
+    outln!("{table}");
     store.close().await;
     Ok(ExitCode::SUCCESS)
 }

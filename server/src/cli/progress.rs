@@ -78,6 +78,7 @@ pub(super) fn line(event: &RunEvent<'_>, started: bool) -> Option<String> {
                     words::millis(m.duration_us)
                 ),
                 StepOutcome::Skipped(reason) => format!("skipped: {reason}"),
+                StepOutcome::Cancelled => "cancelled while it ran".to_owned(),
                 StepOutcome::Failed { error, .. } => format!("FAILED: {error}"),
             };
             format!("[{index}/{total}] {key} {detail}")

@@ -87,7 +87,7 @@ async fn show(store: &Store, id: &RunId, json: bool) -> anyhow::Result<()> {
             steps: steps.iter().map(StepJson::from).collect(),
         });
     }
-    println!(
+    outln!(
         "run {}: {} {} (by {}, started {}, took {})",
         run.id,
         run.kind.as_str(),
@@ -97,7 +97,7 @@ async fn show(store: &Store, id: &RunId, json: bool) -> anyhow::Result<()> {
         took(&run)
     );
     if let Some(error) = &run.error {
-        println!("error: {error}");
+        outln!("error: {error}");
     }
     let mut rows = vec![
         ["STEP", "STATE", "ATTEMPTS", "TOOK", "ROWS", "MESSAGE"]
@@ -119,15 +119,15 @@ async fn show(store: &Store, id: &RunId, json: bool) -> anyhow::Result<()> {
         ]);
     }
     if !steps.is_empty() {
-        println!();
+        outln!();
         print_table(&rows)?;
     }
     let failed: Vec<_> = attempts.iter().filter(|a| a.error.is_some()).collect();
     if !failed.is_empty() {
-        println!("\nfailed attempts:");
+        outln!("\nfailed attempts:");
         for a in failed {
             let asset = steps.get(a.position).map_or("?", |s| s.asset.as_str());
-            println!(
+            outln!(
                 "  {asset} attempt {} at {}: {}",
                 a.attempt,
                 words::time(a.started_at),
@@ -136,9 +136,9 @@ async fn show(store: &Store, id: &RunId, json: bool) -> anyhow::Result<()> {
         }
     }
     if !logs.is_empty() {
-        println!("\nlog:");
+        outln!("\nlog:");
         for l in &logs {
-            println!(
+            outln!(
                 "  {} {:5} {}",
                 words::time(l.at),
                 l.level.as_str(),
@@ -180,7 +180,7 @@ async fn cancel_in(store: &Store, id: &RunId) -> anyhow::Result<ExitCode> {
         if let Some(run) = store.run(id).await?
             && run.status.is_finished()
         {
-            println!("run {id} {}", run.status.as_str());
+            outln!("run {id} {}", run.status.as_str());
             return Ok(ExitCode::SUCCESS);
         }
     }

@@ -41,7 +41,7 @@ async fn explain(
     let report = snapshot
         .explain(key)
         .ok_or_else(|| Error::UnknownAsset(key.to_string()))?;
-    let failures = failures(store).await?;
+    let failures = failures(project, store).await?;
     let failure = failures.get(key.as_str());
     let gone = snapshot.gone(key);
     output::print_explanation(
@@ -73,18 +73,22 @@ async fn list(
         project,
         snapshot.lineage(),
         &shown,
-        &failures(store).await?,
+        &failures(project, store).await?,
         snapshot.gone_sources(),
         json,
     )
 }
 
-/// Each asset's latest failed attempt after its current version.
-pub(super) async fn failures(store: &Store) -> anyhow::Result<output::Failures> {
+/// Each asset's latest failed attempt after its current version, counting as failed the steps
+/// of runs whose process is gone though no command has recorded it yet (this one reads only).
+pub(super) async fn failures(project: &Project, store: &Store) -> anyhow::Result<output::Failures> {
+    let timeout = project.execution().heartbeat_timeout;
+    let dead = store.dead_steps(SystemClock.now(), timeout).await?;
     Ok(store
         .failures()
         .await?
         .into_iter()
+        .chain(dead)
         .map(|f| (f.asset.clone(), f))
         .collect())
 }

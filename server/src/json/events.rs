@@ -51,7 +51,7 @@ pub enum RunLineJson<'a> {
         index: usize,
         /// Number of steps.
         total: usize,
-        /// `materialized`, `skipped` or `failed`.
+        /// `materialized`, `skipped`, `failed` or `cancelled`.
         outcome: &'static str,
         /// Why it was skipped, or its error.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -122,6 +122,7 @@ impl<'a> RunLineJson<'a> {
                 let (name, message, m) = match outcome {
                     StepOutcome::Materialized(m) => ("materialized", None, Some(m)),
                     StepOutcome::Skipped(why) => ("skipped", Some(why.to_string()), None),
+                    StepOutcome::Cancelled => ("cancelled", None, None),
                     StepOutcome::Failed { error, .. } => ("failed", Some(error.clone()), None),
                 };
                 RunLineJson::StepFinished {

@@ -54,6 +54,8 @@ impl<'a> From<&'a RunRecord> for RunJson<'a> {
 /// A run's steps by outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct StepCountsJson {
+    /// Cancelled while they ran.
+    pub cancelled: u64,
     /// Failed.
     pub failed: u64,
     /// Materialized.
@@ -67,6 +69,7 @@ pub struct StepCountsJson {
 impl From<&StepCounts> for StepCountsJson {
     fn from(s: &StepCounts) -> Self {
         Self {
+            cancelled: s.cancelled,
             failed: s.failed,
             materialized: s.materialized,
             skipped: s.skipped,

@@ -236,12 +236,13 @@ fn a_run_record() {
             materialized: 1,
             skipped: 1,
             failed: 1,
+            cancelled: 0,
         },
         triggered_by: "schedule nightly".to_owned(),
     };
     check(
         &RunJson::from(&run),
-        r#"{"duration_ms":1234.567,"error":"1 step failed","finished_at":"2026-11-22T10:03:13.484567Z","id":"0193","kind":"materialize","selection":"+daily_revenue","stale_only":false,"started_at":"2026-11-22T10:03:12.250000Z","status":"failed","steps":{"failed":1,"materialized":1,"skipped":1,"total":3},"triggered_by":"schedule nightly"}"#,
+        r#"{"duration_ms":1234.567,"error":"1 step failed","finished_at":"2026-11-22T10:03:13.484567Z","id":"0193","kind":"materialize","selection":"+daily_revenue","stale_only":false,"started_at":"2026-11-22T10:03:12.250000Z","status":"failed","steps":{"cancelled":0,"failed":1,"materialized":1,"skipped":1,"total":3},"triggered_by":"schedule nightly"}"#,
     );
     run.status = RunStatus::Queued;
     run.finished_at = None;

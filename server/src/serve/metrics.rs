@@ -32,7 +32,7 @@ const BUCKETS: [f64; 12] = [
 pub(crate) struct Metrics {
     /// Runs queued here and waiting for a turn.
     pub(crate) waiting: AtomicU64,
-    steps: Mutex<[Histogram; 3]>,
+    steps: Mutex<[Histogram; 4]>,
 }
 
 /// How a step ended, as a label.
@@ -41,9 +41,10 @@ pub(crate) enum StepEnd {
     Materialized = 0,
     Skipped = 1,
     Failed = 2,
+    Cancelled = 3,
 }
 
-const STEP_ENDS: [&str; 3] = ["materialized", "skipped", "failed"];
+const STEP_ENDS: [&str; 4] = ["materialized", "skipped", "failed", "cancelled"];
 
 #[derive(Debug, Default, Clone)]
 struct Histogram {

@@ -29,7 +29,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use state::AppState;
-pub(crate) use state::{Loaded, Shared, Work};
 
 use error::ApiError;
 
@@ -112,7 +111,8 @@ pub async fn serve(
     let watcher = state.spawn_watcher();
     let shared = state.0.clone();
     let stopping = shared.clone();
-    let result = axum::serve(listener, router(state))
+    let service = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, service)
         .with_graceful_shutdown(async move {
             shutdown.await;
             // Open event streams would otherwise hold the shutdown forever.

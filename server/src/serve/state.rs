@@ -14,14 +14,13 @@ use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use freshet_core::executor::{RunEvent, RunObserver, StepOutcome};
 use freshet_core::freshness::Clock;
-use freshet_core::store::{
-    Failure, HEARTBEAT_TIMEOUT, NewRun, RunKind, RunStatus, STOPPED_WITH_PROCESS,
-};
+use freshet_core::store::{Failure, NewRun, RunKind, RunStatus, STOPPED_WITH_PROCESS};
 use freshet_core::{AssetKey, Catalogues, Executor, Overrides, PlanRequest, Project, RunId, Store};
 use tokio::sync::{broadcast, watch};
 
 use super::layout::{self, Layout};
 use super::metrics::StepEnd;
+use crate::automation::Host;
 use crate::automation::alerts::Alerter;
 use crate::json::{AssetsEventJson, LogJson, RunEventJson, StepEventJson};
 
@@ -77,6 +76,8 @@ pub(crate) struct Shared {
     read_token: OnceLock<String>,
     /// What this process counts for `/metrics`.
     pub(crate) metrics: super::metrics::Metrics,
+    /// Failed sign-ins per client, to slow guessing.
+    pub(crate) sign_ins: super::web::SignIns,
     /// Bound to a loopback address: requests must name a loopback host, and the page carries
     /// the token.
     pub(crate) loopback: bool,
@@ -192,6 +193,7 @@ impl AppState {
             token,
             read_token: OnceLock::new(),
             metrics: Default::default(),
+            sign_ins: Default::default(),
             loopback,
             events,
             stopping: watch::Sender::new(false),
@@ -221,9 +223,8 @@ impl AppState {
     /// Starts automation ([`crate::automation`]): sensors, schedules, conditions and alerts. It
     /// stops when the server stops (or [`AppState::stop`] is called).
     pub fn spawn_automation(&self) -> tokio::task::JoinHandle<()> {
-        let shared = self.0.clone();
-        let stop = shared.stopping.subscribe();
-        tokio::spawn(crate::automation::run(shared, stop))
+        let stop = self.0.stopping.subscribe();
+        tokio::spawn(crate::automation::run(Arc::new(self.clone()), stop))
     }
 
     /// Sets the token that allows reading but no action, for a server beyond loopback (the
@@ -239,7 +240,7 @@ impl AppState {
 
     /// One evaluation of the automation conditions at a time, as the loop makes them.
     pub fn evaluator(&self) -> crate::automation::Evaluator {
-        crate::automation::Evaluator::new(self.0.clone())
+        crate::automation::Evaluator::new(Arc::new(self.clone()))
     }
 
     /// Tells the event streams and automation to stop.
@@ -298,6 +299,59 @@ impl AppState {
             };
             futures::future::join(sources, store).await;
         })
+    }
+}
+
+/// Automation runs in the server's state: it follows the project as reloaded, and queues its
+/// runs with the API's, one queue and one `max_runs` for all.
+impl Host for AppState {
+    fn loaded(&self) -> (Project, Executor) {
+        let loaded = self.0.loaded();
+        (loaded.project.clone(), loaded.executor.clone())
+    }
+
+    fn generation(&self) -> u64 {
+        self.0.generation()
+    }
+
+    fn started(&self) -> DateTime<Utc> {
+        self.0.started()
+    }
+
+    fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.0.clock.now()
+    }
+
+    fn alerter(&self) -> &Alerter {
+        &self.0.alerter
+    }
+
+    fn changed(&self) {
+        self.0.changed();
+    }
+
+    fn running(&self) -> HashSet<AssetKey> {
+        self.0.running()
+    }
+
+    fn covered(&self) -> (HashSet<AssetKey>, bool) {
+        self.0.covered()
+    }
+
+    fn materialize<'a>(
+        &'a self,
+        request: PlanRequest,
+        selection: &'a str,
+        triggered_by: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<RunId, freshet_core::Error>> {
+        Box::pin(
+            self.0
+                .request(Work::Materialize(request), selection, triggered_by),
+        )
     }
 }
 
@@ -475,7 +529,8 @@ impl Shared {
             }
             Err(e) => tracing::warn!(error = %e, "cannot record the runs' heartbeat"),
         }
-        match self.store.fail_dead_runs(now, HEARTBEAT_TIMEOUT).await {
+        let timeout = self.loaded().project.execution().heartbeat_timeout;
+        match self.store.fail_dead_runs(now, timeout).await {
             Ok(dead) => {
                 for run in dead {
                     tracing::warn!(run_id = %run.id, "run failed: its process died");
@@ -777,6 +832,7 @@ impl RunObserver for ServerObserver {
                     StepOutcome::Skipped(why) => {
                         ("skipped", Some(why.to_string()), StepEnd::Skipped)
                     }
+                    StepOutcome::Cancelled => ("cancelled", None, StepEnd::Cancelled),
                     StepOutcome::Failed { error, .. } => {
                         tracing::warn!(run_id = %self.run_id, asset = %key, error = %error, "step failed");
                         ("failed", Some(error.clone()), StepEnd::Failed)

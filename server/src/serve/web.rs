@@ -1,6 +1,10 @@
 //! The web view's files, embedded in the binary: one page, its script modules (`app.js` the entry,
 //! importing `core.js`, `graph.js`, `asset.js` and `runs.js`), its style and its icon.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -93,12 +97,30 @@ pub(crate) async fn login_page(State(state): State<AppState>) -> Response {
 /// for 12 hours), then the page; any other answer is the form again. The page of one who signed
 /// in with the action token carries that token for its own script to send with actions, as a
 /// loopback server's page does.
-pub(crate) async fn login(State(state): State<AppState>, body: Bytes) -> Response {
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    extensions: axum::http::Extensions,
+    body: Bytes,
+) -> Response {
+    let client = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let sign_ins = &state.0.sign_ins;
+    if let Some(wait) = sign_ins.refused(client, std::time::Instant::now()) {
+        return login_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many wrong tokens from this address: try again in {} s.",
+                wait.as_secs().max(1)
+            ),
+        );
+    }
     let token = url::form_urlencoded::parse(&body)
         .find(|(name, _)| name == "token")
         .map(|(_, value)| value.trim().to_owned())
         .unwrap_or_default();
     if token.is_empty() || !super::is_valid_token(&token) || !state.0.may_read(&token) {
+        sign_ins.failed(client, std::time::Instant::now());
         return login_response(StatusCode::FORBIDDEN, WRONG_TOKEN);
     }
     let cookie = format!(
@@ -106,6 +128,41 @@ pub(crate) async fn login(State(state): State<AppState>, body: Bytes) -> Respons
         super::TOKEN_COOKIE
     );
     see_other("/", HeaderValue::from_str(&cookie).ok())
+}
+
+/// Failed sign-ins per client address: after [`SignIns::ALLOWED`] wrong tokens within
+/// [`SignIns::WINDOW`], the address is refused (429) until the window since its first failure
+/// has passed, so guessing a token goes at a few tries a minute. A request without a known
+/// address (the router driven without a socket) counts as one client.
+#[derive(Debug, Default)]
+pub(crate) struct SignIns(std::sync::Mutex<HashMap<Option<IpAddr>, (u32, Instant)>>);
+
+impl SignIns {
+    const ALLOWED: u32 = 5;
+    const WINDOW: Duration = Duration::from_secs(60);
+
+    /// How long `client` must wait, if it is refused now.
+    fn refused(&self, client: Option<IpAddr>, now: Instant) -> Option<Duration> {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (count, since) = map.get(&client)?;
+        let end = *since + Self::WINDOW;
+        (*count >= Self::ALLOWED && now < end).then(|| end - now)
+    }
+
+    /// Counts a wrong token from `client`.
+    fn failed(&self, client: Option<IpAddr>, now: Instant) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Bounded: windows that have passed are forgotten.
+        map.retain(|_, (_, since)| now < *since + Self::WINDOW);
+        let entry = map.entry(client).or_insert((0, now));
+        entry.0 += 1;
+    }
 }
 
 fn see_other(to: &'static str, cookie: Option<HeaderValue>) -> Response {

@@ -244,15 +244,47 @@ fn any_file_under(folder: &std::path::Path) -> bool {
     false
 }
 
-/// The object store for `url`, configured with `options` (credentials, endpoint, region).
+/// The object store for `url`, configured with `options` (credentials, endpoint, region). A
+/// cloud store built on a tokio runtime (the IO runtime) sends its HTTP requests there, even
+/// when a step on the CPU runtime asks (`cpu.rs`).
 fn object_store_for(
     url: &Url,
     options: &[(String, String)],
 ) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {
-    let (store, path) = datafusion::object_store::parse_url_opts(url, options.iter().cloned())
-        .map_err(|e| Error::Storage {
-            message: format!("object store {url}: {}", one_line(&e)),
-            retryable: false,
-        })?;
-    Ok((Arc::from(store), path))
+    use datafusion::object_store::client::SpawnedReqwestConnector;
+    use datafusion::object_store::{ObjectStoreScheme, aws, azure, gcp};
+    let error = |e: &dyn std::error::Error| Error::Storage {
+        message: format!("object store {url}: {}", one_line(e)),
+        retryable: false,
+    };
+    let io = tokio::runtime::Handle::try_current().ok();
+    // As `object_store::parse_url_opts` builds them, with the IO runtime's connector.
+    macro_rules! cloud {
+        ($builder:ty) => {{
+            let mut builder = options.iter().fold(
+                <$builder>::new().with_url(url.to_string()),
+                |builder, (key, value)| match key.to_ascii_lowercase().parse() {
+                    Ok(key) => builder.with_config(key, value.clone()),
+                    Err(_) => builder,
+                },
+            );
+            if let Some(io) = &io {
+                builder = builder.with_http_connector(SpawnedReqwestConnector::new(io.clone()));
+            }
+            Arc::new(builder.build().map_err(|e| error(&e))?) as Arc<dyn ObjectStore>
+        }};
+    }
+    let (scheme, path) = ObjectStoreScheme::parse(url).map_err(|e| error(&e))?;
+    let store = match scheme {
+        ObjectStoreScheme::AmazonS3 => cloud!(aws::AmazonS3Builder),
+        ObjectStoreScheme::GoogleCloudStorage => cloud!(gcp::GoogleCloudStorageBuilder),
+        ObjectStoreScheme::MicrosoftAzure => cloud!(azure::MicrosoftAzureBuilder),
+        _ => {
+            let (store, path) =
+                datafusion::object_store::parse_url_opts(url, options.iter().cloned())
+                    .map_err(|e| error(&e))?;
+            return Ok((Arc::from(store), path));
+        }
+    };
+    Ok((store, ObjectPath::parse(path).map_err(|e| error(&e))?))
 }

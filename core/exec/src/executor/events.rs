@@ -82,6 +82,8 @@ pub enum StepOutcome {
     Materialized(Box<Materialization>),
     /// Not run, and why.
     Skipped(SkipReason),
+    /// Stopped while it ran (a cancel, its process shutting down): nothing of it was recorded.
+    Cancelled,
     /// Failed, with the error in one line.
     Failed {
         /// What went wrong.
@@ -128,8 +130,6 @@ pub enum SkipReason {
     UpstreamFailed(AssetKey),
     /// The run was stopped before this step started.
     Stopped,
-    /// The run was stopped while this step ran; nothing of it was recorded.
-    StoppedWhileRunning,
     /// Another run materialized it while this one waited for it (single flight).
     DoneElsewhere(RunId),
 }
@@ -150,9 +150,6 @@ impl fmt::Display for SkipReason {
             SkipReason::InputsUnchanged => f.write_str("inputs unchanged"),
             SkipReason::UpstreamFailed(dep) => write!(f, "upstream {dep} failed"),
             SkipReason::Stopped => f.write_str("the run was stopped"),
-            SkipReason::StoppedWhileRunning => {
-                f.write_str("the run was stopped while this step ran")
-            }
             SkipReason::DoneElsewhere(run) => write!(f, "materialized meanwhile by run {run}"),
         }
     }

@@ -20,7 +20,6 @@ use url::Url;
 use super::engine::Executor;
 use crate::error::one_line;
 use crate::model::{AssetKey, MaterializationId};
-use crate::store::HEARTBEAT_TIMEOUT;
 use crate::{Error, Result};
 
 /// What a garbage collection removed (or, dry, would remove).
@@ -86,7 +85,7 @@ impl Executor {
         };
 
         let now = self.clock.now();
-        let leased = self.store.leased_assets(now, HEARTBEAT_TIMEOUT).await?;
+        let leased = self.store.leased_assets().await?;
         let graph = self.project.graph();
         let read_now: BTreeSet<&AssetKey> = leased
             .iter()

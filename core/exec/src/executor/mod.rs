@@ -16,6 +16,7 @@
 //! computes one asset, [`output`] writes its Parquet, [`run_log`] records the run as it goes;
 //! [`preview`] reads versions back; [`gc`] removes old versions and orphans. Every time the executor records comes from its [`Clock`](crate::freshness::Clock).
 
+mod cpu;
 mod engine;
 mod events;
 mod gc;

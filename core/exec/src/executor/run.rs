@@ -263,9 +263,10 @@ fn run_outcome(
     }
 }
 
-/// A run's heartbeat: a task that records, every [`HEARTBEAT_INTERVAL`], that this process is
-/// alive and still running the run, and reads whether any process asked to cancel it. Stops
-/// when dropped.
+/// A run's heartbeat: a task, on the IO runtime, that records every [`HEARTBEAT_INTERVAL`] that
+/// this process is alive and still running the run, and reads four times as often whether any
+/// process asked to cancel it, so a cancel stops the run within a quarter of a second of being
+/// read. Stops when dropped.
 struct Heartbeat {
     task: tokio::task::JoinHandle<()>,
     cancelled: watch::Receiver<bool>,
@@ -278,18 +279,23 @@ impl Heartbeat {
         let clock = executor.clock.clone();
         let run_id = run_id.clone();
         let task = tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL);
+            let mut ticks = tokio::time::interval(HEARTBEAT_INTERVAL / 4);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
+            for tick in 0u64.. {
                 ticks.tick().await;
-                match store
-                    .heartbeat(std::slice::from_ref(&run_id), clock.now())
-                    .await
-                {
-                    Ok(cancel) if !cancel.is_empty() => {
+                let stop = if tick % 4 == 0 {
+                    store
+                        .heartbeat(std::slice::from_ref(&run_id), clock.now())
+                        .await
+                        .map(|stop| !stop.is_empty())
+                } else {
+                    store.cancel_requested(&run_id).await
+                };
+                match stop {
+                    Ok(true) => {
                         tell.send_replace(true);
                     }
-                    Ok(_) => {}
+                    Ok(false) => {}
                     Err(e) => warn!(error = %e, "cannot record the run's heartbeat"),
                 }
             }

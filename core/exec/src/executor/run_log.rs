@@ -124,6 +124,12 @@ impl<'a> RunLog<'a> {
                 },
                 format!("skipped {key}: {why}"),
             ),
+            StepOutcome::Cancelled => (
+                StepState::Cancelled,
+                Some("cancelled while it ran; nothing of it was recorded".to_owned()),
+                LogLevel::Warn,
+                format!("cancelled {key}: stopped while it ran; nothing of it was recorded"),
+            ),
             StepOutcome::Failed { error, .. } => (
                 StepState::Failed,
                 Some(error.clone()),
@@ -148,24 +154,27 @@ impl<'a> RunLog<'a> {
         self.write(level, Some(key), line);
     }
 
-    /// Logs the run's end and records its status.
+    /// Records the run's status, then logs its end: the last line says what the store holds.
+    /// When another process ended the run first (it took this one for dead), that is logged
+    /// and returned as the error, and nothing else of the run's end is recorded.
     pub(super) async fn finish(
         &mut self,
         status: RunStatus,
         error: Option<&str>,
         report: &RunReport,
     ) -> Result<()> {
-        let skipped = report
-            .steps
-            .iter()
-            .filter(|(_, o)| matches!(o, StepOutcome::Skipped(_)))
-            .count();
+        let count = |f: fn(&StepOutcome) -> bool| report.steps.iter().filter(|(_, o)| f(o)).count();
+        let skipped = count(|o| matches!(o, StepOutcome::Skipped(_)));
+        let cancelled = count(|o| matches!(o, StepOutcome::Cancelled));
         let mut line = format!(
-            "run {}: {} materialized, {skipped} skipped in {} ms",
+            "run {}: {} materialized, {skipped} skipped",
             status.as_str(),
             report.materialized(),
-            self.started.elapsed().as_millis()
         );
+        if cancelled > 0 {
+            line.push_str(&format!(", {cancelled} cancelled"));
+        }
+        line.push_str(&format!(" in {} ms", self.started.elapsed().as_millis()));
         if let Some(error) = error {
             line.push_str(&format!(" ({error})"));
         }
@@ -174,11 +183,34 @@ impl<'a> RunLog<'a> {
             RunStatus::Cancelled => LogLevel::Warn,
             _ => LogLevel::Error,
         };
+        self.flush().await;
+        let ended = self
+            .store
+            .finish_run(self.run_id, status, self.clock.now(), error)
+            .await;
+        if let Err(crate::store::Error::Transition { .. }) = ended
+            && let Ok(Some(run)) = self.store.run(self.run_id).await
+            && run.status.is_finished()
+        {
+            let why = run
+                .error
+                .as_deref()
+                .map(|error| format!(" ({error})"))
+                .unwrap_or_default();
+            let line = format!(
+                "run {}{why} by another process while this one ran it: its steps were stopped",
+                run.status.as_str()
+            );
+            self.write(LogLevel::Error, None, line.clone());
+            self.flush().await;
+            return Err(crate::Error::EndedElsewhere(format!(
+                "run {}: {line}",
+                self.run_id
+            )));
+        }
+        ended?;
         self.write(level, None, line);
         self.flush().await;
-        self.store
-            .finish_run(self.run_id, status, self.clock.now(), error)
-            .await?;
         Ok(())
     }
 }

@@ -29,7 +29,7 @@ use crate::freshness::DataTimes;
 use crate::model::{AssetDef, AssetKey, Lineage, Materialization, RunId, Status};
 use crate::planner::{self, PlannedStep};
 use crate::policy::{StepPolicy, duration_words};
-use crate::store::{HEARTBEAT_TIMEOUT, LogLevel, Progress};
+use crate::store::{LogLevel, Progress};
 use crate::{Error, Result};
 
 /// How long a stopped run waits for its running steps' tasks to end.
@@ -251,7 +251,7 @@ impl<'p> Walk<'_, 'p> {
                 Some(StepOutcome::Failed { .. })
                     | Some(StepOutcome::Skipped(SkipReason::UpstreamFailed(_)))
                     | Some(StepOutcome::Skipped(SkipReason::Stopped))
-                    | Some(StepOutcome::Skipped(SkipReason::StoppedWhileRunning))
+                    | Some(StepOutcome::Cancelled)
             )
         });
         if let Some(&j) = broken {
@@ -287,10 +287,7 @@ impl<'p> Walk<'_, 'p> {
         let store = &executor.store;
         let now = executor.clock.now();
         let key = self.slots[i].def.key.clone();
-        match store
-            .claim_asset(&key, &self.run_id, now, HEARTBEAT_TIMEOUT)
-            .await
-        {
+        match store.claim_asset(&key, &self.run_id, now).await {
             Ok(None) => {}
             Ok(Some(holder)) => {
                 if self.slots[i].waited_for.as_ref() != Some(&holder) {
@@ -302,7 +299,8 @@ impl<'p> Walk<'_, 'p> {
                     self.slots[i].waited_for = Some(holder);
                 }
                 // A holder whose process died lets go as soon as it is found dead.
-                if let Err(e) = store.fail_dead_runs(now, HEARTBEAT_TIMEOUT).await {
+                let timeout = executor.project.execution().heartbeat_timeout;
+                if let Err(e) = store.fail_dead_runs(now, timeout).await {
                     warn!(error = %e, "cannot look for dead runs");
                 }
                 self.slots[i].not_before = Some(Instant::now() + LEASE_POLL);
@@ -563,12 +561,7 @@ impl<'p> Walk<'_, 'p> {
             {
                 *n -= 1;
             }
-            self.end(
-                log,
-                i,
-                StepOutcome::Skipped(SkipReason::StoppedWhileRunning),
-            )
-            .await;
+            self.end(log, i, StepOutcome::Cancelled).await;
         }
     }
 

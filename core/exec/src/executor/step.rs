@@ -13,8 +13,9 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use tracing::info;
 
+use super::cpu::on_cpu;
 use super::engine::Executor;
-use super::output::OutputOptions;
+use super::output::{OutputOptions, Written};
 use super::sources::{Record, register_source};
 use crate::error::{execution_error, local_paths, one_line};
 use crate::model::{
@@ -27,6 +28,9 @@ use crate::tables::{ensure_namespace, table_reference};
 use crate::{Error, Result};
 
 impl Executor {
+    /// Computes step `def` and records its output. The inputs are checked here (a source that
+    /// moved since the run observed it fails the step); the query or function runs and its
+    /// output is written on the CPU runtime (`cpu.rs`), and the record is made here again.
     pub(super) async fn materialize_one(
         &self,
         run_id: &RunId,
@@ -35,6 +39,98 @@ impl Executor {
         data_time: Option<chrono::DateTime<Utc>>,
     ) -> Result<Materialization> {
         let started = Instant::now();
+        let key = &def.key;
+        let mut inputs = Vec::with_capacity(def.deps.len());
+        for dep in &def.deps {
+            inputs.push(InputVersion {
+                asset: dep.clone(),
+                data_version: self.check_input(dep, lineage).await?,
+            });
+        }
+        let id = MaterializationId::generate();
+        let folder = self.folder_of(key, &id);
+        // Until it is recorded, the folder goes with the step: if the step is stopped (a
+        // cancel, a timeout, SIGTERM) the guard removes what was written.
+        let mut unrecorded = Unrecorded {
+            local: self.project.storage_url().scheme() == "file",
+            abandoned: self.abandoned.clone(),
+            unconfirmed: self.unconfirmed.clone(),
+            run: run_id.clone(),
+            id: id.clone(),
+            folder: folder.clone(),
+            phase: Stage::Writing,
+        };
+        let compute = {
+            let executor = self.clone();
+            let (def, lineage, folder) = (def.clone(), lineage.clone(), folder.clone());
+            async move { executor.compute(&def, &lineage, &folder).await }
+        };
+        // Dropping this future (the step stopped) aborts the computation.
+        let (written, metadata) = match on_cpu(compute)?.await {
+            Ok(Ok(done)) => done,
+            Ok(Err(e)) => return Err(e),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => {
+                return Err(Error::Execution {
+                    asset: key.to_string(),
+                    message: format!("its computation ended: {}", one_line(&e)),
+                    retryable: false,
+                });
+            }
+        };
+        let location = self.location_of(key, &id);
+        let now = self.clock.now();
+        let m = Materialization {
+            id,
+            asset: key.clone(),
+            run_id: run_id.clone(),
+            code_version: def
+                .code_version
+                .clone()
+                .unwrap_or_else(|| crate::CodeVersion::new("")),
+            data_version: written.data_version,
+            inputs,
+            location,
+            row_count: written.rows,
+            byte_size: written.bytes,
+            duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            created_at: now,
+            data_time: data_time.or(def.deps.is_empty().then_some(now)),
+            details: OutputDetails {
+                file_count: written.files,
+                schema: written.schema,
+                metadata,
+            },
+            collected_at: None,
+        };
+        // From here the folder may be current (a commit may land even if this task is stopped
+        // waiting for its answer): only a definite refusal removes it now; without an answer,
+        // the run looks once it has ended.
+        unrecorded.phase = Stage::Recording;
+        if let Err(e) = self.store.record_run_output(&m).await {
+            if matches!(e, crate::store::Error::Transition { .. }) {
+                unrecorded.phase = Stage::Settled;
+                self.remove_folder(&folder).await;
+            }
+            return Err(e.into());
+        }
+        unrecorded.phase = Stage::Settled;
+        info!(rows = m.row_count, bytes = m.byte_size, data_version = %m.data_version, "materialized");
+        Ok(m)
+    }
+
+    /// On the CPU runtime: a new session with `def`'s inputs registered at their versions in
+    /// `lineage`, the query or function, and its output written into `folder`. What was written
+    /// is removed when the write fails.
+    async fn compute(
+        &self,
+        def: &AssetDef,
+        lineage: &Lineage,
+        folder: &ObjectPath,
+    ) -> Result<(
+        Written,
+        std::collections::BTreeMap<String, crate::model::MetadataValue>,
+    )> {
         let key = &def.key;
         let exec_error = |e: DataFusionError| execution_error(key, e);
         let input_bytes = def
@@ -48,13 +144,8 @@ impl Executor {
             })
             .sum();
         let ctx = self.session_for(input_bytes);
-        let mut inputs = Vec::with_capacity(def.deps.len());
         for dep in &def.deps {
-            let data_version = self.register_input(&ctx, dep, lineage).await?;
-            inputs.push(InputVersion {
-                asset: dep.clone(),
-                data_version,
-            });
+            self.register_input(&ctx, dep, lineage).await?;
         }
         let mut metadata = None;
         let output = match self.project.computation(key) {
@@ -105,86 +196,19 @@ impl Executor {
                 futures::stream::iter(batches.into_iter().map(Ok)),
             )),
         };
-
-        let id = MaterializationId::generate();
-        let folder = self.folder_of(key, &id);
-        // Until it is recorded, the folder goes with the step: if the step is stopped (a
-        // cancel, a timeout, SIGTERM) the guard removes what was written.
-        let mut unrecorded = Unrecorded {
-            local: self.project.storage_url().scheme() == "file",
-            abandoned: self.abandoned.clone(),
-            unconfirmed: self.unconfirmed.clone(),
-            run: run_id.clone(),
-            id: id.clone(),
-            folder: folder.clone(),
-            phase: Stage::Writing,
-        };
-        let written = match self.write_output(key, &folder, stream, options).await {
-            Ok(w) => w,
+        match self.write_output(key, folder, stream, options).await {
+            Ok(written) => Ok((written, metadata.map(|c| c.metadata()).unwrap_or_default())),
             Err(e) => {
                 // Best effort: the folder is not recorded, so it is not current either way.
-                self.remove_folder(&folder).await;
-                return Err(e);
+                self.remove_folder(folder).await;
+                Err(e)
             }
-        };
-        let location = self.location_of(key, &id);
-        let now = self.clock.now();
-        let m = Materialization {
-            id,
-            asset: key.clone(),
-            run_id: run_id.clone(),
-            code_version: def
-                .code_version
-                .clone()
-                .unwrap_or_else(|| crate::CodeVersion::new("")),
-            data_version: written.data_version,
-            inputs,
-            location,
-            row_count: written.rows,
-            byte_size: written.bytes,
-            duration_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            created_at: now,
-            data_time: data_time.or(def.deps.is_empty().then_some(now)),
-            details: OutputDetails {
-                file_count: written.files,
-                schema: written.schema,
-                metadata: metadata.map(|c| c.metadata()).unwrap_or_default(),
-            },
-            collected_at: None,
-        };
-        // From here the folder may be current (a commit may land even if this task is stopped
-        // waiting for its answer): only a definite refusal removes it now; without an answer,
-        // the run looks once it has ended.
-        unrecorded.phase = Stage::Recording;
-        if let Err(e) = self.store.record_run_output(&m).await {
-            if matches!(e, crate::store::Error::Transition { .. }) {
-                unrecorded.phase = Stage::Settled;
-                self.remove_folder(&folder).await;
-            }
-            return Err(e.into());
         }
-        unrecorded.phase = Stage::Settled;
-        info!(rows = m.row_count, bytes = m.byte_size, data_version = %m.data_version, "materialized");
-        Ok(m)
     }
 
-    /// Registers `key`'s current version as a table in `ctx` and returns its data version.
-    async fn register_input(
-        &self,
-        ctx: &SessionContext,
-        key: &AssetKey,
-        lineage: &Lineage,
-    ) -> Result<DataVersion> {
-        let table = table_reference(key)?;
-        ensure_namespace(ctx, &table);
-        let register_error = |e: DataFusionError| Error::Execution {
-            asset: key.to_string(),
-            message: format!("cannot read: {}", local_paths(&one_line(&e))),
-            retryable: matches!(
-                e,
-                DataFusionError::ObjectStore(_) | DataFusionError::IoError(_)
-            ),
-        };
+    /// The data version of input `key` the step reads: its current version in `lineage`. A
+    /// source is listed again first, and must not have moved since the run observed it.
+    async fn check_input(&self, key: &AssetKey, lineage: &Lineage) -> Result<DataVersion> {
         if let Some(Computation::Source(spec)) = self.project.computation(key) {
             let version = lineage
                 .observation(key)
@@ -208,22 +232,50 @@ impl Executor {
                     retryable: true,
                 });
             }
-            register_source(ctx, table, spec)
-                .await
-                .map_err(register_error)?;
             return Ok(version);
         }
-        let m = lineage
+        lineage
             .materialization(key)
+            .map(|m| m.data_version.clone())
             .ok_or_else(|| Error::Execution {
                 asset: key.to_string(),
                 message: "has never been materialized".to_owned(),
                 retryable: false,
-            })?;
+            })
+    }
+
+    /// Registers `key`'s version in `lineage` as a table in `ctx` (checked by `check_input`).
+    async fn register_input(
+        &self,
+        ctx: &SessionContext,
+        key: &AssetKey,
+        lineage: &Lineage,
+    ) -> Result<()> {
+        let table = table_reference(key)?;
+        ensure_namespace(ctx, &table);
+        let register_error = |e: DataFusionError| Error::Execution {
+            asset: key.to_string(),
+            message: format!("cannot read: {}", local_paths(&one_line(&e))),
+            retryable: matches!(
+                e,
+                DataFusionError::ObjectStore(_) | DataFusionError::IoError(_)
+            ),
+        };
+        if let Some(Computation::Source(spec)) = self.project.computation(key) {
+            return register_source(ctx, table, spec)
+                .await
+                .map_err(register_error);
+        }
+        let Some(m) = lineage.materialization(key) else {
+            return Err(Error::Execution {
+                asset: key.to_string(),
+                message: "has never been materialized".to_owned(),
+                retryable: false,
+            });
+        };
         ctx.register_parquet(table, &m.location, ParquetReadOptions::default())
             .await
-            .map_err(register_error)?;
-        Ok(m.data_version.clone())
+            .map_err(register_error)
     }
 }
 
