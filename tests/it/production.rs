@@ -131,7 +131,7 @@ fn a_store_written_by_a_newer_freshet_is_refused_and_left_as_it_was() {
         let out = project.run(command);
         let line = one_error_line(&out, "error: cannot open metadata database ");
         assert!(
-            line.ends_with("its schema (version 29991231000001) is newer than this freshet's (version 20261203000008); it was written by a newer Freshet: upgrade freshet to use it"),
+            line.ends_with("its schema (version 29991231000001) is newer than this freshet's (version 20261207000009); it was written by a newer Freshet: upgrade freshet to use it"),
             "{line}"
         );
     }
@@ -142,7 +142,7 @@ fn a_store_written_by_a_newer_freshet_is_refused_and_left_as_it_was() {
     );
     assert_eq!(
         project.store_scalar("SELECT COUNT(*) FROM _sqlx_migrations"),
-        9
+        10
     );
 }
 

@@ -35,6 +35,18 @@ fn a_killed_process_run_is_failed_by_the_next_command_and_the_work_completes_lat
     child.kill().expect("kill");
     child.wait().expect("wait");
 
+    // `status` reads only, so it records nothing, but it says what it sees: `big`'s last
+    // attempt died with its process.
+    let seen = project.status();
+    let failure = &seen["big"]["last_failure"];
+    assert_eq!(failure["run_id"], run_id.as_str(), "{seen:?}");
+    assert!(
+        failure["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("process died")),
+        "{failure}"
+    );
+
     // The next command that writes (here `runs`; `status` opens the store to read only) finds
     // the run's process gone.
     let out = project.ok(&["runs"]);

@@ -81,9 +81,9 @@ impl Owner {
         self.host == here.host
             && !self.is(here)
             && cfg!(target_os = "linux")
-            && match process_start(self.pid) {
-                None => !std::path::Path::new(&format!("/proc/{}", self.pid)).exists(),
-                Some(started) => self.started.is_some_and(|s| s != started),
+            && match process_stat(self.pid) {
+                None => true,
+                Some((zombie, started)) => zombie || self.started.is_some_and(|s| s != started),
             }
     }
 
@@ -93,21 +93,30 @@ impl Owner {
         self.is(here)
             || (self.host == here.host
                 && cfg!(target_os = "linux")
-                && match process_start(self.pid) {
-                    None => false,
-                    Some(started) => self.started.is_none_or(|s| s == started),
+                && match process_stat(self.pid) {
+                    Some((false, started)) => self.started.is_none_or(|s| s == started),
+                    _ => false,
                 })
     }
 }
 
-/// When process `pid` of this host started, in clock ticks since boot: field 22 of
-/// `/proc/PID/stat`, counted after the command name's closing bracket (a name may hold spaces
-/// and brackets). `None` when there is no such process or no `/proc`.
+/// When process `pid` of this host started, in clock ticks since boot. `None` when there is no
+/// such process or no `/proc`.
 pub(crate) fn process_start(pid: u32) -> Option<u64> {
+    process_stat(pid).map(|(_, started)| started)
+}
+
+/// Whether process `pid` of this host has ended but not been reaped (a zombie: it runs nothing
+/// more), and when it started: fields 3 and 22 of `/proc/PID/stat`, counted after the command
+/// name's closing bracket (a name may hold spaces and brackets).
+fn process_stat(pid: u32) -> Option<(bool, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let (_, rest) = stat.rsplit_once(')')?;
-    // `rest` starts at field 3 (the state): field 22 is the 20th after the bracket.
-    rest.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    // Field 22 is the 19th after the state.
+    let started = fields.nth(18)?.parse().ok()?;
+    Some((matches!(state, "Z" | "X"), started))
 }
 
 /// One attempt at a step, as recorded.

@@ -183,10 +183,12 @@ conformance! {
         let record = here.run(&live).await.expect("read").expect("run");
         assert_eq!(record.status, RunStatus::Running);
 
+        // Killed and not yet reaped (a zombie), it runs nothing more: dead.
         child.kill().expect("kill");
-        child.wait().expect("wait");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         let dead = here.fail_dead_runs(Utc::now(), HEARTBEAT_TIMEOUT).await.expect("judge");
         assert_eq!(dead.iter().map(|d| &d.id).collect::<Vec<_>>(), vec![&live]);
+        child.wait().expect("wait");
     }
 
     /// Of two processes starting automation at once, one runs it; the other takes over only
