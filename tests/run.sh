@@ -7,7 +7,9 @@
 # Chromium and playwright-core from npm for the browser tests of the web view; PostgreSQL's server
 # binaries (Debian's), of which it starts a throwaway cluster on a loopback port, removed at the
 # end. Then the whole suite, and the integration tests a second time with PostgreSQL as every
-# project's store. Extra arguments go to `cargo test` (e.g. `tests/run.sh staleness` runs the
+# project's store. The tests that load every core on purpose (`control_plane::`: CPU-bound steps
+# beside busy loops) run on their own after each pass, so they neither slow the rest nor are
+# slowed by it. Extra arguments go to `cargo test` (e.g. `tests/run.sh staleness` runs the
 # tests whose names contain "staleness").
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,6 +44,9 @@ postgres_env="$(tests/postgres.sh start)"
 eval "$postgres_env"
 trap 'tests/postgres.sh stop "$FRESHET_TEST_PGDIR"' EXIT
 
-cargo test --workspace --locked "$@"
+alone=(-p freshet-assets --test it control_plane:: -- --test-threads 1)
+cargo test --workspace --locked "$@" -- --skip control_plane::
+cargo test --locked "${alone[@]}"
 echo "tests/run.sh: the integration tests again, on PostgreSQL" >&2
-FRESHET_TEST_STORE=postgres cargo test --locked -p freshet-assets --test it "$@"
+FRESHET_TEST_STORE=postgres cargo test --locked -p freshet-assets --test it "$@" -- --skip control_plane::
+FRESHET_TEST_STORE=postgres cargo test --locked "${alone[@]}"

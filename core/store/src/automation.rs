@@ -307,7 +307,7 @@ impl Store {
         now: DateTime<Utc>,
         timeout: Duration,
     ) -> Result<Option<Owner>> {
-        let silent_since = now - chrono::Duration::from_std(timeout).unwrap_or_default();
+        let silent_since = crate::claims::silent_since(now, timeout);
         let _turn = self.write_turn().await;
         let holder = sqlx::query(
             "SELECT owner_host, owner_pid, heartbeat_at FROM automation_owner WHERE id = 1",

@@ -75,48 +75,131 @@ impl Owner {
     }
 
     /// Whether the process is known to be gone: on this host (Linux), no process has its pid,
-    /// or the one that has it started at another time. Any other owner is judged by its
-    /// heartbeat alone.
+    /// the one that has it started at another time, or it is a zombie. Any other owner (another
+    /// host, or a `/proc` this user may not read) is judged by its heartbeat alone.
     pub(crate) fn is_gone(&self, here: &Owner) -> bool {
         self.host == here.host
             && !self.is(here)
             && cfg!(target_os = "linux")
-            && match process_stat(self.pid) {
-                None => true,
-                Some((zombie, started)) => zombie || self.started.is_some_and(|s| s != started),
+            && match look(self.pid) {
+                Seen::Gone => true,
+                Seen::Running(started) => self.started.is_some_and(|s| s != started),
+                Seen::Unknown => false,
             }
     }
 
-    /// Whether the process is known to be alive: this process, or (Linux) a process of this
-    /// host with its pid and, where recorded, its start time.
-    pub(crate) fn is_alive_here(&self, here: &Owner) -> bool {
-        self.is(here)
-            || (self.host == here.host
-                && cfg!(target_os = "linux")
-                && match process_stat(self.pid) {
-                    Some((false, started)) => self.started.is_none_or(|s| s == started),
-                    _ => false,
-                })
+    /// How run `run`, owned by this process, is to be judged from `here`.
+    fn liveness(&self, here: &Owner, run: &RunId) -> Liveness {
+        if self.is(here) {
+            // This process: alive while it drives the run; one it dropped without ending it
+            // (a store that failed as it ended) is judged by its heartbeat, which stopped.
+            return if lock(&DRIVING).contains(run.as_str()) {
+                Liveness::Alive
+            } else {
+                Liveness::ByHeartbeat
+            };
+        }
+        if self.host != here.host || !cfg!(target_os = "linux") {
+            return Liveness::ByHeartbeat;
+        }
+        match (look(self.pid), self.started) {
+            (Seen::Gone, _) => Liveness::Dead,
+            (Seen::Running(now), Some(started)) if now != started => Liveness::Dead,
+            (Seen::Running(_), Some(_)) => Liveness::Alive,
+            // A record from before start times were kept, or a `/proc` this user may not read.
+            (Seen::Running(_), None) | (Seen::Unknown, _) => Liveness::ByHeartbeat,
+        }
+    }
+}
+
+/// The time before which an owner that has not beaten is silent for longer than `timeout`
+/// (the beginning of time for a timeout beyond what a date can hold: never silent).
+pub(crate) fn silent_since(now: DateTime<Utc>, timeout: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(timeout)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// How a run's owner is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    /// Its process is gone: dead at once.
+    Dead,
+    /// Its process is alive: never failed, however old its heartbeat.
+    Alive,
+    /// Nothing is known of its process here: dead once its heartbeat is older than the timeout.
+    ByHeartbeat,
+}
+
+/// The runs this process drives now (see [`Driving`]).
+static DRIVING: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Says, while held, that this process drives run `id` (its heartbeat task runs): such a run is
+/// never failed as dead by this process, whatever its heartbeat's age. Dropped with the
+/// heartbeat, after which a run this process never ended is judged like any other.
+#[derive(Debug)]
+pub struct Driving(String);
+
+impl Driving {
+    /// Marks `id` as driven by this process until the value is dropped.
+    pub fn start(id: &RunId) -> Self {
+        lock(&DRIVING).insert(id.as_str().to_owned());
+        Self(id.as_str().to_owned())
+    }
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        lock(&DRIVING).remove(&self.0);
     }
 }
 
 /// When process `pid` of this host started, in clock ticks since boot. `None` when there is no
 /// such process or no `/proc`.
 pub(crate) fn process_start(pid: u32) -> Option<u64> {
-    process_stat(pid).map(|(_, started)| started)
+    match look(pid) {
+        Seen::Running(started) => Some(started),
+        Seen::Gone | Seen::Unknown => None,
+    }
 }
 
-/// Whether process `pid` of this host has ended but not been reaped (a zombie: it runs nothing
-/// more), and when it started: fields 3 and 22 of `/proc/PID/stat`, counted after the command
-/// name's closing bracket (a name may hold spaces and brackets).
-fn process_stat(pid: u32) -> Option<(bool, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?;
-    // Field 22 is the 19th after the state.
-    let started = fields.nth(18)?.parse().ok()?;
-    Some((matches!(state, "Z" | "X"), started))
+/// What `/proc` says of a pid.
+enum Seen {
+    /// No such process, or a zombie (ended, not yet reaped: it runs nothing more).
+    Gone,
+    /// A process that started at this many clock ticks since boot.
+    Running(u64),
+    /// `/proc/PID/stat` could not be read (no `/proc`, or mounted `hidepid`) or parsed.
+    Unknown,
+}
+
+/// Process `pid` of this host: fields 3 (its state) and 22 (its start time) of
+/// `/proc/PID/stat`, counted after the command name's closing bracket (a name may hold spaces
+/// and brackets). Only "no such file" means gone.
+fn look(pid: u32) -> Seen {
+    let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Seen::Gone,
+        Err(_) => return Seen::Unknown,
+    };
+    let parsed = stat.rsplit_once(')').and_then(|(_, rest)| {
+        let mut fields = rest.split_whitespace();
+        let state = fields.next()?;
+        // Field 22 is the 19th after the state.
+        let started: u64 = fields.nth(18)?.parse().ok()?;
+        Some((matches!(state, "Z" | "X"), started))
+    });
+    match parsed {
+        Some((true, _)) => Seen::Gone,
+        Some((false, started)) => Seen::Running(started),
+        None => Seen::Unknown,
+    }
 }
 
 /// One attempt at a step, as recorded.
@@ -210,7 +293,7 @@ impl Store {
         now: DateTime<Utc>,
         timeout: Duration,
     ) -> Result<Vec<DeadRun>> {
-        let silent_since = now - chrono::Duration::from_std(timeout).unwrap_or_default();
+        let silent_since = crate::claims::silent_since(now, timeout);
         let mut ended = Vec::new();
         for (run, gone) in self.judge_dead_runs(now, timeout).await? {
             // A run that beat since it was read is alive after all, unless its process is gone.
@@ -230,7 +313,8 @@ impl Store {
         for (run, _) in self.judge_dead_runs(now, timeout).await? {
             let rows = sqlx::query(
                 "SELECT asset FROM run_steps WHERE run_id = $1 AND state = $2 \
-                 UNION SELECT asset FROM asset_leases WHERE run_id = $1",
+                 UNION SELECT asset FROM asset_leases WHERE run_id = $1 \
+                 EXCEPT SELECT asset FROM materializations WHERE run_id = $1",
             )
             .bind(run.id.as_str())
             .bind(StepState::Running.as_str())
@@ -268,7 +352,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(store_error)?;
-        let silent_since = now - chrono::Duration::from_std(timeout).unwrap_or_default();
+        let silent_since = crate::claims::silent_since(now, timeout);
         let mut dead = Vec::new();
         for row in &rows {
             let host: Option<String> = get(row, 1)?;
@@ -280,11 +364,14 @@ impl Store {
                 started: started.and_then(|s| u64::try_from(s).ok()),
             });
             let last_heartbeat = from_micros(get(row, 3)?);
-            let gone = owner.as_ref().is_some_and(|o| o.is_gone(&self.owner));
-            let alive = owner.as_ref().is_some_and(|o| o.is_alive_here(&self.owner));
-            if gone || (!alive && last_heartbeat < silent_since) {
+            let id = RunId::new(get::<String>(row, 0)?);
+            let liveness = owner
+                .as_ref()
+                .map_or(Liveness::ByHeartbeat, |o| o.liveness(&self.owner, &id));
+            let gone = liveness == Liveness::Dead;
+            if gone || (liveness == Liveness::ByHeartbeat && last_heartbeat < silent_since) {
                 let run = DeadRun {
-                    id: RunId::new(get::<String>(row, 0)?),
+                    id,
                     owner,
                     last_heartbeat,
                 };

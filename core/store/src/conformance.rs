@@ -155,6 +155,7 @@ conformance! {
         assert_eq!(b.claim_asset(&asset, &run_b, Utc::now()).await.expect("b"), None);
         let later = Utc::now() + chrono::Duration::from_std(HEARTBEAT_TIMEOUT).expect("timeout") * 2;
         assert_eq!(a.claim_asset(&asset, &run_a, later).await.expect("a"), Some(run_b.clone()));
+        a.heartbeat(std::slice::from_ref(&run_a), later).await.expect("a beats");
         let dead = a.fail_dead_runs(later, HEARTBEAT_TIMEOUT).await.expect("dead");
         assert_eq!(dead.iter().map(|d| &d.id).collect::<Vec<_>>(), vec![&run_b]);
         assert_eq!(a.claim_asset(&asset, &run_a, later).await.expect("a"), None);
@@ -177,9 +178,16 @@ conformance! {
         let long_ago = Utc::now() - chrono::Duration::hours(1);
         owner.begin_run(&live, &new_run(), long_ago).await.expect("live run");
         reused.begin_run(&stale, &new_run(), long_ago).await.expect("reused run");
+        // A run of this very process that it drives is alive; one it no longer drives (dropped
+        // without its end recorded) is judged by its heartbeat, silent for an hour.
+        let (driven, dropped) = (RunId::generate(), RunId::generate());
+        here.begin_run(&driven, &new_run(), long_ago).await.expect("driven run");
+        here.begin_run(&dropped, &new_run(), long_ago).await.expect("dropped run");
+        let _driving = crate::Driving::start(&driven);
 
         let dead = here.fail_dead_runs(Utc::now(), HEARTBEAT_TIMEOUT).await.expect("judge");
-        assert_eq!(dead.iter().map(|d| &d.id).collect::<Vec<_>>(), vec![&stale]);
+        let dead: HashSet<&RunId> = dead.iter().map(|d| &d.id).collect();
+        assert_eq!(dead, HashSet::from([&stale, &dropped]));
         let record = here.run(&live).await.expect("read").expect("run");
         assert_eq!(record.status, RunStatus::Running);
 

@@ -37,7 +37,7 @@ mod sources;
 
 pub use automation::{DecisionRecord, EvaluationRecord, ScheduleTick};
 pub use claims::{
-    AttemptRecord, DeadRun, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Owner, PROCESS_DIED,
+    AttemptRecord, DeadRun, Driving, HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT, Owner, PROCESS_DIED,
     STOPPED_WITH_PROCESS,
 };
 pub use gc::StoredVersion;
@@ -255,10 +255,20 @@ impl Store {
                 } else {
                     "mode=ro"
                 };
-                let pool = pool(backend, &format!("{url}?{options}"), true)
+                let mut pool = pool(backend, &format!("{url}?{options}"), true)
                     .await
                     .map_err(|e| fail(&e))?;
-                if let Err(e) = check_integrity(&pool, Some(path)).await {
+                let mut checked = check_integrity(&pool, Some(path)).await;
+                if checked.is_err() && quiet {
+                    // A writer may have started and changed the file under the immutable read:
+                    // look again with SQLite's locks before calling the file damaged.
+                    pool.close().await;
+                    pool = self::pool(backend, &format!("{url}?mode=ro"), true)
+                        .await
+                        .map_err(|e| fail(&e))?;
+                    checked = check_integrity(&pool, Some(path)).await;
+                }
+                if let Err(e) = checked {
                     pool.close().await;
                     return Err(fail(&e));
                 }
@@ -494,7 +504,9 @@ async fn check_integrity(pool: &AnyPool, path: Option<&str>) -> std::result::Res
     let problems = match checked {
         Ok(lines) if lines.len() == 1 && lines[0] == "ok" => return Ok(()),
         Ok(lines) => lines.join("; "),
-        Err(e) => one_line(&e),
+        // Only SQLite's words for damage are damage; a busy or unreadable file is said as is.
+        Err(e) if is_damage(&one_line(&e)) => one_line(&e),
+        Err(e) => return Err(one_line(&e)),
     };
     Err(damaged(path.unwrap_or("the database"), &problems))
 }
@@ -512,9 +524,8 @@ fn damaged(path: &str, problems: &str) -> String {
 /// Whether an error is SQLite's answer about a damaged file: "database disk image is malformed"
 /// (SQLITE_CORRUPT, code 11) or "file is not a database" (SQLITE_NOTADB, code 26).
 fn is_damage(message: &str) -> bool {
-    message.contains("malformed")
-        || message.contains("(code: 11)")
-        || message.contains("(code: 26)")
+    message.contains("(code: 11) database disk image is malformed")
+        || message.contains("(code: 26) file is not a database")
 }
 
 /// Refuses a file that exists, is not empty and does not start as a SQLite database does, before

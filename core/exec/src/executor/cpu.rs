@@ -58,15 +58,56 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    Ok(OnCpu {
-        task: cpu_handle()?.spawn(work),
-    })
+    let ended = Ended::default();
+    let guard = SetOnDrop(ended.0.clone());
+    let task = cpu_handle()?.spawn(async move {
+        let _ended = guard;
+        work.await
+    });
+    Ok(OnCpu { task, ended })
 }
 
 /// A task on the CPU runtime, aborted when dropped.
 #[derive(Debug)]
 pub(crate) struct OnCpu<T> {
     task: JoinHandle<T>,
+    ended: Ended,
+}
+
+impl<T> OnCpu<T> {
+    /// Turns true once the task's future has been dropped (finished, or aborted and let go by
+    /// the runtime): nothing of it runs any more.
+    pub(crate) fn ended(&self) -> Ended {
+        self.ended.clone()
+    }
+}
+
+/// Set once the task's future has been dropped.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ended(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Ended {
+    /// Whether the task has ended.
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits, at most `limit`, for the task to end.
+    pub(crate) async fn wait(&self, limit: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.is_set() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Held by the task's future: sets the flag when it is dropped with it.
+struct SetOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 impl<T> Future for OnCpu<T> {

@@ -12,7 +12,7 @@ use super::run_log::RunLog;
 use super::sources::Record;
 use crate::model::{AssetKey, Lineage, Observation, RunId};
 use crate::planner::{self, PlanRequest, PlannedStep, Statuses};
-use crate::store::{HEARTBEAT_INTERVAL, LogLevel, NewRun, RunKind, RunStatus};
+use crate::store::{Driving, HEARTBEAT_INTERVAL, LogLevel, NewRun, RunKind, RunStatus};
 use crate::{Error, Result};
 
 impl Executor {
@@ -77,8 +77,10 @@ impl Executor {
             "interrupted"
         };
         let (status, error) = run_outcome(&report, RunStatus::Cancelled, why);
-        log.finish(status, error.as_deref(), &report).await?;
+        let finished = log.finish(status, error.as_deref(), &report).await;
+        // Once the run has ended (here or elsewhere), the store refuses its outputs for good.
         self.sweep_unconfirmed(&run_id).await;
+        finished?;
         Ok(report)
     }
 
@@ -127,8 +129,10 @@ impl Executor {
                 .await;
         }
         let (status, error) = run_outcome(&report, RunStatus::Cancelled, why_stopped());
-        log.finish(status, error.as_deref(), &report).await?;
+        let finished = log.finish(status, error.as_deref(), &report).await;
+        // Once the run has ended (here or elsewhere), the store refuses its outputs for good.
         self.sweep_unconfirmed(run_id).await;
+        finished?;
         Ok(report)
     }
 
@@ -270,11 +274,14 @@ fn run_outcome(
 struct Heartbeat {
     task: tokio::task::JoinHandle<()>,
     cancelled: watch::Receiver<bool>,
+    /// While it lasts, this process never takes the run for dead itself.
+    _driving: Driving,
 }
 
 impl Heartbeat {
     fn start(executor: &Executor, run_id: &RunId) -> Self {
         let (tell, cancelled) = watch::channel(false);
+        let driving = Driving::start(run_id);
         let store = executor.store.clone();
         let clock = executor.clock.clone();
         let run_id = run_id.clone();
@@ -300,7 +307,11 @@ impl Heartbeat {
                 }
             }
         });
-        Self { task, cancelled }
+        Self {
+            task,
+            cancelled,
+            _driving: driving,
+        }
     }
 
     /// Completes when `stop` does or when the run is asked to cancel.

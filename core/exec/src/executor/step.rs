@@ -13,7 +13,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use tracing::info;
 
-use super::cpu::on_cpu;
+use super::cpu::{Ended, on_cpu};
 use super::engine::Executor;
 use super::output::{OutputOptions, Written};
 use super::sources::{Record, register_source};
@@ -59,14 +59,18 @@ impl Executor {
             id: id.clone(),
             folder: folder.clone(),
             phase: Stage::Writing,
+            computing: None,
         };
         let compute = {
             let executor = self.clone();
             let (def, lineage, folder) = (def.clone(), lineage.clone(), folder.clone());
             async move { executor.compute(&def, &lineage, &folder).await }
         };
-        // Dropping this future (the step stopped) aborts the computation.
-        let (written, metadata) = match on_cpu(compute)?.await {
+        // Dropping this future (the step stopped) aborts the computation; the guard then waits
+        // for it to have really ended before its folder is removed for good.
+        let computing = on_cpu(compute)?;
+        unrecorded.computing = Some(computing.ended());
+        let (written, metadata) = match computing.await {
             Ok(Ok(done)) => done,
             Ok(Err(e)) => return Err(e),
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -289,12 +293,14 @@ impl Executor {
 struct Unrecorded {
     /// Whether the output is on local disk, where an object's path is its file's from `/`.
     local: bool,
-    abandoned: Arc<std::sync::Mutex<Vec<ObjectPath>>>,
+    abandoned: Arc<std::sync::Mutex<Vec<(ObjectPath, Option<Ended>)>>>,
     unconfirmed: Arc<std::sync::Mutex<Vec<super::engine::Unconfirmed>>>,
     run: RunId,
     id: MaterializationId,
     folder: ObjectPath,
     phase: Stage,
+    /// The computation writing the folder, on the CPU runtime.
+    computing: Option<Ended>,
 }
 
 /// Where a version's write is.
@@ -317,7 +323,7 @@ impl Drop for Unrecorded {
                     let _ =
                         std::fs::remove_dir_all(std::path::Path::new("/").join(folder.as_ref()));
                 }
-                lock(&self.abandoned).push(folder);
+                lock(&self.abandoned).push((folder, self.computing.take()));
             }
             Stage::Recording => {
                 lock(&self.unconfirmed).push((self.run.clone(), self.id.clone(), folder));
@@ -336,13 +342,19 @@ impl Executor {
     /// writers have had a moment to end. Best effort: what is left is unreferenced, and `gc`
     /// removes it.
     pub(super) async fn sweep_abandoned(&self) {
-        let folders: Vec<ObjectPath> = std::mem::take(&mut *lock(&self.abandoned));
+        let folders: Vec<(ObjectPath, Option<Ended>)> = std::mem::take(&mut *lock(&self.abandoned));
         if folders.is_empty() {
             return;
         }
-        // An aborted writer ends at its next await, a blocking write within a few ms.
+        // An aborted computation ends at its next await, however busy the CPU runtime is, and
+        // its writers with it; a blocking write in flight within a few ms more.
+        for (_, computing) in &folders {
+            if let Some(computing) = computing {
+                computing.wait(std::time::Duration::from_secs(2)).await;
+            }
+        }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        for folder in folders {
+        for (folder, _) in folders {
             self.remove_version_folder(&folder).await;
         }
     }

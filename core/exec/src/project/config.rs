@@ -109,6 +109,9 @@ impl RawConfig {
                             .to_owned(),
                     );
                 }
+                Some(t) if t > std::time::Duration::from_secs(24 * 3600) => {
+                    return Err("execution.heartbeat_timeout must be at most 1d".to_owned());
+                }
                 Some(t) => t,
             },
             max_runs: match raw.max_runs {
