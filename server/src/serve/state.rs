@@ -12,17 +12,19 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
-use freshet_core::executor::{RunEvent, RunObserver, StepOutcome};
 use freshet_core::freshness::Clock;
 use freshet_core::store::{Failure, NewRun, RunKind, RunStatus, STOPPED_WITH_PROCESS};
 use freshet_core::{AssetKey, Catalogues, Executor, Overrides, PlanRequest, Project, RunId, Store};
 use tokio::sync::{broadcast, watch};
 
 use super::layout::{self, Layout};
-use super::metrics::StepEnd;
 use crate::automation::Host;
 use crate::automation::alerts::Alerter;
-use crate::json::{AssetsEventJson, LogJson, RunEventJson, StepEventJson};
+use crate::json::{AssetsEventJson, RunEventJson};
+
+mod runs;
+
+pub(crate) use runs::Work;
 
 /// How often the store is polled for changes made by other processes.
 const POLL: Duration = Duration::from_secs(1);
@@ -678,7 +680,7 @@ impl Shared {
                 shared.send_run(&run_id, RunStatus::Running);
                 // In a task of its own, so a panic in an asset's code ends this run, not the
                 // bookkeeping below.
-                let work = tokio::spawn(run(shared.clone(), run_id.clone(), work, cancelled));
+                let work = tokio::spawn(runs::run(shared.clone(), run_id.clone(), work, cancelled));
                 if let Err(e) = work.await {
                     tracing::error!(run_id = %run_id, error = %e, "run task ended abnormally");
                 }
@@ -749,110 +751,6 @@ impl Shared {
                 status: status.as_str(),
             },
         );
-    }
-}
-
-/// Runs `work` as the run `run_id`; `cancelled` stops it.
-async fn run(shared: Arc<Shared>, run_id: RunId, work: Work, mut cancelled: watch::Receiver<bool>) {
-    let observer = ServerObserver {
-        shared: shared.clone(),
-        run_id: run_id.clone(),
-        started: Mutex::default(),
-    };
-    let stop = async move {
-        // Completes when cancelled; never when the switch is dropped unflipped.
-        if cancelled.wait_for(|c| *c).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    // The project as it is when the run starts; a reload during the run changes nothing of it.
-    let executor = shared.loaded().executor.clone();
-    let stopping = shared.stopping.subscribe();
-    let why_stopped = move || {
-        if *stopping.borrow() {
-            STOPPED_WITH_PROCESS
-        } else {
-            "cancelled"
-        }
-    };
-    let result = match &work {
-        Work::Materialize(request) => executor
-            .run_queued(&run_id, request, &observer, stop, why_stopped)
-            .await
-            .map(drop),
-        Work::Observe(keys) => executor
-            .observe_queued(&run_id, keys, &observer)
-            .await
-            .map(drop),
-    };
-    if let Err(e) = result {
-        tracing::warn!(run_id = %run_id, error = %e, "run failed");
-    }
-}
-
-/// What a requested run does.
-#[derive(Debug)]
-pub(crate) enum Work {
-    Materialize(PlanRequest),
-    Observe(Vec<AssetKey>),
-}
-
-/// Turns a run's progress into live updates.
-struct ServerObserver {
-    shared: Arc<Shared>,
-    run_id: RunId,
-    /// When each of its steps started, for the step duration metric.
-    started: Mutex<HashMap<AssetKey, std::time::Instant>>,
-}
-
-impl RunObserver for ServerObserver {
-    fn event(&self, event: &RunEvent<'_>) {
-        let step = |key: &AssetKey, state: &str, message: Option<&str>| {
-            self.shared.send(
-                "step",
-                &StepEventJson {
-                    asset: key.as_str(),
-                    message,
-                    run_id: self.run_id.as_str(),
-                    state,
-                },
-            );
-        };
-        match event {
-            RunEvent::StepStarted { key, .. } => {
-                lock(&self.started).insert((*key).clone(), std::time::Instant::now());
-                lock(&self.shared.running).insert((*key).clone(), self.run_id.clone());
-                step(key, "running", None);
-                self.shared.changed();
-            }
-            RunEvent::StepFinished { key, outcome, .. } => {
-                lock(&self.shared.running).remove(*key);
-                let (state, message, end) = match outcome {
-                    StepOutcome::Materialized(_) => ("materialized", None, StepEnd::Materialized),
-                    StepOutcome::Skipped(why) => {
-                        ("skipped", Some(why.to_string()), StepEnd::Skipped)
-                    }
-                    StepOutcome::Cancelled => ("cancelled", None, StepEnd::Cancelled),
-                    StepOutcome::Failed { error, .. } => {
-                        tracing::warn!(run_id = %self.run_id, asset = %key, error = %error, "step failed");
-                        ("failed", Some(error.clone()), StepEnd::Failed)
-                    }
-                };
-                let took = lock(&self.started)
-                    .remove(*key)
-                    .map(|at| at.elapsed())
-                    .unwrap_or_default();
-                self.shared.metrics.step_finished(end, took);
-                step(key, state, message.as_deref());
-                self.shared.changed();
-            }
-            RunEvent::Log { line, .. } => {
-                self.shared
-                    .send("log", &LogJson::new(Some(&self.run_id), line));
-            }
-            RunEvent::Observed { changed: true, .. } => self.shared.changed(),
-            _ => {}
-        }
     }
 }
 
