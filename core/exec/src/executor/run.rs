@@ -78,7 +78,9 @@ impl Executor {
         };
         let (status, error) = run_outcome(&report, RunStatus::Cancelled, why);
         let finished = log.finish(status, error.as_deref(), &report).await;
-        // Once the run has ended (here or elsewhere), the store refuses its outputs for good.
+        // Once the run has ended (here or elsewhere), the store refuses its outputs for good:
+        // what its stopped steps wrote goes once their computations have ended.
+        self.sweep_abandoned().await;
         self.sweep_unconfirmed(&run_id).await;
         finished?;
         Ok(report)
@@ -130,7 +132,9 @@ impl Executor {
         }
         let (status, error) = run_outcome(&report, RunStatus::Cancelled, why_stopped());
         let finished = log.finish(status, error.as_deref(), &report).await;
-        // Once the run has ended (here or elsewhere), the store refuses its outputs for good.
+        // Once the run has ended (here or elsewhere), the store refuses its outputs for good:
+        // what its stopped steps wrote goes once their computations have ended.
+        self.sweep_abandoned().await;
         self.sweep_unconfirmed(run_id).await;
         finished?;
         Ok(report)

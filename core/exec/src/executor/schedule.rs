@@ -152,7 +152,6 @@ impl Executor {
             interrupted: false,
         };
         walk.go(log, lineage, stop).await;
-        self.sweep_abandoned().await;
         RunReport {
             run_id: Some(walk.run_id.clone()),
             steps: walk

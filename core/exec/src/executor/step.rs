@@ -286,7 +286,7 @@ impl Executor {
 /// A version's folder from its first byte to its record. Dropped while still `Writing` (the
 /// step was stopped: a cancel, its time limit, SIGTERM), it removes the folder at once on local
 /// disk (staging files included) and hands it to [`Executor::sweep_abandoned`], which the run
-/// calls once its tasks ended: a writer task or a blocking write in flight may still finish a
+/// calls once its end is recorded: a writer task or a blocking write in flight may still finish a
 /// file after the first removal, and an object store's objects need an async delete. Dropped
 /// while `Recording` (no answer came), it hands the folder to
 /// [`Executor::sweep_unconfirmed`]. What a killed process leaves, `gc` removes.
@@ -346,11 +346,16 @@ impl Executor {
         if folders.is_empty() {
             return;
         }
-        // An aborted computation ends at its next await, however busy the CPU runtime is, and
-        // its writers with it; a blocking write in flight within a few ms more.
+        // An aborted computation ends when it next gives its worker back, and its writers with
+        // it; a blocking write in flight within a few ms more. Waited for at most 2 s in all
+        // (an operator that never yields, such as an aggregate over an in-memory cross join,
+        // may compute longer); called once the run's end is recorded, so the wait delays only
+        // the process's exit, never the run's end.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
         for (_, computing) in &folders {
             if let Some(computing) = computing {
-                computing.wait(std::time::Duration::from_secs(2)).await;
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                computing.wait(left).await;
             }
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
