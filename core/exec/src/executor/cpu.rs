@@ -12,8 +12,9 @@
 //! disk is written on the blocking pool, so neither waits for a busy CPU worker.
 //!
 //! Tasks are dropped, not left running: the future [`on_cpu`] returns aborts its task when it
-//! is dropped (a cancel, a time limit, a SIGTERM), and DataFusion's operators give the worker
-//! back between batches, so the plan stops within one batch's work.
+//! is dropped (a cancel, a time limit, a SIGTERM), and the task is dropped when it next gives
+//! its worker back. DataFusion's sources do so every 128 batches they produce; an operator that
+//! multiplies rows (a cross join) can compute for a good while between two.
 
 use std::future::Future;
 use std::pin::Pin;
