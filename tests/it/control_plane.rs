@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{TempProject, stderr_lines};
+use crate::support::{TempProject, spawn_materialize, stderr_and_exit, stderr_lines, wait_exit};
 
 /// The machine's cores.
 fn cores() -> usize {
@@ -233,14 +233,7 @@ fn cancel_stops_a_computing_step_at_once_and_the_records_agree() {
     let steps = cores();
     let project = cpu_project(steps, HEAVY_ROWS * 10);
     let _busy = BusyLoops::start(2);
-    let mut child = project
-        .command()
-        .arg("materialize")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start freshet materialize");
+    let mut child = spawn_materialize(&project);
     let rx = stderr_lines(&mut child);
     let mut run_id = None;
     let mut computing = 0;
@@ -281,17 +274,8 @@ fn cancel_stops_a_computing_step_at_once_and_the_records_agree() {
         cancelled_after < Duration::from_secs(2),
         "the run was cancelled {cancelled_after:?} after the request"
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status.code();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cancelled process did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let code = status.expect("the cancelled process exits").code();
     assert_eq!(code, Some(130));
 
     let shown = project.ok(&["runs", &run_id, "--json"]);
@@ -345,14 +329,7 @@ fn a_closed_stdout_ends_no_run() {
         .read_line(&mut first)
         .expect("a line");
     // The pipe's reading end is dropped here, as `head` exits.
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
-    let status = child.wait().expect("wait");
+    let (status, stderr) = stderr_and_exit(&mut child);
     assert!(status.success(), "{status:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     let runs: Vec<Value> =
@@ -369,14 +346,7 @@ fn a_closed_stdout_ends_no_run() {
         .spawn()
         .expect("start freshet preview");
     drop(preview.stdout.take());
-    let mut stderr = String::new();
-    preview
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
-    let status = preview.wait().expect("wait");
+    let (status, stderr) = stderr_and_exit(&mut preview);
     assert!(status.success(), "{status:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }

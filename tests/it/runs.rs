@@ -2,30 +2,17 @@
 //! `materialize` processes on one project do each asset once, `freshet cancel` stops another
 //! process's run, and `@timeout` in a SQL header.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::{TempProject, long_project, spawn_materialize, start_materialize};
+use crate::support::{TempProject, long_project, spawn_materialize, start_materialize, wait_exit};
 
 /// `freshet runs --json`.
 fn runs(project: &TempProject) -> Vec<Value> {
     let out = project.ok(&["runs", "--json"]);
     serde_json::from_str(&out.stdout).expect("runs --json is JSON")
-}
-
-/// Waits (bounded) for `child` to exit.
-fn wait_exit(child: &mut Child, patience: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + patience;
-    while Instant::now() < deadline {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    None
 }
 
 #[test]

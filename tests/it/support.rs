@@ -343,6 +343,28 @@ pub(crate) fn start_materialize(project: &TempProject) -> (Child, String, Receiv
     (child, run_id, rx)
 }
 
+/// Waits (bounded) for `child` to exit; kills it and says `None` when it does not in time.
+pub(crate) fn wait_exit(child: &mut Child, patience: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + patience;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}
+
+/// The rest of a child's piped stderr, read to its end, and how the child exited.
+pub(crate) fn stderr_and_exit(child: &mut Child) -> (std::process::ExitStatus, String) {
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).expect("read stderr");
+    }
+    (child.wait().expect("wait"), stderr)
+}
+
 /// Starts `freshet materialize` on `project`, its stderr piped, warnings only.
 pub(crate) fn spawn_materialize(project: &TempProject) -> Child {
     project

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{TempProject, files_under};
+use crate::support::{TempProject, files_under, stderr_and_exit, wait_exit};
 
 const PROJECT: &[(&str, &str)] = &[
     ("freshet.toml", "[project]\nname = \"t\"\n"),
@@ -150,22 +150,12 @@ fn a_fifo_and_a_device_under_sql_are_skipped_with_a_warning() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start freshet status");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("`freshet status` blocked on a FIFO or a device");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr)
-        .expect("stderr");
-    assert!(child.wait().expect("wait").success(), "{stderr}");
+    assert!(
+        wait_exit(&mut child, Duration::from_secs(60)).is_some(),
+        "`freshet status` blocked on a FIFO or a device"
+    );
+    let (status, stderr) = stderr_and_exit(&mut child);
+    assert!(status.success(), "{stderr}");
     for name in ["pipe", "zero"] {
         assert!(
             stderr.contains(&format!(
