@@ -166,7 +166,8 @@ enum Command {
         selection: Vec<String>,
     },
     /// Cancel a queued or running run, whichever process runs it (it stops within about a
-    /// second; previous versions stay current).
+    /// second; steps it was computing keep their assets' previous versions, steps that had
+    /// finished keep their new ones).
     Cancel {
         /// The run's id.
         run_id: String,
