@@ -281,7 +281,7 @@ impl Project {
             &raw.project.catalogues,
             catalogues,
             &execution,
-            &config_error,
+            config_error,
         )?;
         for asset in rust_assets {
             if let Some(condition) = asset.automation {

@@ -41,7 +41,7 @@ pub struct Executor {
     pub(super) clock: Arc<dyn Clock>,
     /// Folders of versions whose steps were stopped before they were recorded, to remove once
     /// their writers have surely ended (see `step.rs`'s `Unrecorded`).
-    pub(super) abandoned: Arc<std::sync::Mutex<Vec<(ObjectPath, Option<super::cpu::Ended>)>>>,
+    pub(super) abandoned: Arc<std::sync::Mutex<Vec<Abandoned>>>,
     /// Versions whose record was asked for but whose answer never came (the step was stopped
     /// waiting, or the store failed): once the run has ended, the store refuses them for good,
     /// and those it did not record are removed.
@@ -199,6 +199,9 @@ fn session_options() -> Result<ConfigOptions> {
     }
     Ok(options)
 }
+
+/// A stopped step's version folder, and the flag its computation sets once it has ended.
+pub(super) type Abandoned = (ObjectPath, Option<super::cpu::Ended>);
 
 /// A version whose record got no answer: its run, its id and its folder.
 pub(super) type Unconfirmed = (

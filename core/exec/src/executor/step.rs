@@ -293,7 +293,7 @@ impl Executor {
 struct Unrecorded {
     /// Whether the output is on local disk, where an object's path is its file's from `/`.
     local: bool,
-    abandoned: Arc<std::sync::Mutex<Vec<(ObjectPath, Option<Ended>)>>>,
+    abandoned: Arc<std::sync::Mutex<Vec<super::engine::Abandoned>>>,
     unconfirmed: Arc<std::sync::Mutex<Vec<super::engine::Unconfirmed>>>,
     run: RunId,
     id: MaterializationId,
@@ -342,7 +342,7 @@ impl Executor {
     /// writers have had a moment to end. Best effort: what is left is unreferenced, and `gc`
     /// removes it.
     pub(super) async fn sweep_abandoned(&self) {
-        let folders: Vec<(ObjectPath, Option<Ended>)> = std::mem::take(&mut *lock(&self.abandoned));
+        let folders: Vec<super::engine::Abandoned> = std::mem::take(&mut *lock(&self.abandoned));
         if folders.is_empty() {
             return;
         }
