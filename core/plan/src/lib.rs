@@ -4,7 +4,7 @@
 //! facts it is given. Time comes in as a value, or through [`freshness::Clock`].
 //!
 //! Modules depend downward only: [`model`] <- [`graph`] <- [`freshness`], [`selection`] <-
-//! [`planner`] <- [`automation`].
+//! [`planner`] <- [`automation`]; [`partitions`] depends on [`model`] only.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -12,6 +12,7 @@ pub mod automation;
 pub mod freshness;
 pub mod graph;
 pub mod model;
+pub mod partitions;
 pub mod planner;
 pub mod selection;
 
