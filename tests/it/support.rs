@@ -297,14 +297,17 @@ pub(crate) fn lines(s: &str) -> String {
         .join("\n")
 }
 
-/// A project whose `big` asset streams rows for far longer than any test waits.
+/// A project whose `big` asset streams rows for far longer than any test waits, and writes
+/// files as it goes: random numbers do not compress (counting numbers delta-encode to almost
+/// nothing), so its first file reaches the disk within seconds.
 pub(crate) fn long_project() -> TempProject {
     TempProject::with_files(&[
         ("freshet.toml", "[project]\nname = \"t\"\n"),
         ("sql/seed.sql", "SELECT 1 AS n"),
         (
             "sql/big.sql",
-            "SELECT value AS n FROM seed CROSS JOIN generate_series(1, 2000000000)",
+            "SELECT value AS n, random() AS noise \
+             FROM seed CROSS JOIN generate_series(1, 2000000000)",
         ),
     ])
 }
