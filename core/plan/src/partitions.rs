@@ -6,6 +6,7 @@
 //! partition of an asset from what the store knows (its [`PartitionState`]) and its inputs' states
 //! through their [`Mapping`]s, in time proportional to the number of ranges, not partitions.
 
+mod codec;
 pub mod def;
 pub mod set;
 pub mod status;

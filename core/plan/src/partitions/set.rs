@@ -102,6 +102,16 @@ impl PartitionSet {
         self.0.optimize();
     }
 
+    /// The bitmap (for encoding).
+    pub(super) fn bitmap(&self) -> &RoaringBitmap {
+        &self.0
+    }
+
+    /// The set of `bitmap`'s ordinals.
+    pub(super) fn from_bitmap(bitmap: RoaringBitmap) -> Self {
+        Self(bitmap)
+    }
+
     /// The set's size in bytes, serialized in the portable Roaring format.
     pub fn serialized_size(&self) -> usize {
         self.0.serialized_size()
@@ -265,6 +275,29 @@ impl<T: Copy + Eq + Default> Column<T> {
         T: Ord,
     {
         self.values.iter().copied().max().unwrap_or_default()
+    }
+
+    /// The runs' starts, their values and where the last ends (for encoding).
+    pub(super) fn parts(&self) -> (&[Ordinal], &[T], Ordinal) {
+        (&self.starts, &self.values, self.end)
+    }
+
+    /// A column of these runs, checked: starts ascending, the last before `end`.
+    pub(super) fn from_parts(
+        starts: Vec<Ordinal>,
+        values: Vec<T>,
+        end: Ordinal,
+    ) -> Result<Self, String> {
+        let ascending = starts.windows(2).all(|w| w[0] < w[1]);
+        let bounded = starts.last().is_none_or(|last| *last < end);
+        if starts.len() != values.len() || !ascending || !bounded {
+            return Err("partition state: a column's runs are out of order".into());
+        }
+        Ok(Self {
+            starts,
+            values,
+            end,
+        })
     }
 
     /// Bytes held.

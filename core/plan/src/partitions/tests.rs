@@ -745,3 +745,65 @@ fn the_health_bar_shows_runs_or_each_buckets_worst_status() {
     assert_eq!(bar[1].status, PartitionStatus::Missing);
     assert_eq!(bar[1].range.end, end);
 }
+
+#[test]
+fn a_state_reads_back_as_it_was_written_and_damage_is_refused() {
+    let mut state = PartitionState::default();
+    state.commit(100..5000, 7, 3, 2, &everything(100..4000));
+    state.commit(4000..4001, 9, 8, 3, &PartitionSet::new());
+    state.commit(6000..6100, 12, 1, 1, &everything(6000..6100));
+    state.fail(7000..7003);
+    let bytes = state.encode();
+    let back = PartitionState::decode(&bytes).unwrap();
+    assert_eq!(back.materialized, state.materialized);
+    assert_eq!(back.failed, state.failed);
+    assert_eq!(back.code, state.code);
+    assert_eq!(back.cursor, state.cursor);
+    assert_eq!(back.changed, state.changed);
+    assert_eq!(
+        PartitionState::decode(&PartitionState::default().encode())
+            .unwrap()
+            .materialized,
+        PartitionSet::new()
+    );
+    // Every truncation, and a flipped byte in the columns, is an error, never a panic.
+    for n in 0..bytes.len() {
+        assert!(PartitionState::decode(&bytes[..n]).is_err(), "{n} bytes");
+    }
+    let mut extra = bytes.clone();
+    extra.push(0);
+    assert_eq!(
+        PartitionState::decode(&extra).unwrap_err(),
+        "partition state: bytes after its end"
+    );
+    assert_eq!(
+        PartitionState::decode(b"XYZ\x01").unwrap_err(),
+        "not a partition state"
+    );
+    for i in 4..bytes.len() {
+        let mut damaged = bytes.clone();
+        damaged[i] ^= 0xff;
+        let _ = PartitionState::decode(&damaged);
+    }
+}
+
+proptest! {
+    #[test]
+    fn any_state_round_trips(commits in prop::collection::vec(
+        (0u32..10_000, 1u32..500, any::<bool>(), 0u32..4),
+        0..30,
+    )) {
+        let mut state = PartitionState::default();
+        for (seq, (start, len, changed, code)) in commits.into_iter().enumerate() {
+            let range = start..start + len;
+            let changed = if changed { everything(range.clone()) } else { PartitionSet::new() };
+            let seq = seq as u64 + 1;
+            state.commit(range, seq, seq / 2, code, &changed);
+        }
+        let back = PartitionState::decode(&state.encode()).unwrap();
+        prop_assert_eq!(back.cursor, state.cursor);
+        prop_assert_eq!(back.changed, state.changed);
+        prop_assert_eq!(back.code, state.code);
+        prop_assert_eq!(back.materialized, state.materialized);
+    }
+}

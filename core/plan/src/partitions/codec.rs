@@ -1,0 +1,171 @@
+//! A partition state as bytes, for the store: compact (ranges and runs, delta-encoded), with a
+//! version byte, and checked when read back.
+//!
+//! Layout (version 1): `FPS` and the version; the materialized and failed sets, each a `u32`
+//! length (little-endian) and the portable Roaring format; then the code, cursor and changed
+//! columns, each as: the number of runs, where the last run ends, and per run the distance
+//! from the previous run's start and the value (code ids as they are, sequences as the
+//! zig-zag difference from the previous run's), all LEB128 varints.
+
+use roaring::RoaringBitmap;
+
+use super::set::{Column, PartitionSet};
+use super::status::PartitionState;
+
+const MAGIC: &[u8; 3] = b"FPS";
+const VERSION: u8 = 1;
+
+impl PartitionState {
+    /// The state as bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(MAGIC);
+        out.push(VERSION);
+        for set in [&self.materialized, &self.failed] {
+            let bitmap = set.bitmap();
+            let len = u32::try_from(bitmap.serialized_size()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_le_bytes());
+            // Writing to a vector cannot fail.
+            let _ = bitmap.serialize_into(&mut out);
+        }
+        encode_column(&mut out, &self.code, |v, _| u64::from(v));
+        encode_column(&mut out, &self.cursor, zigzag_delta);
+        encode_column(&mut out, &self.changed, zigzag_delta);
+        out
+    }
+
+    /// Reads back what [`Self::encode`] wrote; the error says what is wrong with the bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let mut input = Reader { bytes, at: 0 };
+        if input.take(3)? != MAGIC {
+            return Err("not a partition state".into());
+        }
+        match input.take(1)?[0] {
+            VERSION => {}
+            v => return Err(format!("partition state of unknown version {v}")),
+        }
+        let mut sets = [PartitionSet::new(), PartitionSet::new()];
+        for set in &mut sets {
+            let len = u32::from_le_bytes(
+                input
+                    .take(4)?
+                    .try_into()
+                    .map_err(|_| "truncated partition state".to_string())?,
+            );
+            let bytes = input.take(len as usize)?;
+            let bitmap = RoaringBitmap::deserialize_from(bytes)
+                .map_err(|e| format!("partition state: a set is damaged: {e}"))?;
+            *set = PartitionSet::from_bitmap(bitmap);
+        }
+        let code = decode_column(&mut input, |raw, _| {
+            u32::try_from(raw).map_err(|_| "partition state: a code id is too large".to_string())
+        })?;
+        let cursor = decode_column(&mut input, undo_zigzag_delta)?;
+        let changed = decode_column(&mut input, undo_zigzag_delta)?;
+        if input.at != bytes.len() {
+            return Err("partition state: bytes after its end".into());
+        }
+        let [materialized, failed] = sets;
+        Ok(Self {
+            materialized,
+            code,
+            cursor,
+            changed,
+            failed,
+        })
+    }
+}
+
+fn encode_column<T: Copy + Eq + Default>(
+    out: &mut Vec<u8>,
+    column: &Column<T>,
+    value: impl Fn(T, T) -> u64,
+) {
+    let (starts, values, end) = column.parts();
+    put(out, starts.len() as u64);
+    put(out, u64::from(end));
+    let (mut start, mut previous) = (0u32, T::default());
+    for (s, v) in starts.iter().zip(values) {
+        put(out, u64::from(s - start));
+        put(out, value(*v, previous));
+        (start, previous) = (*s, *v);
+    }
+}
+
+fn decode_column<T: Copy + Eq + Default>(
+    input: &mut Reader<'_>,
+    value: impl Fn(u64, T) -> Result<T, String>,
+) -> Result<Column<T>, String> {
+    let runs = input.varint()?;
+    let end = u32::try_from(input.varint()?).map_err(|_| "partition state: an end is too large")?;
+    // Each run takes two bytes at least: a larger count is damage, not a reason to allocate.
+    if runs > (input.bytes.len() - input.at) as u64 / 2 {
+        return Err("truncated partition state".into());
+    }
+    let mut starts = Vec::with_capacity(runs as usize);
+    let mut values = Vec::with_capacity(runs as usize);
+    let (mut start, mut previous) = (0u32, T::default());
+    for i in 0..runs {
+        let step =
+            u32::try_from(input.varint()?).map_err(|_| "partition state: a run is too long")?;
+        start = start
+            .checked_add(step)
+            .ok_or("partition state: a run starts past the last ordinal")?;
+        if i > 0 && step == 0 {
+            return Err("partition state: two runs start together".into());
+        }
+        previous = value(input.varint()?, previous)?;
+        starts.push(start);
+        values.push(previous);
+    }
+    Column::from_parts(starts, values, end)
+}
+
+fn zigzag_delta(value: u64, previous: u64) -> u64 {
+    let delta = value.wrapping_sub(previous) as i64;
+    ((delta << 1) ^ (delta >> 63)) as u64
+}
+
+fn undo_zigzag_delta(raw: u64, previous: u64) -> Result<u64, String> {
+    let delta = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+    Ok(previous.wrapping_add(delta as u64))
+}
+
+/// Appends `value` as an LEB128 varint.
+fn put(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|e| *e <= self.bytes.len())
+            .ok_or("truncated partition state")?;
+        let taken = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(taken)
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.take(1)?[0];
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Ok(value);
+            }
+        }
+        Err("partition state: a number is too long".into())
+    }
+}
