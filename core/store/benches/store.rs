@@ -11,7 +11,9 @@
 //! Measures: recording RECORDS materializations (one input each, spread over ASSETS assets) in
 //! batches of 1,000, as an import does; reading the latest materialization of every asset (what
 //! every status and plan starts from); one asset's newest page of history; the newest page of
-//! runs.
+//! runs; and the partition states of 10 assets of 1,000,000 partitions each, read back whole,
+//! built from 1,000 range commits and 20,000 single ones, and in the worst case from a commit
+//! per partition.
 
 #![allow(clippy::unwrap_used)]
 
@@ -23,6 +25,7 @@ use chrono::Utc;
 use freshet_plan::model::{
     AssetKey, CodeVersion, DataVersion, InputVersion, Materialization, MaterializationId, RunId,
 };
+use freshet_plan::partitions::{PartitionSet, PartitionState};
 use freshet_store::{NewRun, RunKind, RunQuery, RunStatus, Store};
 use sqlx::Connection as _;
 
@@ -151,7 +154,68 @@ async fn bench(backend: &str, url: &str, records: usize, assets: usize) {
         "{backend:>8}  newest 50 runs: median {:.2} ms",
         ms(median(&mut runs))
     );
+
+    for (what, singles) in [
+        ("1,000 range + 20,000 single commits", Some(20_000)),
+        ("a commit per partition", None),
+    ] {
+        let state = partition_state(singles);
+        let size = state.encode().len();
+        for i in 0..10 {
+            let key: AssetKey = format!("partitioned_{i}").parse().unwrap();
+            store
+                .save_partition_state(&key, "hourly", &state, start)
+                .await
+                .unwrap();
+        }
+        let mut load = Vec::new();
+        for _ in 0..5 {
+            let t = Instant::now();
+            let states = store.partition_states().await.unwrap();
+            load.push(t.elapsed());
+            assert_eq!(states.len(), 10);
+        }
+        println!(
+            "{backend:>8}  partition states of 10 assets x 1,000,000 partitions ({what}, {:.1} MB each): median {:.1} ms",
+            size as f64 / 1e6,
+            ms(median(&mut load))
+        );
+    }
     store.close().await;
+}
+
+/// The state of an asset of 1,000,000 partitions: 1,000 range commits then `singles` single
+/// ones at scattered partitions, or (`None`) a commit per partition.
+fn partition_state(singles: Option<u32>) -> PartitionState {
+    const N: u32 = 1_000_000;
+    let mut state = PartitionState::default();
+    let mut seq = 0u64;
+    let mut commit = |state: &mut PartitionState, range: std::ops::Range<u32>| {
+        seq += 1;
+        let changed = PartitionSet::from_range(range.clone());
+        state.commit(range, seq, seq - 1, 1, &changed);
+    };
+    match singles {
+        Some(singles) => {
+            for i in 0..1000 {
+                commit(&mut state, i * 1000..(i + 1) * 1000);
+            }
+            let mut x = 0x9E37_79B9u32;
+            for _ in 0..singles {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                let o = x % N;
+                commit(&mut state, o..o + 1);
+            }
+        }
+        None => {
+            for o in 0..N {
+                commit(&mut state, o..o + 1);
+            }
+        }
+    }
+    state
 }
 
 fn record(keys: &[AssetKey], run: &RunId, i: usize, at: chrono::DateTime<Utc>) -> Materialization {

@@ -158,14 +158,19 @@ impl<'a> Reader<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, String> {
+        let rest = &self.bytes[self.at..];
         let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.take(1)?[0];
-            value |= u64::from(byte & 0x7f) << shift;
-            if byte < 0x80 {
+        for (i, byte) in rest.iter().take(10).enumerate() {
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if *byte < 0x80 {
+                self.at += i + 1;
                 return Ok(value);
             }
         }
-        Err("partition state: a number is too long".into())
+        Err(if rest.len() < 10 {
+            "truncated partition state".into()
+        } else {
+            "partition state: a number is too long".into()
+        })
     }
 }
