@@ -8,3 +8,16 @@ CREATE TABLE partition_states (
     state      BLOB NOT NULL,
     updated_at BIGINT NOT NULL
 );
+
+-- The keys of dynamic partitions definitions, each with the ordinal it was given when added
+-- (0, 1, 2, ... per definition); a removed key keeps its row (`removed_at`), so an ordinal is
+-- never given to another key.
+CREATE TABLE partition_keys (
+    definition TEXT NOT NULL,
+    ordinal    BIGINT NOT NULL,
+    key        TEXT NOT NULL,
+    added_at   BIGINT NOT NULL,
+    removed_at BIGINT,
+    PRIMARY KEY (definition, ordinal),
+    UNIQUE (definition, key)
+);

@@ -477,7 +477,7 @@ async fn insert_materializations(
 /// `n` rows of `width` placeholders, each row after a `first` literal if given: `($1, $2), ($3,
 /// $4)` on PostgreSQL; `(?, ?), (?, ?)` on SQLite, whose numbered parameters are looked up by
 /// name one by one (a statement of thousands of them spent most of its time there).
-fn rows(backend: Backend, n: usize, width: usize, first: &str) -> String {
+pub(crate) fn rows(backend: Backend, n: usize, width: usize, first: &str) -> String {
     let lead = if first.is_empty() {
         String::new()
     } else {

@@ -1,12 +1,15 @@
-//! Partition states: one row per partitioned asset, its [`PartitionState`] as compact bytes.
+//! Partition states (one row per partitioned asset, its [`PartitionState`] as compact bytes) and
+//! the keys of dynamic partitions definitions.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use freshet_plan::model::AssetKey;
-use freshet_plan::partitions::PartitionState;
+use freshet_plan::partitions::{KeyList, PartitionState};
+use sqlx::AssertSqlSafe;
 
-use crate::{Error, Result, Store, get, micros, store_error};
+use crate::lineage::rows;
+use crate::{Backend, Error, Result, Store, get, micros, store_error};
 
 /// An asset's partition state as stored, with the definition its ordinals count.
 #[derive(Debug, Clone)]
@@ -64,6 +67,142 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The keys of the dynamic definition `definition`, each at its ordinal (removed keys keep
+    /// theirs, absent from the list).
+    pub async fn partition_keys(&self, definition: &str) -> Result<KeyList> {
+        let rows = sqlx::query(
+            "SELECT ordinal, key, removed_at FROM partition_keys WHERE definition = $1 \
+             ORDER BY ordinal",
+        )
+        .bind(definition)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut keys = KeyList::default();
+        for (expected, row) in (0i64..).zip(&rows) {
+            let ordinal: i64 = get(row, 0)?;
+            let key: String = get(row, 1)?;
+            let removed: Option<i64> = get(row, 2)?;
+            let record = || format!("partition key {key:?} of {definition}");
+            if ordinal != expected {
+                return Err(Error::corrupt(
+                    record(),
+                    format!("its ordinal is {ordinal}, where {expected} was expected"),
+                ));
+            }
+            keys.add(&key).map_err(|e| Error::corrupt(record(), e))?;
+            if removed.is_some() {
+                keys.remove(&key);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Adds `keys` to the dynamic definition `definition` in one transaction: each new key
+    /// gets the next ordinal, a removed one is current again at its own, a current one is left
+    /// as it is. Returns how many keys were new. The keys must be valid
+    /// ([`freshet_plan::partitions::def::check_key`]).
+    pub async fn add_partition_keys(
+        &self,
+        definition: &str,
+        keys: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<usize> {
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            // Two adders must not both take the next ordinal: one waits for the other.
+            sqlx::query("LOCK TABLE partition_keys IN SHARE ROW EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await
+                .map_err(store_error)?;
+        }
+        let known = sqlx::query("SELECT key, removed_at FROM partition_keys WHERE definition = $1")
+            .bind(definition)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        let mut removed = Vec::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for row in &known {
+            let key: String = get(row, 0)?;
+            let gone: Option<i64> = get(row, 1)?;
+            if gone.is_some() {
+                removed.push(key.clone());
+            }
+            seen.insert(key);
+        }
+        let next = i64::try_from(known.len()).unwrap_or(i64::MAX);
+        let mut new: Vec<&str> = Vec::new();
+        let mut back: Vec<&str> = Vec::new();
+        for key in keys {
+            if seen.insert(key.clone()) {
+                new.push(key);
+            } else if removed.contains(key) && !back.contains(&key.as_str()) {
+                back.push(key);
+            }
+        }
+        /// Rows per statement: 5 parameters each, under both backends' limits.
+        const ROWS: usize = 1000;
+        for (i, chunk) in new.chunks(ROWS).enumerate() {
+            let sql = format!(
+                "INSERT INTO partition_keys (definition, ordinal, key, added_at) VALUES {}",
+                rows(self.backend, chunk.len(), 4, "")
+            );
+            // Safe: the only text added is numbered placeholders.
+            let mut query = sqlx::query(AssertSqlSafe(sql));
+            let first = next + (i * ROWS) as i64;
+            for (j, key) in chunk.iter().enumerate() {
+                query = query
+                    .bind(definition)
+                    .bind(first + j as i64)
+                    .bind(*key)
+                    .bind(micros(at));
+            }
+            query.execute(&mut *tx).await.map_err(store_error)?;
+        }
+        for key in back {
+            sqlx::query(
+                "UPDATE partition_keys SET removed_at = NULL WHERE definition = $1 AND key = $2",
+            )
+            .bind(definition)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(new.len())
+    }
+
+    /// Removes `keys` from the dynamic definition `definition`: they keep their ordinals,
+    /// which no other key is given. Returns how many were current.
+    pub async fn remove_partition_keys(
+        &self,
+        definition: &str,
+        keys: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<usize> {
+        let mut tx = self.begin_write().await?;
+        let mut removed = 0;
+        for key in keys {
+            let done = sqlx::query(
+                "UPDATE partition_keys SET removed_at = $1 \
+                 WHERE definition = $2 AND key = $3 AND removed_at IS NULL",
+            )
+            .bind(micros(at))
+            .bind(definition)
+            .bind(key.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_error)?;
+            removed += done.rows_affected() as usize;
+        }
+        tx.commit().await.map_err(store_error)?;
+        Ok(removed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use freshet_plan::partitions::PartitionSet;
@@ -99,6 +238,52 @@ mod tests {
             error,
             "metadata database: partition state of events/daily: truncated partition state"
         );
+    }
+
+    async fn dynamic_keys_keep_their_ordinals_and_two_adders_never_share_one(db) {
+        let store = db.open().await;
+        let keys = |list: &[&str]| list.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        assert!(store.partition_keys("customer").await.unwrap().is_empty());
+        let added = store
+            .add_partition_keys("customer", &keys(&["acme", "globex", "acme"]), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(added, 2);
+        let added = store
+            .add_partition_keys("customer", &keys(&["globex", "initech"]), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(added, 1);
+        let list = store.partition_keys("customer").await.unwrap();
+        assert_eq!(list.ordinal("acme"), Some(0));
+        assert_eq!(list.ordinal("initech"), Some(2));
+        // A removed key is gone from the list, keeps its ordinal, and comes back at it.
+        let removed = store
+            .remove_partition_keys("customer", &keys(&["globex", "nobody"]), Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(removed, 1);
+        let list = store.partition_keys("customer").await.unwrap();
+        assert_eq!((list.ordinal("globex"), list.len()), (None, 2));
+        store.add_partition_keys("customer", &keys(&["hooli", "globex"]), Utc::now()).await.unwrap();
+        let list = store.partition_keys("customer").await.unwrap();
+        assert_eq!((list.ordinal("globex"), list.ordinal("hooli")), (Some(1), Some(3)));
+        // Another definition counts from 0.
+        store.add_partition_keys("region", &keys(&["eu"]), Utc::now()).await.unwrap();
+        assert_eq!(store.partition_keys("region").await.unwrap().ordinal("eu"), Some(0));
+
+        // Two stores adding at once: every key once, ordinals 0..n without a gap.
+        let (a, b) = (db.open().await, db.open().await);
+        let batch = |prefix: &str| (0..300).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>();
+        let (one, two) = (batch("a"), batch("b"));
+        let (x, y) = tokio::join!(
+            a.add_partition_keys("many", &one, Utc::now()),
+            b.add_partition_keys("many", &two, Utc::now())
+        );
+        assert_eq!((x.unwrap(), y.unwrap()), (300, 300));
+        let list = store.partition_keys("many").await.unwrap();
+        assert_eq!(list.len(), 600);
+        assert_eq!(list.ordinals().collect::<Vec<_>>(), (0..600).collect::<Vec<u32>>());
     }
     }
 }
