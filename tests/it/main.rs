@@ -9,6 +9,7 @@ mod demo;
 mod engine;
 mod errors;
 mod init;
+mod partitions;
 mod planning;
 mod production;
 mod runs;

@@ -21,13 +21,11 @@ const PROJECT: &[(&str, &str)] = &[
 /// The one error line of a failed command, which must start with `start`.
 fn error_line(out: &crate::support::Output) -> String {
     assert!(!out.success, "{}\n{}", out.stdout, out.stderr);
-    let line = out
-        .stderr
+    out.stderr
         .lines()
         .find(|l| l.starts_with("error: "))
         .unwrap_or_else(|| panic!("no error line: {}", out.stderr))
-        .to_owned();
-    line
+        .to_owned()
 }
 
 #[test]
@@ -165,7 +163,7 @@ fn a_fifo_and_a_device_under_sql_are_skipped_with_a_warning() {
         );
     }
     let status = project.status();
-    assert!(status.get("pipe").is_none() && status.get("zero").is_none());
+    assert!(!status.contains_key("pipe") && !status.contains_key("zero"));
     assert!(status.contains_key("b"));
 }
 

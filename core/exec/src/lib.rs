@@ -20,7 +20,7 @@ pub mod sql;
 mod tables;
 pub mod triggers;
 
-pub use freshet_plan::{automation, freshness, graph, model, planner, selection};
+pub use freshet_plan::{automation, freshness, graph, model, partitions, planner, selection};
 pub use freshet_store as store;
 
 pub use error::{Error, Result};

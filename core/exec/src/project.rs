@@ -56,7 +56,7 @@
 //! not a key still fails the project (there is no asset to mark), and hidden `.sql` files are
 //! listed in [`Project::skipped`] rather than read.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,6 +65,7 @@ use url::Url;
 
 use crate::graph::AssetGraph;
 use crate::model::{AssetDef, AssetKey, AssetKind, AutomationCondition};
+use crate::partitions::{Mapping, PartitionsDef};
 use crate::policy::{Execution, StepPolicy, StepSettings};
 use crate::rust_asset::{Catalogues, Compute};
 use crate::sensor::Sensor;
@@ -127,6 +128,10 @@ struct Inner {
     object_store_options: Vec<(String, String)>,
     /// Files in the SQL folder not read as assets, each with why.
     skipped: Vec<String>,
+    /// `[partitions.NAME]` definitions, compiled.
+    partitions: BTreeMap<String, PartitionsDef>,
+    /// Each partitioned asset's input mappings that are not the default (`@inputs`).
+    mappings: HashMap<AssetKey, Vec<(AssetKey, Mapping)>>,
 }
 
 /// Versions `freshet gc` keeps before each current one unless `[gc] keep` says otherwise.
@@ -239,6 +244,18 @@ impl Project {
         // Conditions the definitions set themselves (`None`: explicitly none).
         let mut own_automation: HashMap<AssetKey, Option<AutomationCondition>> = HashMap::new();
 
+        let mut partitions = BTreeMap::new();
+        for (name, spec) in &raw.partitions {
+            if !crate::sql::is_identifier(name) {
+                return Err(config_error(format!(
+                    "[partitions.{name}]: use letters, digits and underscores in its name"
+                )));
+            }
+            let def = PartitionsDef::compile(name, spec).map_err(config_error)?;
+            partitions.insert(name.clone(), def);
+        }
+        let mut mappings = HashMap::new();
+
         for (name, source) in &raw.sources {
             let (def, spec) = source_def(&dir, name, source).map_err(config_error)?;
             computations.insert(def.key.clone(), Computation::Source(spec));
@@ -251,15 +268,18 @@ impl Project {
         if sql_root.is_dir() {
             for path in sql_files(&dir, &sql_root, &mut skipped)? {
                 let (def, loaded) = sql_def(&dir, &sql_root, &path)?;
-                let loaded = loaded.and_then(|(query, own, automation)| {
+                let loaded = loaded.and_then(|(query, own, automation, inputs)| {
                     execution.check(&own).map_err(|message| Error::Definition {
                         origin: def.origin.to_string(),
                         message,
                     })?;
-                    Ok((query, own, automation))
+                    Ok((query, own, automation, inputs))
                 });
                 match loaded {
-                    Ok((query, own, automation)) => {
+                    Ok((query, own, automation, inputs)) => {
+                        if !inputs.is_empty() {
+                            mappings.insert(def.key.clone(), inputs);
+                        }
                         if let Some(condition) = automation {
                             own_automation.insert(def.key.clone(), condition);
                         }
@@ -319,6 +339,7 @@ impl Project {
         .map_err(config_error)?;
 
         mark_unknown_reads(&mut defs, &mut computations);
+        check_partitions(&mut defs, &mut computations, &partitions, &mut mappings)?;
         let graph = AssetGraph::new(defs)?;
         for def in graph.iter().filter(|d| d.kind != AssetKind::Source) {
             if let Some(dep) = def.deps.iter().find(|d| d.segments().count() > 3) {
@@ -362,6 +383,8 @@ impl Project {
             gc_run_logs,
             object_store_options: overrides.object_store_options.clone(),
             skipped,
+            partitions,
+            mappings,
         })))
     }
 
@@ -373,6 +396,34 @@ impl Project {
             Some(Computation::Broken { error }) => Some(error),
             _ => None,
         }
+    }
+
+    /// The `[partitions.NAME]` definitions, by name.
+    pub fn partitions(&self) -> &BTreeMap<String, PartitionsDef> {
+        &self.0.partitions
+    }
+
+    /// The partitions definition `key` is split by, with its name.
+    pub fn partitions_of(&self, key: &AssetKey) -> Option<(&str, &PartitionsDef)> {
+        let name = self.0.graph.get(key)?.partitions.as_deref()?;
+        self.0
+            .partitions
+            .get_key_value(name)
+            .map(|(n, d)| (n.as_str(), d))
+    }
+
+    /// How `key`'s partitions map to those of its input `input`: as `@inputs` says, else the
+    /// default between their definitions ([`Mapping::default_between`]).
+    pub fn mapping(&self, key: &AssetKey, input: &AssetKey) -> Mapping {
+        if let Some((_, mapping)) = self
+            .0
+            .mappings
+            .get(key)
+            .and_then(|m| m.iter().find(|(i, _)| i == input))
+        {
+            return mapping.clone();
+        }
+        default_mapping(self.partitions_of(key), self.partitions_of(input))
     }
 
     /// The first of `keys` whose file is broken, with its error.
@@ -476,6 +527,115 @@ impl Project {
                     .ok_or_else(|| Error::UnknownAsset(n.to_owned()))
             })
             .collect()
+    }
+}
+
+/// The mapping between an asset partitioned by `down` and an input partitioned by `up` when
+/// none is given (`None`: not partitioned).
+fn default_mapping(
+    down: Option<(&str, &PartitionsDef)>,
+    up: Option<(&str, &PartitionsDef)>,
+) -> Mapping {
+    use crate::partitions::Partitioning;
+    fn side<'a>(p: Option<(&str, &'a PartitionsDef)>) -> Partitioning<'a> {
+        match p {
+            Some((_, def)) => Partitioning::By { def, keys: None },
+            None => Partitioning::Whole,
+        }
+    }
+    let same = matches!((down, up), (Some((a, _)), Some((b, _))) if a == b);
+    Mapping::default_between(&side(down), &side(up), same)
+}
+
+/// Checks every asset's `partitions` names a definition and every `@inputs` mapping fits the
+/// two sides: a SQL asset that does not is marked broken with its one-line error (its
+/// dependencies dropped, as for a file that does not parse); a Rust asset fails the load.
+fn check_partitions(
+    defs: &mut [AssetDef],
+    computations: &mut HashMap<AssetKey, Computation>,
+    partitions: &BTreeMap<String, PartitionsDef>,
+    mappings: &mut HashMap<AssetKey, Vec<(AssetKey, Mapping)>>,
+) -> Result<()> {
+    let of: HashMap<AssetKey, Option<String>> = defs
+        .iter()
+        .map(|d| (d.key.clone(), d.partitions.clone()))
+        .collect();
+    let known = || {
+        if partitions.is_empty() {
+            "freshet.toml defines none".to_owned()
+        } else {
+            let names: Vec<&str> = partitions.keys().map(String::as_str).collect();
+            format!("freshet.toml defines {}", names.join(", "))
+        }
+    };
+    for def in defs.iter_mut() {
+        let problem = match &def.partitions {
+            Some(name) if !partitions.contains_key(name) => {
+                Some(format!("unknown partitions {name:?} ({})", known()))
+            }
+            _ => mappings.get(&def.key).and_then(|inputs| {
+                inputs.iter().find_map(|(input, mapping)| {
+                    mapping_problem(
+                        def,
+                        input,
+                        mapping,
+                        of.get(input).cloned().flatten(),
+                        partitions,
+                    )
+                })
+            }),
+        };
+        let Some(message) = problem else { continue };
+        match computations.get(&def.key) {
+            Some(Computation::Sql { .. }) => {
+                let error = format!("{}: {message}", def.origin);
+                def.deps.clear();
+                def.partitions = None;
+                mappings.remove(&def.key);
+                computations.insert(def.key.clone(), Computation::Broken { error });
+            }
+            Some(Computation::Broken { .. }) => {}
+            _ => {
+                return Err(Error::Definition {
+                    origin: def.origin.to_string(),
+                    message: format!("asset {}: {message}", def.key),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What is wrong with mapping `def`'s partitions to `input`'s (partitioned by `up`).
+fn mapping_problem(
+    def: &AssetDef,
+    input: &AssetKey,
+    mapping: &Mapping,
+    up: Option<String>,
+    partitions: &BTreeMap<String, PartitionsDef>,
+) -> Option<String> {
+    if !def.deps.contains(input) {
+        return Some(format!(
+            "@inputs maps {input}, which the query does not read"
+        ));
+    }
+    let Some(down) = &def.partitions else {
+        return Some(format!(
+            "@inputs maps {input}, but the asset is not partitioned (add @partitions)"
+        ));
+    };
+    let time = |name: &str| partitions.get(name).and_then(PartitionsDef::time).is_some();
+    match (mapping, up.as_deref()) {
+        (Mapping::All, _) => None,
+        (_, None) => Some(format!("{input} is not partitioned: only `all` maps to it")),
+        (Mapping::Identity | Mapping::Previous(_), Some(up)) if up != down => Some(format!(
+            "{input} is partitioned by {up}, not {down}: identity and previous map partitions of one definition"
+        )),
+        (Mapping::Window { .. }, Some(up)) if !time(up) || !time(down) => Some(format!(
+            "window() maps time windows to time windows; {input} is partitioned by {up} and {} by {down}",
+            def.key
+        )),
+        _ => None,
     }
 }
 

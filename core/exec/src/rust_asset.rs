@@ -252,6 +252,7 @@ pub struct RustAsset {
     automation: Option<Option<AutomationCondition>>,
     execution: StepSettings,
     compression: Option<String>,
+    partitions: Option<String>,
     location: String,
     compute: Option<Compute>,
 }
@@ -282,6 +283,7 @@ impl RustAsset {
             automation: None,
             execution: StepSettings::default(),
             compression: None,
+            partitions: None,
             location: format!("{}:{}", caller.file(), caller.line()),
             compute: None,
         }
@@ -302,6 +304,12 @@ impl RustAsset {
     /// A description for people.
     pub fn description(mut self, text: &str) -> Self {
         self.description = Some(text.to_owned());
+        self
+    }
+
+    /// The partitions definition (`[partitions.NAME]` of `freshet.toml`) it is split by.
+    pub fn partitions(mut self, name: &str) -> Self {
+        self.partitions = Some(name.to_owned());
         self
     }
 
@@ -422,6 +430,7 @@ impl RustAsset {
         def.tags = self.tags.clone();
         def.owners = self.owners.clone();
         def.freshness = self.freshness.clone();
+        def.partitions = self.partitions.clone();
         if let Some(pool) = &self.execution.pool
             && !crate::sql::is_identifier(pool)
         {

@@ -48,6 +48,7 @@ use datafusion::sql::sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::fingerprint::hash_hex;
 use crate::model::{AssetKey, AutomationCondition, CodeVersion, FreshnessPolicy, parse_duration};
+use crate::partitions::Mapping;
 use crate::policy::StepSettings;
 
 /// A SQL asset file, parsed.
@@ -81,6 +82,11 @@ pub struct SqlHeader {
     pub automation: Option<Option<AutomationCondition>>,
     /// `@pool`, `@retries`, `@retry_delay`, `@timeout`, `@compression`.
     pub execution: StepSettings,
+    /// `@partitions`: the partitions definition the asset is split by.
+    pub partitions: Option<String>,
+    /// `@inputs`: how its partitions map to its inputs', where not the default
+    /// (`raw_events=window(-1..0), customers=all`).
+    pub inputs: Vec<(AssetKey, Mapping)>,
 }
 
 /// What is wrong with a SQL file; the caller adds the file's path.
@@ -338,11 +344,36 @@ fn parse_header(text: &str) -> Result<SqlHeader, SqlError> {
                 let c = crate::policy::parse_compression(value).map_err(err)?;
                 header.execution.compression = Some(c);
             }
+            "partitions" => {
+                if !is_identifier(value) {
+                    return Err(err(format!(
+                        "invalid @partitions {value:?}: name a [partitions.NAME] of freshet.toml"
+                    )));
+                }
+                header.partitions = Some(value.to_owned());
+            }
+            "inputs" => {
+                for item in split_top_level(value) {
+                    let (input, mapping) = item.split_once('=').ok_or_else(|| {
+                        err(format!(
+                            "invalid @inputs {item:?}: expected INPUT=MAPPING, e.g. raw_events=window(-1..0)"
+                        ))
+                    })?;
+                    let input = AssetKey::parse(input.trim())
+                        .map_err(|e| err(format!("invalid @inputs: {e}")))?;
+                    let mapping = Mapping::parse(mapping)
+                        .map_err(|e| err(format!("invalid @inputs: {e}")))?;
+                    if header.inputs.iter().any(|(known, _)| *known == input) {
+                        return Err(err(format!("@inputs maps {input} twice")));
+                    }
+                    header.inputs.push((input, mapping));
+                }
+            }
             other => {
                 return Err(err(format!(
                     "unknown setting @{other} (expected @description, @group, @tags, @owners, \
-                     @freshness, @automation, @pool, @retries, @retry_delay, @timeout or \
-                     @compression)"
+                     @freshness, @automation, @pool, @retries, @retry_delay, @timeout, \
+                     @compression, @partitions or @inputs)"
                 )));
             }
         }
@@ -351,6 +382,27 @@ fn parse_header(text: &str) -> Result<SqlHeader, SqlError> {
         header.description = Some(description.join(" "));
     }
     Ok(header)
+}
+
+/// `text` split at the commas outside brackets (`a=window(0..1, upstream), b=all`), trimmed,
+/// without empty parts.
+fn split_top_level(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(text[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(text[start..].trim());
+    parts.retain(|p| !p.is_empty());
+    parts
 }
 
 pub(crate) fn is_identifier(s: &str) -> bool {

@@ -355,6 +355,8 @@ pub struct AssetDef {
     pub freshness: Option<FreshnessPolicy>,
     /// When it is materialized without anyone asking; `None`: only on request.
     pub automation: Option<AutomationCondition>,
+    /// The partitions definition (`[partitions.NAME]`) it is split by; `None`: one table.
+    pub partitions: Option<String>,
     /// Where the definition was written.
     pub origin: Origin,
 }
@@ -376,6 +378,7 @@ impl AssetDef {
             code_version: None,
             freshness: None,
             automation: None,
+            partitions: None,
             origin,
         }
     }

@@ -152,6 +152,16 @@ impl Executor {
             self.register_input(&ctx, dep, lineage).await?;
         }
         let mut metadata = None;
+        if let Some((name, _)) = self.project.partitions_of(key) {
+            return Err(Error::Execution {
+                asset: key.to_string(),
+                message: format!(
+                    "partitioned by {name}: materializing partitions is not built yet, so it is \
+                     not run as a whole table either"
+                ),
+                retryable: false,
+            });
+        }
         let output = match self.project.computation(key) {
             Some(Computation::Sql { query }) => {
                 AssetOutput::DataFrame(ctx.sql(query).await.map_err(exec_error)?)

@@ -11,6 +11,7 @@ use crate::Result;
 use crate::model::{
     AssetDef, AssetKey, AssetKind, AutomationCondition, FreshnessPolicy, Origin, parse_duration,
 };
+use crate::partitions::PartitionsSpec;
 use crate::policy::{Execution, RetryPolicy, StepSettings, default_concurrency};
 use crate::sql::is_identifier;
 use crate::triggers::{RawAlerts, RawSchedule};
@@ -37,6 +38,8 @@ pub(super) struct RawConfig {
     pub(super) alerts: RawAlerts,
     #[serde(default)]
     pub(super) gc: RawGc,
+    #[serde(default)]
+    pub(super) partitions: BTreeMap<String, PartitionsSpec>,
 }
 
 #[derive(Default, Deserialize)]

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::model::{AssetDef, AssetKey, AssetKind, AutomationCondition, DEFAULT_GROUP, Origin};
+use crate::partitions::Mapping;
 use crate::policy::StepSettings;
 use crate::sql::{is_identifier, parse_sql_asset};
 use crate::{Error, Result};
@@ -86,8 +87,13 @@ fn read_bounded(path: &Path) -> std::result::Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
-/// A SQL file's query, execution settings and own automation condition.
-pub(super) type SqlParts = (String, StepSettings, Option<Option<AutomationCondition>>);
+/// A SQL file's query, execution settings, own automation condition and input mappings.
+pub(super) type SqlParts = (
+    String,
+    StepSettings,
+    Option<Option<AutomationCondition>>,
+    Vec<(AssetKey, Mapping)>,
+);
 
 /// A SQL file's definition and, unless its text is broken, its parts. Only a file name that is
 /// not a key fails the whole project: without a key there is no asset to mark broken.
@@ -162,8 +168,14 @@ pub(super) fn sql_def(
     def.tags = asset.header.tags;
     def.owners = asset.header.owners;
     def.freshness = asset.header.freshness;
+    def.partitions = asset.header.partitions;
     Ok((
         def,
-        Ok((asset.query, asset.header.execution, asset.header.automation)),
+        Ok((
+            asset.query,
+            asset.header.execution,
+            asset.header.automation,
+            asset.header.inputs,
+        )),
     ))
 }

@@ -2,6 +2,7 @@
 
 use super::config::redact_urls;
 use super::*;
+use crate::partitions::Mapping;
 
 fn load(files: &[(&str, &str)]) -> Result<Project, String> {
     let dir = tempfile::tempdir().unwrap();
@@ -254,6 +255,132 @@ fn a_broken_sql_file_breaks_only_its_asset() {
             Some((&key("a"), error))
         );
     }
+}
+
+const PARTITIONED: &str = "[project]\nname = \"t\"\n\
+    [sources.raw]\npath = \"raw.csv\"\n\
+    [partitions.hourly]\nevery = \"hour\"\nstart = \"2024-01-01\"\n\
+    [partitions.daily]\nevery = \"day\"\nstart = \"2024-01-01\"\ntimezone = \"Europe/Paris\"\n\
+    [partitions.region]\nstatic = [\"eu\", \"us\"]\n";
+
+#[test]
+fn partitioned_assets_name_their_definition_and_map_their_inputs() {
+    let project = load(&[
+        ("freshet.toml", PARTITIONED),
+        (
+            "sql/events.sql",
+            "-- @partitions: hourly\nselect * from raw",
+        ),
+        (
+            "sql/daily.sql",
+            "-- @partitions: daily\n-- @inputs: events=window(-1..0, upstream), raw=all\n\
+             select * from events, raw",
+        ),
+        (
+            "sql/totals.sql",
+            "-- @partitions: daily\nselect * from daily",
+        ),
+        ("sql/whole.sql", "select * from daily"),
+    ])
+    .unwrap();
+    let key = |k: &str| AssetKey::parse(k).unwrap();
+    assert_eq!(
+        project.partitions().keys().collect::<Vec<_>>(),
+        ["daily", "hourly", "region"]
+    );
+    assert_eq!(project.partitions_of(&key("daily")).unwrap().0, "daily");
+    assert!(project.partitions_of(&key("whole")).is_none());
+    assert_eq!(
+        project.mapping(&key("daily"), &key("events")),
+        Mapping::Window {
+            from: -1,
+            to: 0,
+            upstream: true
+        }
+    );
+    // Defaults: identity within a definition, windows between two time definitions, every
+    // partition to or from a table that is not partitioned.
+    assert_eq!(
+        project.mapping(&key("totals"), &key("daily")),
+        Mapping::Identity
+    );
+    assert_eq!(project.mapping(&key("events"), &key("raw")), Mapping::All);
+    assert_eq!(project.mapping(&key("whole"), &key("daily")), Mapping::All);
+    let graph_events = project.graph().get(&key("events")).unwrap();
+    assert_eq!(graph_events.partitions.as_deref(), Some("hourly"));
+}
+
+#[test]
+fn a_wrong_partitioning_breaks_only_its_asset_or_refuses_the_project() {
+    let cases = [
+        (
+            "-- @partitions: weekly\nselect * from raw",
+            "sql/a.sql: unknown partitions \"weekly\" (freshet.toml defines daily, hourly, region)",
+        ),
+        (
+            "-- @partitions: daily\n-- @inputs: events=all\nselect * from raw",
+            "sql/a.sql: @inputs maps events, which the query does not read",
+        ),
+        (
+            "-- @inputs: raw=all\nselect * from raw",
+            "sql/a.sql: @inputs maps raw, but the asset is not partitioned (add @partitions)",
+        ),
+        (
+            "-- @partitions: daily\n-- @inputs: raw=latest\nselect * from raw",
+            "sql/a.sql: raw is not partitioned: only `all` maps to it",
+        ),
+        (
+            "-- @partitions: daily\n-- @inputs: b=identity\nselect * from b",
+            "sql/a.sql: b is partitioned by region, not daily: identity and previous map partitions of one definition",
+        ),
+        (
+            "-- @partitions: daily\n-- @inputs: b=window(0..0)\nselect * from b",
+            "sql/a.sql: window() maps time windows to time windows; b is partitioned by region and a by daily",
+        ),
+        (
+            "-- @partitions: daily\n-- @inputs: raw=sideways\nselect * from raw",
+            "sql/a.sql: line 2: invalid @inputs: unknown mapping \"sideways\"",
+        ),
+        (
+            "-- @partitions: daily\n-- @inputs: raw=all, raw=latest\nselect * from raw",
+            "sql/a.sql: line 2: @inputs maps raw twice",
+        ),
+    ];
+    for (text, expect) in cases {
+        let project = load(&[
+            ("freshet.toml", PARTITIONED),
+            ("sql/a.sql", text),
+            ("sql/b.sql", "-- @partitions: region\nselect * from raw"),
+            ("sql/c.sql", "select * from a"),
+        ])
+        .unwrap();
+        let key = |k: &str| AssetKey::parse(k).unwrap();
+        let error = project
+            .load_error(&key("a"))
+            .unwrap_or_else(|| panic!("{text}: loads"));
+        assert!(error.starts_with(expect), "{text}: {error}");
+        assert!(project.partitions_of(&key("a")).is_none());
+        assert_eq!(project.load_error(&key("b")), None);
+    }
+    // A definition that does not compile refuses the project, in one line naming it.
+    let error = load(&[(
+        "freshet.toml",
+        "[project]\nname = \"t\"\n[partitions.daily]\nevery = \"fortnight\"\nstart = \"2024-01-01\"\n",
+    )])
+    .unwrap_err();
+    assert!(
+        error.ends_with(
+            "partitions.daily: every = \"fortnight\": expected \"hour\", \"day\", \"week\" or \"month\""
+        ),
+        "{error}"
+    );
+    assert!(!error.contains('\n'), "{error}");
+    let error = load(&[(
+        "freshet.toml",
+        "[project]\nname = \"t\"\n[partitions.daily]\nevery = \"day\"\nstart = \"2024-01-01\"\nlag = \"soon\"\n",
+    )])
+    .unwrap_err();
+    assert!(error.contains("partitions.daily: "), "{error}");
 }
 
 fn toml_text() -> impl proptest::strategy::Strategy<Value = String> {
