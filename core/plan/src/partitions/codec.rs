@@ -3,9 +3,10 @@
 //!
 //! Layout (version 1): `FPS` and the version; the materialized and failed sets, each a `u32`
 //! length (little-endian) and the portable Roaring format; then the code, cursor and changed
-//! columns, each as: the number of runs, where the last run ends, and per run the distance
-//! from the previous run's start and the value (code ids as they are, sequences as the
-//! zig-zag difference from the previous run's), all LEB128 varints.
+//! columns, each as: the number of runs, where the last run ends, a layout byte, the runs'
+//! starts (layout 1: runs of one partition each side by side, only the first start; layout 0:
+//! each start's distance from the one before), then their values (code ids as they are,
+//! sequences as the zig-zag difference from the previous run's). Numbers are LEB128 varints.
 
 use roaring::RoaringBitmap;
 
@@ -22,7 +23,9 @@ impl PartitionState {
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         for set in [&self.materialized, &self.failed] {
-            let bitmap = set.bitmap();
+            // Ranges built a partition at a time become run containers.
+            let mut bitmap = set.bitmap().clone();
+            bitmap.optimize();
             let len = u32::try_from(bitmap.serialized_size()).unwrap_or(u32::MAX);
             out.extend_from_slice(&len.to_le_bytes());
             // Writing to a vector cannot fail.
@@ -84,11 +87,24 @@ fn encode_column<T: Copy + Eq + Default>(
     let (starts, values, end) = column.parts();
     put(out, starts.len() as u64);
     put(out, u64::from(end));
-    let (mut start, mut previous) = (0u32, T::default());
-    for (s, v) in starts.iter().zip(values) {
-        put(out, u64::from(s - start));
+    // Runs of one partition each, side by side (every partition committed on its own): the
+    // first start says where they all are.
+    let first = starts.first().copied().unwrap_or(0);
+    let unit = (first..).zip(starts).all(|(o, s)| o == *s) && end == first + starts.len() as u32;
+    out.push(u8::from(unit));
+    if unit {
+        put(out, u64::from(first));
+    } else {
+        let mut start = 0u32;
+        for s in starts {
+            put(out, u64::from(s - start));
+            start = *s;
+        }
+    }
+    let mut previous = T::default();
+    for v in values {
         put(out, value(*v, previous));
-        (start, previous) = (*s, *v);
+        previous = *v;
     }
 }
 
@@ -98,24 +114,42 @@ fn decode_column<T: Copy + Eq + Default>(
 ) -> Result<Column<T>, String> {
     let runs = input.varint()?;
     let end = u32::try_from(input.varint()?).map_err(|_| "partition state: an end is too large")?;
-    // Each run takes two bytes at least: a larger count is damage, not a reason to allocate.
-    if runs > (input.bytes.len() - input.at) as u64 / 2 {
+    // Each run takes a byte at least: a larger count is damage, not a reason to allocate.
+    if runs > (input.bytes.len() - input.at) as u64 {
         return Err("truncated partition state".into());
     }
-    let mut starts = Vec::with_capacity(runs as usize);
-    let mut values = Vec::with_capacity(runs as usize);
-    let (mut start, mut previous) = (0u32, T::default());
-    for i in 0..runs {
-        let step =
-            u32::try_from(input.varint()?).map_err(|_| "partition state: a run is too long")?;
-        start = start
-            .checked_add(step)
-            .ok_or("partition state: a run starts past the last ordinal")?;
-        if i > 0 && step == 0 {
-            return Err("partition state: two runs start together".into());
+    let runs = runs as usize;
+    let starts: Vec<u32> = match input.take(1)?[0] {
+        1 => {
+            let first = u32::try_from(input.varint()?)
+                .map_err(|_| "partition state: a run starts past the last ordinal")?;
+            let last = first
+                .checked_add(u32::try_from(runs).unwrap_or(u32::MAX))
+                .ok_or("partition state: a run starts past the last ordinal")?;
+            (first..last).collect()
         }
+        0 => {
+            let mut starts = Vec::with_capacity(runs);
+            let mut start = 0u32;
+            for i in 0..runs {
+                let step = u32::try_from(input.varint()?)
+                    .map_err(|_| "partition state: a run is too long")?;
+                if i > 0 && step == 0 {
+                    return Err("partition state: two runs start together".into());
+                }
+                start = start
+                    .checked_add(step)
+                    .ok_or("partition state: a run starts past the last ordinal")?;
+                starts.push(start);
+            }
+            starts
+        }
+        other => return Err(format!("partition state: unknown column layout {other}")),
+    };
+    let mut values = Vec::with_capacity(runs);
+    let mut previous = T::default();
+    for _ in 0..runs {
         previous = value(input.varint()?, previous)?;
-        starts.push(start);
         values.push(previous);
     }
     Column::from_parts(starts, values, end)
@@ -157,7 +191,19 @@ impl<'a> Reader<'a> {
         Ok(taken)
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64, String> {
+        // Most numbers (a run's step, a sequence's difference) fit in one byte.
+        if let Some(&byte) = self.bytes.get(self.at)
+            && byte < 0x80
+        {
+            self.at += 1;
+            return Ok(u64::from(byte));
+        }
+        self.long_varint()
+    }
+
+    fn long_varint(&mut self) -> Result<u64, String> {
         let rest = &self.bytes[self.at..];
         let mut value = 0u64;
         for (i, byte) in rest.iter().take(10).enumerate() {

@@ -770,6 +770,23 @@ fn a_state_reads_back_as_it_was_written_and_damage_is_refused() {
     for n in 0..bytes.len() {
         assert!(PartitionState::decode(&bytes[..n]).is_err(), "{n} bytes");
     }
+    // A partition per commit: runs of one, side by side, kept as their first start.
+    let mut dense = PartitionState::default();
+    for o in 500..1500u32 {
+        let seq = u64::from(o);
+        dense.commit(o..o + 1, seq, seq - 1, 1, &everything(o..o + 1));
+    }
+    let dense_bytes = dense.encode();
+    // About a byte per partition per column (the runs' starts would take as many again).
+    assert!(dense_bytes.len() < 2600, "{} bytes", dense_bytes.len());
+    let back = PartitionState::decode(&dense_bytes).unwrap();
+    assert_eq!((back.cursor, back.changed), (dense.cursor, dense.changed));
+    for n in 0..dense_bytes.len() {
+        assert!(
+            PartitionState::decode(&dense_bytes[..n]).is_err(),
+            "{n} bytes"
+        );
+    }
     let mut extra = bytes.clone();
     extra.push(0);
     assert_eq!(
