@@ -7,6 +7,8 @@
 //!
 //! - statuses of one asset with 1,000,000 hourly partitions reading one hourly input
 //!   (identity), each state built from 1,000 range commits and 20,000 single ones;
+//! - the same through other mappings: 41,000 days (Paris) over the million hours, and each hour
+//!   reading the hour before;
 //! - a chain of 10 assets with 1,000,000 partitions each, every partition committed on its own
 //!   (the worst case: a run per partition in every column), statuses of all ten, and the
 //!   process's peak memory;
@@ -162,6 +164,68 @@ fn main() {
         ms(t),
         counts(&s),
         s.causes.len()
+    );
+    // Through other mappings: days over hours (each day reads its 24 hours), and each hour
+    // reading the hour before (a self-dependency).
+    let daily = PartitionsDef::compile(
+        "daily",
+        &PartitionsSpec {
+            every: Some("day".into()),
+            start: Some("1910-01-01".into()),
+            timezone: Some("Europe/Paris".into()),
+            ..PartitionsSpec::default()
+        },
+    )
+    .unwrap();
+    let days = Partitioning::By {
+        def: &daily,
+        keys: None,
+    };
+    let day_range = {
+        let valid = days.valid(now);
+        valid.first().unwrap()..valid.last().unwrap() + 1
+    };
+    let mut day_seq = seq;
+    let mut day_state = PartitionState::default();
+    for d in day_range.clone().step_by(100) {
+        day_seq += 1;
+        let range = d..(d + 100).min(day_range.end);
+        day_state.commit(
+            range.clone(),
+            day_seq,
+            day_seq,
+            1,
+            &PartitionSet::from_range(range),
+        );
+    }
+    let window = Mapping::parse("window(0..0)").unwrap();
+    let input = Input {
+        partitioning,
+        state: &parent,
+        mapping: &window,
+    };
+    let (t, s_days) = median(5, || {
+        partition_statuses(&days, &day_state, 1, &[input], now)
+    });
+    println!(
+        "statuses of {} daily partitions (Paris) reading 1,000,000 hourly ones through window(0..0): {} ({})",
+        day_range.len(),
+        ms(t),
+        counts(&s_days)
+    );
+    let previous = Mapping::Previous(1);
+    let own = Input {
+        partitioning,
+        state: &child,
+        mapping: &previous,
+    };
+    let (t, s_prev) = median(5, || {
+        partition_statuses(&partitioning, &child, 1, &[own], now)
+    });
+    println!(
+        "statuses of 1,000,000 hourly partitions reading the hour before (previous(1)): {} ({})",
+        ms(t),
+        counts(&s_prev)
     );
     let (t, bar) = median(21, || s.health(first..first + PARTITIONS, 1000));
     println!(

@@ -456,28 +456,42 @@ pub fn partition_statuses(
                 }
             }
             _ => {
-                for range in materialized.ranges() {
+                // One pass over every partition: what it needs decides both whether it is
+                // stale (if it has a version) and whether it could run now.
+                for range in valid.ranges() {
                     for d in range {
-                        if let Needed::Range(up) = needed(partitioning, d, input, up_span.clone()) {
-                            let changed = input.state.changed.max_in(up.clone());
-                            if changed > state.cursor.get(d) {
-                                push_cause(
-                                    &mut input_causes,
-                                    d..d + 1,
-                                    PartitionCause::Input {
-                                        input: i,
-                                        range: up,
-                                        seq: changed,
-                                    },
-                                );
+                        let up = match needed(partitioning, d, input, up_span.clone()) {
+                            Needed::Range(up) => up,
+                            Needed::NotYet => {
+                                blocked_by.insert(d);
+                                continue;
                             }
+                        };
+                        if !input.state.materialized.contains_range(up.clone()) {
+                            blocked_by.insert(d);
+                        }
+                        if !materialized.contains(d) {
+                            continue;
+                        }
+                        let changed = input.state.changed.max_in(up.clone());
+                        if changed > state.cursor.get(d) {
+                            push_cause(
+                                &mut input_causes,
+                                d..d + 1,
+                                PartitionCause::Input {
+                                    input: i,
+                                    range: up,
+                                    seq: changed,
+                                },
+                            );
                         }
                     }
                 }
+                continue;
             }
         }
         // Blocked: partitions that need a run but whose inputs are not all there.
-        blocked_by |= &incomplete(partitioning, &valid, input, &up_valid, up_span);
+        blocked_by |= &incomplete(&valid, input, &up_valid);
     }
     causes.extend(input_causes);
     causes.sort_by_key(|c| (c.range.start, c.range.end));
@@ -513,46 +527,21 @@ pub fn partition_statuses(
     }
 }
 
-/// The partitions of the asset (among `valid`) whose mapped partitions of `input` are not all
-/// materialized, or do not exist yet.
-fn incomplete(
-    partitioning: &Partitioning<'_>,
-    valid: &PartitionSet,
-    input: &Input<'_>,
-    up_valid: &PartitionSet,
-    up_span: Range<Ordinal>,
-) -> PartitionSet {
+/// The partitions of the asset (among `valid`) whose mapped partitions of `input` (through
+/// `identity` or `all`) are not all materialized.
+fn incomplete(valid: &PartitionSet, input: &Input<'_>, up_valid: &PartitionSet) -> PartitionSet {
     let up_materialized = &input.state.materialized;
-    match input.mapping {
-        Mapping::Identity => {
-            let mut blocked = valid.clone();
-            blocked -= up_materialized;
-            blocked
-        }
-        Mapping::All => {
-            let mut absent = up_valid.clone();
-            absent -= up_materialized;
-            if up_valid.is_empty() || !absent.is_empty() {
-                valid.clone()
-            } else {
-                PartitionSet::new()
-            }
-        }
-        _ => {
-            let mut blocked = PartitionSet::new();
-            for range in valid.ranges() {
-                for d in range {
-                    let ready = match needed(partitioning, d, input, up_span.clone()) {
-                        Needed::Range(up) => up_materialized.contains_range(up),
-                        Needed::NotYet => false,
-                    };
-                    if !ready {
-                        blocked.insert(d);
-                    }
-                }
-            }
-            blocked
-        }
+    if *input.mapping == Mapping::Identity {
+        let mut blocked = valid.clone();
+        blocked -= up_materialized;
+        return blocked;
+    }
+    let mut absent = up_valid.clone();
+    absent -= up_materialized;
+    if up_valid.is_empty() || !absent.is_empty() {
+        valid.clone()
+    } else {
+        PartitionSet::new()
     }
 }
 
