@@ -282,6 +282,15 @@ impl TimeWindows {
         let cadence = match (&spec.every, &spec.cron) {
             (Some(every), None) => match every.trim() {
                 "hour" => {
+                    // Hours are one fixed grid: a zone whose offset moves by part of an hour
+                    // (Lord Howe's half-hour daylight saving) would cut some days' hours apart.
+                    if phase_moves_after(&timezone, start_at) {
+                        return Err(format!(
+                            "hourly windows need a time zone whose offset moves by whole hours; \
+                             {} does not",
+                            timezone.name()
+                        ));
+                    }
                     let offset = timezone
                         .offset_from_utc_datetime(&start_at.naive_utc())
                         .fix()
@@ -491,6 +500,21 @@ impl TimeWindows {
     fn local_day(&self, at: DateTime<Utc>) -> i64 {
         (at.with_timezone(&self.timezone).date_naive() - ORIGIN).num_days()
     }
+}
+
+/// Whether `tz`'s offset past whole hours differs, at some January or July from `from` to 2100,
+/// from what it is at `from`.
+fn phase_moves_after(tz: &Tz, from: DateTime<Utc>) -> bool {
+    let phase = |at: NaiveDateTime| {
+        i64::from(tz.offset_from_utc_datetime(&at).fix().local_minus_utc()).rem_euclid(3600)
+    };
+    let first = phase(from.naive_utc());
+    (from.year()..=2100).any(|year| {
+        [1, 7].into_iter().any(|month| {
+            NaiveDate::from_ymd_opt(year, month, 1)
+                .is_some_and(|d| phase(d.and_time(NaiveTime::MIN)) != first)
+        })
+    })
 }
 
 /// A local time written `2024-01-01` or `2024-01-01T06:00`.

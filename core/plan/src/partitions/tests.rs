@@ -80,6 +80,25 @@ fn hours_in_a_half_hour_zone_start_on_its_half_hours() {
 }
 
 #[test]
+fn hours_refuse_a_zone_whose_offset_moves_by_half_an_hour() {
+    let error = PartitionsDef::compile(
+        "h",
+        &spec("hour", "2024-01-01", Some("Australia/Lord_Howe")),
+    )
+    .unwrap_err();
+    assert_eq!(
+        error,
+        "partitions.h: hourly windows need a time zone whose offset moves by whole hours; \
+         Australia/Lord_Howe does not"
+    );
+    // Its days are fine.
+    assert!(
+        PartitionsDef::compile("d", &spec("day", "2024-01-01", Some("Australia/Lord_Howe")))
+            .is_ok()
+    );
+}
+
+#[test]
 fn months_and_iso_weeks_follow_the_calendar() {
     let monthly = windows("month", "2020-01-01", None);
     let feb = monthly.ordinal("2024-02").unwrap();
