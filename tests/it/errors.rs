@@ -216,7 +216,7 @@ fn malformed_sql() {
             ("sql/a.sql", "-- @colour: blue\nselect 1 as x"),
         ],
         &["materialize"],
-        "error: sql/a.sql: line 1: unknown setting @colour (expected @description, @group, @tags, @owners, @freshness, @automation, @pool, @retries, @retry_delay, @timeout or @compression)",
+        "error: sql/a.sql: line 1: unknown setting @colour (expected @description, @group, @tags, @owners, @freshness, @automation, @pool, @retries, @retry_delay, @timeout, @compression, @partitions or @inputs)",
     );
 }
 

@@ -643,6 +643,25 @@ pub(crate) mod tests {
         );
         let none = parse_sql_asset("-- @automation: none\nselect 1").unwrap();
         assert_eq!(none.header.automation, Some(None));
+        let partitioned = parse_sql_asset(
+            "-- @partitions: daily\n-- @inputs: a=window(-1..0, upstream), b = all\nselect 1",
+        )
+        .unwrap();
+        assert_eq!(partitioned.header.partitions.as_deref(), Some("daily"));
+        assert_eq!(
+            partitioned.header.inputs,
+            [
+                (
+                    AssetKey::parse("a").unwrap(),
+                    Mapping::Window {
+                        from: -1,
+                        to: 0,
+                        upstream: true
+                    }
+                ),
+                (AssetKey::parse("b").unwrap(), Mapping::All),
+            ]
+        );
 
         let err = |sql: &str| parse_sql_asset(sql).unwrap_err().to_string();
         assert_eq!(
@@ -651,7 +670,15 @@ pub(crate) mod tests {
         );
         assert_eq!(
             err("\n-- @colour: red\nselect 1"),
-            "line 2: unknown setting @colour (expected @description, @group, @tags, @owners, @freshness, @automation, @pool, @retries, @retry_delay, @timeout or @compression)"
+            "line 2: unknown setting @colour (expected @description, @group, @tags, @owners, @freshness, @automation, @pool, @retries, @retry_delay, @timeout, @compression, @partitions or @inputs)"
+        );
+        assert_eq!(
+            err("-- @inputs: a\nselect 1"),
+            "line 1: invalid @inputs \"a\": expected INPUT=MAPPING, e.g. raw_events=window(-1..0)"
+        );
+        assert_eq!(
+            err("-- @partitions: daily hours\nselect 1"),
+            "line 1: invalid @partitions \"daily hours\": name a [partitions.NAME] of freshet.toml"
         );
         assert_eq!(
             err("-- @group\nselect 1"),
