@@ -1,7 +1,7 @@
 //! Partition states (one row per partitioned asset, its [`PartitionState`] as compact bytes) and
 //! the keys of dynamic partitions definitions.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use freshet_plan::model::AssetKey;
@@ -122,13 +122,13 @@ impl Store {
             .fetch_all(&mut *tx)
             .await
             .map_err(store_error)?;
-        let mut removed = Vec::new();
-        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut removed = HashSet::new();
+        let mut seen = HashSet::new();
         for row in &known {
             let key: String = get(row, 0)?;
             let gone: Option<i64> = get(row, 1)?;
             if gone.is_some() {
-                removed.push(key.clone());
+                removed.insert(key.clone());
             }
             seen.insert(key);
         }
@@ -138,11 +138,12 @@ impl Store {
         for key in keys {
             if seen.insert(key.clone()) {
                 new.push(key);
-            } else if removed.contains(key) && !back.contains(&key.as_str()) {
+            } else if removed.remove(key) {
+                // Taken out of `removed`, so a key given twice comes back once.
                 back.push(key);
             }
         }
-        /// Rows per statement: 5 parameters each, under both backends' limits.
+        /// Rows per statement: 4 parameters each, under both backends' limits.
         const ROWS: usize = 1000;
         for (i, chunk) in new.chunks(ROWS).enumerate() {
             let sql = format!(

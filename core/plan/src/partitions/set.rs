@@ -118,6 +118,12 @@ impl PartitionSet {
     }
 }
 
+impl FromIterator<Ordinal> for PartitionSet {
+    fn from_iter<I: IntoIterator<Item = Ordinal>>(ordinals: I) -> Self {
+        Self(ordinals.into_iter().collect())
+    }
+}
+
 impl BitOrAssign<&PartitionSet> for PartitionSet {
     fn bitor_assign(&mut self, other: &PartitionSet) {
         self.0 |= &other.0;

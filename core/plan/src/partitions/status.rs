@@ -79,10 +79,8 @@ impl Partitioning<'_> {
                     Some(last) => PartitionSet::from_range(windows.start()..last + 1),
                     None => PartitionSet::new(),
                 },
-                PartitionsDef::Static(list) => list.ordinals().collect_set(),
-                PartitionsDef::Dynamic => {
-                    keys.map(|k| k.ordinals().collect_set()).unwrap_or_default()
-                }
+                PartitionsDef::Static(list) => list.ordinals().collect(),
+                PartitionsDef::Dynamic => keys.map(|k| k.ordinals().collect()).unwrap_or_default(),
             },
         }
     }
@@ -92,20 +90,6 @@ impl Partitioning<'_> {
             Self::By { def, .. } => def.time(),
             Self::Whole => None,
         }
-    }
-}
-
-trait CollectSet {
-    fn collect_set(self) -> PartitionSet;
-}
-
-impl<I: Iterator<Item = Ordinal>> CollectSet for I {
-    fn collect_set(self) -> PartitionSet {
-        let mut set = PartitionSet::new();
-        for o in self {
-            set.insert(o);
-        }
-        set
     }
 }
 
