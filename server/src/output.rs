@@ -10,10 +10,14 @@ use freshet_core::model::FreshnessState;
 use freshet_core::planner::{
     AssetReport, Lineage, NotRun, NotRunReason, Plan, StepEstimate, StepKind,
 };
-use freshet_core::{AssetDef, AssetKey, AssetKind, Gone, Project, RunReport, Status};
+use freshet_core::{
+    AssetDef, AssetKey, AssetKind, Gone, PartitionSummary, Project, RunReport, Status,
+};
 use serde::Serialize;
 
-use crate::json::{AssetJson, LineageJson, PlanJson, StatusJson, TotalEstimateJson};
+use crate::json::{
+    AssetJson, LineageJson, PartitionsJson, PlanJson, StatusJson, TotalEstimateJson,
+};
 use crate::words::{ago, bytes, cause_words, millis, short, time};
 
 /// Prints the status of the assets in `reports` (upstream first).
@@ -23,6 +27,7 @@ pub fn print_status(
     reports: &[&AssetReport],
     failures: &Failures,
     gone: &std::collections::BTreeMap<AssetKey, Gone>,
+    partitions: &std::collections::BTreeMap<AssetKey, PartitionSummary>,
     json: bool,
 ) -> anyhow::Result<()> {
     let graph = project.graph();
@@ -37,6 +42,7 @@ pub fn print_status(
                 let mut json = StatusJson::new(d, r, lineage, failures.get(d.key.as_str()));
                 json.load_error = project.load_error(&d.key).map(str::to_owned);
                 json.files_gone = gone.get(&d.key).map(files_gone_json);
+                json.partitions = partitions.get(&d.key).map(PartitionsJson::from);
                 shown_in_json(&mut json, r, gone.get(&d.key));
                 json
             })
@@ -74,12 +80,15 @@ pub fn print_status(
             },
             updated.map(time).unwrap_or_else(|| "-".into()),
             report.data_time.map(time).unwrap_or_else(|| "-".into()),
-            why(
-                report,
-                project.load_error(&def.key),
-                gone.get(&def.key),
-                failures.get(def.key.as_str()),
-            ),
+            match partitions.get(&def.key) {
+                Some(summary) => partitions_why(summary, failures.get(def.key.as_str())),
+                None => why(
+                    report,
+                    project.load_error(&def.key),
+                    gone.get(&def.key),
+                    failures.get(def.key.as_str()),
+                ),
+            },
         ]);
     }
     print_table(&table)
@@ -87,6 +96,19 @@ pub fn print_status(
 
 /// Each asset's latest failed attempt after its current version, by key.
 pub type Failures = std::collections::HashMap<String, freshet_core::store::Failure>;
+
+/// The WHY column of a partitioned asset: its partitions in brief (`freshet partitions KEY`
+/// lists them), after its latest failed attempt if any.
+fn partitions_why(
+    summary: &PartitionSummary,
+    failure: Option<&freshet_core::store::Failure>,
+) -> String {
+    let text = format!("partitions by {}: {}", summary.by, summary.summary);
+    match failure {
+        Some(f) => format!("{}; {text}", failure_words(f, 80)),
+        None => text,
+    }
+}
 
 /// The WHY column: the latest attempt if it failed, causes and what upstream is behind, in
 /// words.
@@ -723,10 +745,12 @@ mod tests {
             PlannedStep {
                 key: key("clean"),
                 kind: StepKind::Needed,
+                partitions: None,
             },
             PlannedStep {
                 key: key("report"),
                 kind: StepKind::Conditional,
+                partitions: None,
             },
         ];
         let reasons = vec![

@@ -80,3 +80,16 @@ pub fn cause_words(def: &AssetDef, cause: &StaleCause, lineage: &Lineage) -> Str
         _ => cause.describe(),
     }
 }
+
+/// `8760` as `8,760`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

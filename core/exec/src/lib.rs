@@ -25,7 +25,8 @@ pub use freshet_store as store;
 
 pub use error::{Error, Result};
 pub use executor::{
-    CollectedVersion, Executor, GcReport, RunEvent, RunObserver, RunReport, SkipReason, StepOutcome,
+    AssetPartitions, CollectedVersion, Executor, GcReport, PartitionView, RunEvent, RunObserver,
+    RunReport, SkipReason, StepOutcome,
 };
 pub use graph::{AssetGraph, GraphError};
 pub use model::{
@@ -37,5 +38,5 @@ pub use project::{Overrides, Project};
 pub use rust_asset::{
     AssetContext, AssetOutput, BoxError, Catalogue, Catalogues, Retryable, RustAsset,
 };
-pub use snapshot::{Gone, Snapshot};
+pub use snapshot::{Gone, PartitionSummary, Snapshot};
 pub use store::Store;

@@ -183,10 +183,29 @@ impl fmt::Debug for Computation {
 /// Where a source's data lives and how to read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceSpec {
-    /// An absolute path (possibly a glob) or a URL.
+    /// An absolute path (possibly a glob) or a URL; for a partitioned source, the folder that
+    /// holds every partition's folder.
     pub location: String,
     /// The file format.
     pub format: SourceFormat,
+    /// For a source whose path names a partitions definition (`date={daily}/*.parquet`), which.
+    pub partition: Option<SourcePartition>,
+}
+
+/// A partitioned source's path: each partition's files are where its key replaces `{NAME}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePartition {
+    /// The partitions definition.
+    pub name: String,
+    /// The location with `{NAME}` in it.
+    pub template: String,
+}
+
+impl SourcePartition {
+    /// Where partition `key`'s files are.
+    pub fn location(&self, key: &str) -> String {
+        self.template.replace(&format!("{{{}}}", self.name), key)
+    }
 }
 
 /// File formats a source can have.
@@ -258,6 +277,14 @@ impl Project {
 
         for (name, source) in &raw.sources {
             let (def, spec) = source_def(&dir, name, source).map_err(config_error)?;
+            if let Some(p) = &spec.partition
+                && !partitions.contains_key(&p.name)
+            {
+                return Err(config_error(format!(
+                    "source {name}: its path names {{{}}}, which no [partitions.{}] defines",
+                    p.name, p.name
+                )));
+            }
             computations.insert(def.key.clone(), Computation::Source(spec));
             defs.push(def);
         }

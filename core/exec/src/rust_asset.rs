@@ -139,6 +139,16 @@ pub struct AssetContext {
     deps: Vec<AssetKey>,
     session: SessionContext,
     metadata: Arc<Mutex<BTreeMap<String, MetadataValue>>>,
+    partition: Option<PartitionContext>,
+}
+
+/// The partition a partitioned asset's function is computing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionContext {
+    /// Its key (`2024-03-08`, `eu`).
+    pub key: String,
+    /// Its time window, start included and end excluded, for time partitions.
+    pub window: Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)>,
 }
 
 impl fmt::Debug for AssetContext {
@@ -157,7 +167,20 @@ impl AssetContext {
             deps,
             session,
             metadata: Arc::default(),
+            partition: None,
         }
+    }
+
+    /// The context of partition `partition` of a partitioned asset.
+    pub(crate) fn with_partition(mut self, partition: PartitionContext) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// The partition being computed, for a partitioned asset: its inputs are registered as the
+    /// partitions it maps to only, and its output is that partition's version.
+    pub fn partition(&self) -> Option<&PartitionContext> {
+        self.partition.as_ref()
     }
 
     /// Attaches a number or a text to this materialization under `name` (again: replaced). It is

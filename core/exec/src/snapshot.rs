@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::Result;
 use crate::graph::AssetGraph;
 use crate::model::{AssetKey, FreshnessState, Lineage, Status};
+use crate::partitions::PartitionStatus;
 use crate::planner::{self, AssetReport, Facts, Plan, PlanError, PlanRequest, Statuses};
 use crate::project::Project;
 use crate::selection::{Selection, SelectionError};
@@ -31,6 +32,35 @@ pub struct Snapshot {
     gone: BTreeMap<AssetKey, Gone>,
     statuses: Statuses,
     reports: OnceLock<Reports>,
+    /// Partitioned assets' partitions in brief.
+    partitions: BTreeMap<AssetKey, PartitionSummary>,
+}
+
+/// A partitioned asset's partitions in brief: its status is its worst partition's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSummary {
+    /// The definition it is partitioned by.
+    pub by: String,
+    /// Its worst partition's status (`None` while it has no partitions).
+    pub worst: Option<PartitionStatus>,
+    /// How many partitions have each status, worst first.
+    pub counts: Vec<(PartitionStatus, u64)>,
+    /// How many partitions exist.
+    pub total: u64,
+    /// `stale: 24 of 8,760`.
+    pub summary: String,
+}
+
+impl PartitionSummary {
+    /// The asset status it amounts to: stale while a partition is stale or failed, missing
+    /// while one is missing, else fresh (partitions waiting for their inputs included).
+    pub fn status(&self) -> Status {
+        match self.worst {
+            Some(PartitionStatus::Failed | PartitionStatus::Stale) => Status::Stale,
+            Some(PartitionStatus::Missing) => Status::Missing,
+            _ => Status::Fresh,
+        }
+    }
 }
 
 /// A source whose files are gone.
@@ -69,7 +99,70 @@ impl Snapshot {
     /// Reads the current lineage from `store` and judges every asset of `project` at `at`.
     pub async fn load(project: &Project, store: &Store, at: DateTime<Utc>) -> Result<Self> {
         let lineage = store.load_lineage().await?;
-        Ok(Self::new(project.clone(), lineage, at))
+        let mut partitions = BTreeMap::new();
+        let partitioned: Vec<&AssetKey> = project
+            .graph()
+            .iter()
+            // A source's partitions are listed by `freshet partitions`; its status stays whole
+            // (days whose files have not landed are not behind).
+            .filter(|d| d.partitions.is_some() && d.kind != crate::model::AssetKind::Source)
+            .map(|d| &d.key)
+            .collect();
+        if !partitioned.is_empty() {
+            let states = store.partition_states().await?;
+            for key in partitioned {
+                let view =
+                    crate::executor::partition_view(project, store, key, &lineage, &states, at)
+                        .await?;
+                if let Some(view) = view {
+                    let statuses = &view.statuses;
+                    partitions.insert(
+                        key.clone(),
+                        PartitionSummary {
+                            by: view.partitions.name.to_owned(),
+                            worst: statuses.worst(),
+                            counts: PartitionStatus::ALL
+                                .into_iter()
+                                .map(|s| (s, statuses.count(s)))
+                                .collect(),
+                            total: statuses.valid.len(),
+                            summary: statuses.summary(),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(Self::new(project.clone(), lineage, at).with_partitions(partitions))
+    }
+
+    /// This snapshot with partitioned assets judged by their partitions.
+    pub fn with_partitions(mut self, partitions: BTreeMap<AssetKey, PartitionSummary>) -> Self {
+        let graph = self.project.graph();
+        for (key, summary) in &partitions {
+            if let Some(i) = graph.index_of(key) {
+                self.statuses.set(
+                    i,
+                    planner::AssetStatus {
+                        key: key.clone(),
+                        status: summary.status(),
+                        causes: Vec::new(),
+                    },
+                );
+            }
+        }
+        self.partitions = partitions;
+        self.reports = OnceLock::new();
+        self
+    }
+
+    /// A partitioned asset's partitions in brief.
+    pub fn partitions(&self, key: &AssetKey) -> Option<&PartitionSummary> {
+        self.partitions.get(key)
+    }
+
+    /// Every partitioned asset's partitions in brief.
+    pub fn all_partitions(&self) -> &BTreeMap<AssetKey, PartitionSummary> {
+        &self.partitions
     }
 
     /// [`Snapshot::load`], after looking whether each source's files are still there (a listing
@@ -125,6 +218,7 @@ impl Snapshot {
             gone: BTreeMap::new(),
             statuses,
             reports: OnceLock::new(),
+            partitions: BTreeMap::new(),
         }
     }
 

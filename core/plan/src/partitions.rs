@@ -18,5 +18,5 @@ pub use def::{KeyList, MOST_CRON_TICKS, Ordinal, PartitionsDef, PartitionsSpec, 
 pub use set::{Column, PartitionSet};
 pub use status::{
     Input, Mapping, PartitionCause, PartitionState, PartitionStatus, PartitionStatuses,
-    Partitioning, Segment, StaleRange, partition_statuses,
+    Partitioning, Segment, StaleRange, mapped_partitions, partition_statuses,
 };

@@ -44,7 +44,8 @@ pub use crate::model::{Lineage, Status};
 mod plan;
 
 pub use plan::{
-    NotRun, NotRunReason, Plan, PlanError, PlanRequest, PlannedStep, StepEstimate, StepKind, plan,
+    NotRun, NotRunReason, PartitionRequest, Plan, PlanError, PlanRequest, PlannedStep,
+    StepEstimate, StepKind, plan,
 };
 
 /// The category of a stale cause. Ordered as causes are reported.
@@ -219,6 +220,14 @@ impl Statuses {
     /// The status of the asset at dense index `i`.
     pub fn at(&self, i: usize) -> &AssetStatus {
         &self.by_index[i]
+    }
+
+    /// Sets the status of the asset at dense index `i`: a partitioned asset's, which is judged
+    /// from its partitions (its worst), not from the lineage of whole versions.
+    pub fn set(&mut self, i: usize, status: AssetStatus) {
+        if let Some(slot) = self.by_index.get_mut(i) {
+            *slot = status;
+        }
     }
 
     /// Every status, upstream first.

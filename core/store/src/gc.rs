@@ -27,15 +27,16 @@ pub struct StoredVersion {
 }
 
 impl Store {
-    /// Every asset's versions that are neither its current one nor among the `keep` newest
-    /// before it, and whose files were not collected yet; oldest first.
+    /// Every asset's versions (each partition's, for a partitioned asset) that are neither its
+    /// current one nor among the `keep` newest before it, and whose files were not collected
+    /// yet; oldest first.
     pub async fn versions_beyond(&self, keep: u32) -> Result<Vec<StoredVersion>> {
         let rows = sqlx::query(
             "SELECT id, asset, location, byte_size, created_at FROM ( \
                  SELECT m.id, m.asset, m.location, m.byte_size, m.created_at, m.collected_at, \
-                 ROW_NUMBER() OVER (PARTITION BY m.asset ORDER BY m.created_at DESC, m.id DESC) \
-                     AS newest \
-                 FROM materializations m WHERE m.partition_key = '') v \
+                 ROW_NUMBER() OVER (PARTITION BY m.asset, m.partition_key \
+                     ORDER BY m.created_at DESC, m.id DESC) AS newest \
+                 FROM materializations m) v \
              WHERE v.newest > $1 AND v.collected_at IS NULL \
              AND NOT EXISTS (SELECT 1 FROM asset_heads h WHERE h.materialization_id = v.id) \
              ORDER BY v.created_at, v.id",

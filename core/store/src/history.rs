@@ -101,7 +101,7 @@ impl Store {
     ) -> Result<Page<(String, Observation)>> {
         let rows = sqlx::query(
             "SELECT id, data_version, file_count, byte_size, observed_at, checked_at \
-             FROM observations WHERE asset = $1 \
+             FROM observations WHERE asset = $1 AND partition_key = '' \
              AND (CAST($2 AS BIGINT) IS NULL OR observed_at < $2 \
                   OR (observed_at = $2 AND id < $3)) \
              ORDER BY observed_at DESC, id DESC LIMIT $4",

@@ -30,6 +30,7 @@ mod gc;
 mod history;
 pub mod lifecycle;
 mod lineage;
+mod partition_records;
 mod partitions;
 mod progress;
 mod runs;
@@ -44,6 +45,7 @@ pub use claims::{
 pub use gc::StoredVersion;
 pub use history::Page;
 pub use lifecycle::{LogLevel, RunKind, RunStatus, StepState};
+pub use partition_records::PartitionCommit;
 pub use partitions::StoredPartitions;
 pub use progress::Progress;
 pub use runs::{Failure, LogLine, NewRun, RunQuery, RunRecord, StepCounts, StepRecord};

@@ -48,15 +48,7 @@ impl Store {
         // ending the run as dead either committed before (and this finds it ended) or waits
         // until this commit (and then finds the output recorded). SQLite's writers take turns
         // whole. Refused, the transaction rolls back when dropped.
-        let running = sqlx::query(
-            "UPDATE runs SET heartbeat_at = heartbeat_at WHERE id = $1 AND status = $2",
-        )
-        .bind(m.run_id.as_str())
-        .bind(RunStatus::Running.as_str())
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        if running.rows_affected() != 1 {
+        if !still_running(&mut tx, &m.run_id).await? {
             return Err(refused());
         }
         insert_materialization(&mut tx, self.backend, m).await?;
@@ -236,7 +228,7 @@ impl Store {
     pub async fn load_heads_updated_since(&self, since: DateTime<Utc>) -> Result<Lineage> {
         let rows = sqlx::query(
             "SELECT asset, CASE WHEN materialization_id IS NULL THEN 'o' ELSE 'm' END, record \
-             FROM asset_heads WHERE updated_at >= $1 AND record IS NOT NULL",
+             FROM asset_heads WHERE updated_at >= $1 AND partition_key = '' AND record IS NOT NULL",
         )
         .bind(micros(since))
         .fetch_all(&self.pool)
@@ -304,7 +296,8 @@ impl Store {
 
         let inputs = sqlx::query(
             "SELECT i.materialization_id, i.input_asset, i.data_version FROM asset_heads h \
-             JOIN materialization_inputs i ON i.materialization_id = h.materialization_id",
+             JOIN materialization_inputs i ON i.materialization_id = h.materialization_id \
+             WHERE h.partition_key = ''",
         )
         .fetch_all(&mut *tx)
         .await
@@ -324,7 +317,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT m.id, m.asset, m.run_id, m.code_version, m.data_version, m.location, m.row_count, \
              m.byte_size, m.duration_us, m.created_at, m.data_time, m.details FROM asset_heads h \
-             JOIN materializations m ON m.id = h.materialization_id",
+             JOIN materializations m ON m.id = h.materialization_id WHERE h.partition_key = ''",
         )
         .fetch_all(&mut *tx)
         .await
@@ -355,7 +348,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT o.asset, o.data_version, o.file_count, o.byte_size, o.observed_at, \
              COALESCE(o.checked_at, o.observed_at) FROM asset_heads h \
-             JOIN observations o ON o.id = h.observation_id",
+             JOIN observations o ON o.id = h.observation_id WHERE h.partition_key = ''",
         )
         .fetch_all(&mut *tx)
         .await
@@ -417,11 +410,7 @@ async fn insert_materializations(
                 .bind(to_i64(m.duration_us))
                 .bind(micros(m.created_at))
                 .bind(m.data_time.map(micros))
-                .bind(if m.details.is_empty() {
-                    None
-                } else {
-                    Some(to_json(&m.details)?)
-                });
+                .bind(write_details(&m.details)?);
         }
         query.execute(&mut **tx).await.map_err(store_error)?;
     }
@@ -474,6 +463,22 @@ async fn insert_materializations(
     Ok(())
 }
 
+/// Whether `run` is still running, taking its row within `tx` (on PostgreSQL this locks it, so
+/// a process ending the run as dead either committed before or waits for `tx`).
+pub(crate) async fn still_running(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run: &freshet_plan::model::RunId,
+) -> Result<bool> {
+    let running =
+        sqlx::query("UPDATE runs SET heartbeat_at = heartbeat_at WHERE id = $1 AND status = $2")
+            .bind(run.as_str())
+            .bind(RunStatus::Running.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(store_error)?;
+    Ok(running.rows_affected() == 1)
+}
+
 /// `n` rows of `width` placeholders, each row after a `first` literal if given: `($1, $2), ($3,
 /// $4)` on PostgreSQL; `(?, ?), (?, ?)` on SQLite, whose numbered parameters are looked up by
 /// name one by one (a statement of thousands of them spent most of its time there).
@@ -495,10 +500,19 @@ pub(crate) fn rows(backend: Backend, n: usize, width: usize, first: &str) -> Str
         .join(", ")
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Database {
         message: format!("cannot encode a lineage record: {e}"),
     })
+}
+
+/// What a materialization's details column holds: NULL when there are none.
+pub(crate) fn write_details(details: &OutputDetails) -> Result<Option<String>> {
+    if details.is_empty() {
+        Ok(None)
+    } else {
+        to_json(details).map(Some)
+    }
 }
 
 /// A materialization's details column: empty when NULL (written before details were recorded).

@@ -9,6 +9,7 @@ use freshet_plan::partitions::{KeyList, PartitionState};
 use sqlx::AssertSqlSafe;
 
 use crate::lineage::rows;
+use crate::partition_records::save_state;
 use crate::{Backend, Error, Result, Store, get, micros, store_error};
 
 /// An asset's partition state as stored, with the definition its ordinals count.
@@ -49,21 +50,8 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO partition_states (asset, definition, state, updated_at) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (asset) DO UPDATE SET definition = excluded.definition, \
-             state = excluded.state, updated_at = excluded.updated_at",
-        )
-        .bind(asset.as_str())
-        .bind(definition)
-        .bind(state.encode())
-        .bind(micros(at))
-        .execute(&mut *tx)
-        .await
-        .map_err(store_error)?;
-        tx.commit().await.map_err(store_error)?;
-        Ok(())
+        save_state(&mut tx, asset.as_str(), definition, state, at).await?;
+        tx.commit().await.map_err(store_error)
     }
 }
 

@@ -490,6 +490,7 @@ impl Automation {
                 selection: Some(selection),
                 stale_only: true,
                 force,
+                partitions: None,
             };
             if !*self.owns.borrow() {
                 // Another process took automation over during this evaluation.

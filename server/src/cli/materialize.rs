@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use freshet_core::freshness::{Clock as _, SystemClock};
-use freshet_core::planner::{PlanError, PlanRequest};
+use freshet_core::planner::{PartitionRequest, PlanError, PlanRequest};
 use freshet_core::{Project, RunId, RunObserver, RunReport, Snapshot, StepOutcome, Store};
 
 use super::{Chosen, JsonProgress, Progress, live, open, refuse_broken, shutdown_signal};
@@ -19,6 +19,7 @@ pub(super) async fn materialize(
     selection: &[String],
     stale: bool,
     json: bool,
+    partitions: Option<PartitionRequest>,
 ) -> anyhow::Result<ExitCode> {
     let graph = project.graph();
     let chosen = Chosen::parse(graph, selection)?;
@@ -48,6 +49,7 @@ pub(super) async fn materialize(
             None => None,
         },
         stale_only: stale || chosen.is_none(),
+        partitions,
         ..PlanRequest::default()
     };
     let live = (!json && live::wanted()).then(live::Live::start);
@@ -85,6 +87,26 @@ pub(super) async fn materialize(
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// What `--partition K` or `--range A..B` asks for.
+pub(super) fn partitions(
+    partition: Option<&str>,
+    range: Option<&str>,
+) -> anyhow::Result<Option<PartitionRequest>> {
+    Ok(match (partition, range) {
+        (Some(key), _) => Some(PartitionRequest::Key(key.trim().to_owned())),
+        (None, Some(text)) => match text.split_once("..") {
+            Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => {
+                Some(PartitionRequest::Range {
+                    from: from.trim().to_owned(),
+                    to: to.trim().to_owned(),
+                })
+            }
+            _ => anyhow::bail!("--range {text}: expected FIRST..LAST, e.g. 2024-03-01..2024-03-31"),
+        },
+        (None, None) => None,
     })
 }
 
@@ -132,6 +154,7 @@ async fn print_statuses(
         &reports,
         &failures,
         snapshot.gone_sources(),
+        snapshot.all_partitions(),
         false,
     )
 }

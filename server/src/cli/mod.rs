@@ -25,6 +25,7 @@ mod history;
 pub(crate) mod live;
 mod materialize;
 mod observe;
+mod partitions;
 mod plan;
 mod preview;
 mod progress;
@@ -64,6 +65,22 @@ pub struct Cli {
     command: Command,
 }
 
+/// `freshet partitions add`.
+#[derive(Debug, Subcommand)]
+enum PartitionsAction {
+    /// Add keys to a dynamic partitions definition (new keys get the next ordinals; a key
+    /// already there is left as it is).
+    Add {
+        /// The definition (`[partitions.NAME]` with `dynamic = true`).
+        definition: String,
+        /// The keys to add.
+        keys: Vec<String>,
+        /// A file with more keys, one per line.
+        #[arg(long)]
+        from_file: Option<PathBuf>,
+    },
+}
+
 /// How log lines are written (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -97,6 +114,31 @@ enum Command {
         stale: bool,
         /// Print one JSON object per line on stdout for each thing the run does, and none of
         /// the text.
+        #[arg(long)]
+        json: bool,
+        /// Of the selected partitioned assets, run this partition (its key, e.g. 2024-03-08).
+        #[arg(long, conflicts_with_all = ["range", "stale"])]
+        partition: Option<String>,
+        /// Of the selected partitioned assets, run these partitions, FIRST..LAST both included
+        /// (e.g. 2024-03-01..2024-03-31), as one step each.
+        #[arg(long, conflicts_with = "stale")]
+        range: Option<String>,
+    },
+    /// List a partitioned asset's partitions as ranges with their status (failed, stale, missing,
+    /// blocked, fresh) and why; or add keys to a dynamic partitions definition.
+    #[command(args_conflicts_with_subcommands = true)]
+    Partitions {
+        #[command(subcommand)]
+        action: Option<PartitionsAction>,
+        /// The partitioned asset.
+        key: Option<String>,
+        /// Only the partitions with this status.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only partitions FIRST..LAST (keys, both included).
+        #[arg(long)]
+        range: Option<String>,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -245,7 +287,33 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
             selection,
             stale,
             json,
-        } => materialize::materialize(&load()?, selection, *stale, *json).await,
+            partition,
+            range,
+        } => {
+            let partitions = materialize::partitions(partition.as_deref(), range.as_deref())?;
+            materialize::materialize(&load()?, selection, *stale, *json, partitions).await
+        }
+        Command::Partitions {
+            action:
+                Some(PartitionsAction::Add {
+                    definition,
+                    keys,
+                    from_file,
+                }),
+            ..
+        } => partitions::add(&load()?, definition, keys, from_file.as_deref()).await,
+        Command::Partitions {
+            action: None,
+            key,
+            status,
+            range,
+            json,
+        } => {
+            let Some(key) = key else {
+                anyhow::bail!("name a partitioned asset: freshet partitions KEY");
+            };
+            partitions::list(&load()?, key, status.as_deref(), range.as_deref(), *json).await
+        }
         Command::Plan { selection, json } => plan::plan(&load()?, selection, *json).await,
         Command::Status { selection, json } => status::status(&load()?, selection, *json).await,
         Command::Preview {

@@ -71,12 +71,15 @@ pub(super) fn line(event: &RunEvent<'_>, started: bool) -> Option<String> {
             outcome,
         } => {
             let detail = match outcome {
-                StepOutcome::Materialized(m) => format!(
-                    "materialized {} rows, {} in {}",
-                    m.row_count,
-                    words::bytes(m.byte_size),
-                    words::millis(m.duration_us)
-                ),
+                StepOutcome::Materialized(m) => {
+                    let (made, waiting) = freshet_core::executor::partitions_made(m);
+                    format!(
+                        "materialized {made}{} rows, {} in {}{waiting}",
+                        m.row_count,
+                        words::bytes(m.byte_size),
+                        words::millis(m.duration_us)
+                    )
+                }
                 StepOutcome::Skipped(reason) => format!("skipped: {reason}"),
                 StepOutcome::Cancelled => "cancelled while it ran".to_owned(),
                 StepOutcome::Failed { error, .. } => format!("FAILED: {error}"),

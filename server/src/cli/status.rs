@@ -75,6 +75,7 @@ async fn list(
         &shown,
         &failures(project, store).await?,
         snapshot.gone_sources(),
+        snapshot.all_partitions(),
         json,
     )
 }

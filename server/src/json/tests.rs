@@ -106,6 +106,7 @@ fn a_plan_step_and_what_is_left_out() {
     let step = PlannedStep {
         key: key("clean"),
         kind: StepKind::Conditional,
+        partitions: None,
     };
     let reasons = ["upstream raw will change".to_owned()];
     let estimate = StepEstimate {

@@ -1,6 +1,7 @@
 //! A run from start to end: check the request, observe sources, plan, record the run, walk its
 //! steps, record how it ended.
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use tokio::sync::watch;
@@ -11,7 +12,7 @@ use super::events::{RunEvent, RunObserver, RunReport, StepOutcome};
 use super::run_log::RunLog;
 use super::sources::Record;
 use crate::model::{AssetKey, Lineage, Observation, RunId};
-use crate::planner::{self, PlanRequest, PlannedStep, Statuses};
+use crate::planner::{self, PlanError, PlanRequest, PlannedStep, Statuses};
 use crate::store::{Driving, HEARTBEAT_INTERVAL, LogLevel, NewRun, RunKind, RunStatus};
 use crate::{Error, Result};
 
@@ -197,11 +198,31 @@ impl Executor {
         };
         // Check the request before observing anything, so it changes nothing if bad.
         let mut lineage = self.store.load_lineage().await?;
-        plan_now(&lineage)?;
+        let planned = plan_now(&lineage)?;
+        let mut ranges = HashMap::new();
+        if let Some(partitions) = &request.partitions {
+            if request.selection.is_none() {
+                return Err(PlanError::Partitions(
+                    "--partition and --range need the partitioned assets to run named".into(),
+                )
+                .into());
+            }
+            for step in &planned.steps {
+                ranges.insert(
+                    step.key.clone(),
+                    self.requested_partitions(&step.key, partitions).await?,
+                );
+            }
+        }
         let observed = self
             .observe_into(&[], &mut lineage, observer, Record::Yes)
             .await?;
-        let steps = plan_now(&lineage)?.steps;
+        let mut steps = plan_now(&lineage)?.steps;
+        for step in &mut steps {
+            if let Some(range) = ranges.get(&step.key) {
+                step.partitions = Some(vec![range.clone()]);
+            }
+        }
         Ok((lineage, observed, steps))
     }
 

@@ -108,10 +108,12 @@ impl<'a> RunLog<'a> {
                 None,
                 LogLevel::Info,
                 format!(
-                    "materialized {key}: {} rows, {} bytes in {} ms",
+                    "materialized {key}: {}{} rows, {} bytes in {} ms{}",
+                    partitions_made(m).0,
                     m.row_count,
                     m.byte_size,
-                    m.duration_us / 1000
+                    m.duration_us / 1000,
+                    partitions_made(m).1
                 ),
             ),
             StepOutcome::Skipped(why) => (
@@ -307,4 +309,24 @@ async fn write_batch(store: &Store, run_id: &RunId, batch: &[Progress]) {
 
 fn short(version: &str) -> &str {
     version.get(..8).unwrap_or(version)
+}
+
+/// What a partitioned step's report says of its partitions, before its rows (`3 partitions
+/// (2024-03-01..2024-03-03), `) and after them (`; 1 waits for its inputs (...)`); nothing for
+/// another step.
+pub fn partitions_made(m: &crate::model::Materialization) -> (String, String) {
+    use super::partitioned::{PARTITIONS_MADE, PARTITIONS_WAITING};
+    use crate::model::MetadataValue;
+    let text = |name: &str| match m.details.metadata.get(name) {
+        Some(MetadataValue::Text(words)) => Some(words.clone()),
+        _ => None,
+    };
+    (
+        text(PARTITIONS_MADE)
+            .map(|w| format!("{w}, "))
+            .unwrap_or_default(),
+        text(PARTITIONS_WAITING)
+            .map(|w| format!("; {w}"))
+            .unwrap_or_default(),
+    )
 }

@@ -71,6 +71,9 @@ struct Slot<'p> {
     holds_lease: bool,
     waited_for: Option<RunId>,
     outcome: Option<StepOutcome>,
+    /// For a partitioned asset, the partitions it runs: as planned, or once its lease is taken
+    /// those failed, stale or missing then.
+    partitions: Option<Vec<std::ops::Range<crate::partitions::Ordinal>>>,
 }
 
 /// What a finished task reports: the step, the attempt, and its result (or how the task died).
@@ -133,6 +136,7 @@ impl Executor {
                 holds_lease: false,
                 waited_for: None,
                 outcome: None,
+                partitions: step.partitions.clone(),
             });
         }
         for i in 0..slots.len() {
@@ -334,6 +338,23 @@ impl<'p> Walk<'_, 'p> {
                 return false;
             }
         }
+        // A partitioned asset runs the partitions behind now that its inputs in the run are done.
+        if executor.project.partitions_of(&key).is_some() {
+            if self.slots[i].partitions.is_none() {
+                match executor.partitions_to_run(&key, lineage).await {
+                    Ok(ranges) if ranges.is_empty() => {
+                        self.end(log, i, StepOutcome::Skipped(SkipReason::InputsUnchanged))
+                            .await;
+                    }
+                    Ok(ranges) => self.slots[i].partitions = Some(ranges),
+                    Err(e) => {
+                        self.end(log, i, failed(&e)).await;
+                        return false;
+                    }
+                }
+            }
+            return true;
+        }
         // Materialized by another run since this one planned.
         let by_other = lineage
             .materialization(&key)
@@ -416,12 +437,14 @@ impl<'p> Walk<'_, 'p> {
             }
         }
         let data_time = self.data_times.of_inputs(graph, lineage, def);
+        let partitions = slot.partitions.clone();
         let task_executor = executor.clone();
         let run_id = self.run_id.clone();
         let task_def = def.clone();
         let span = info_span!("materialize", asset = %def.key, attempt);
         let work = async move {
-            let step = task_executor.materialize_one(&run_id, &task_def, &inputs, data_time);
+            let step =
+                task_executor.materialize_one(&run_id, &task_def, &inputs, data_time, partitions);
             match timeout {
                 None => step.await,
                 Some(limit) => tokio::time::timeout(limit, step)
@@ -476,6 +499,12 @@ impl<'p> Walk<'_, 'p> {
             error: result.as_ref().err().map(ToString::to_string),
         });
         match result {
+            Ok(m) if self.executor.project.partitions_of(&m.asset).is_some() => {
+                // Partitions are recorded one by one, not as the asset's version: the lease
+                // goes when the step ends.
+                self.end(log, i, StepOutcome::Materialized(Box::new(m)))
+                    .await;
+            }
             Ok(m) => {
                 // Recording the output let go of the lease.
                 self.slots[i].holds_lease = false;

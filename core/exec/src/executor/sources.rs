@@ -15,7 +15,7 @@ use crate::error::one_line;
 use crate::fingerprint::Hasher;
 use crate::model::{AssetKey, DataVersion, Lineage, Observation};
 use crate::planner;
-use crate::project::{Computation, SourceFormat, SourceSpec};
+use crate::project::{Computation, SourceFormat, SourcePartition, SourceSpec};
 use crate::store::SourceFile;
 use crate::{Error, Result};
 
@@ -270,6 +270,7 @@ impl Executor {
             .collect();
         let known = self.store.source_files(&locations).await?;
         let mut read = Vec::new();
+        let mut contents = Vec::with_capacity(files.len());
         let mut h = Hasher::default();
         for (f, location) in files.iter().zip(locations) {
             let mut meta = Hasher::default();
@@ -298,9 +299,14 @@ impl Executor {
             };
             h.field(f.location.as_ref().as_bytes())
                 .field(content.as_bytes());
+            contents.push(content);
         }
         if record == Record::Yes {
             self.store.remember_source_files(&read).await?;
+            if let Some(partition) = &spec.partition {
+                self.observe_partitions(key, partition, &files, &contents, now)
+                    .await?;
+            }
         }
         Ok(Observation {
             asset: key.clone(),
@@ -311,6 +317,92 @@ impl Executor {
             checked_at: now,
         })
     }
+}
+
+impl Executor {
+    /// Records what the files of the partitioned source `key` (listed as `files`, with their
+    /// `contents` fingerprints) hold per partition: each partition's data version fingerprints
+    /// its files' paths and contents, so a file landing in a three-day-old folder changes that
+    /// day only. Files whose folder names no partition of the definition are left out.
+    async fn observe_partitions(
+        &self,
+        key: &AssetKey,
+        partition: &SourcePartition,
+        files: &[datafusion::object_store::ObjectMeta],
+        contents: &[String],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<()> {
+        let Some(partitions) = self.asset_partitions(key).await? else {
+            return Ok(());
+        };
+        let Some((depth, before, after)) = key_segment(partition) else {
+            return Ok(());
+        };
+        let mut by_key: std::collections::BTreeMap<String, (Hasher, u64, u64)> = Default::default();
+        for (f, content) in files.iter().zip(contents) {
+            let path = f.location.as_ref();
+            let Some(segment) = path.split('/').nth(depth) else {
+                continue;
+            };
+            let Some(k) = segment
+                .strip_prefix(before.as_str())
+                .and_then(|s| s.strip_suffix(after.as_str()))
+            else {
+                continue;
+            };
+            let (h, count, bytes) = by_key.entry(k.to_owned()).or_default();
+            h.field(path.as_bytes()).field(content.as_bytes());
+            *count += 1;
+            *bytes += f.size;
+        }
+        let current = self.store.partition_observations(key).await?;
+        let mut present = crate::partitions::PartitionSet::new();
+        let mut changed = Vec::new();
+        for (k, (h, file_count, byte_size)) in by_key {
+            let Some(ordinal) = partitions.ordinal(&k) else {
+                continue;
+            };
+            present.insert(ordinal);
+            let data_version = DataVersion::new(h.finish_hex());
+            if current.get(&k).map(|o| &o.data_version) == Some(&data_version) {
+                continue;
+            }
+            changed.push((
+                k,
+                ordinal,
+                Observation {
+                    asset: key.clone(),
+                    data_version,
+                    file_count,
+                    byte_size,
+                    observed_at: now,
+                    checked_at: now,
+                },
+            ));
+        }
+        self.store
+            .record_source_partitions(key, &partitions.numbering(), &present, &changed, now)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Where a partitioned source's key is in its files' object paths: the segment's position and
+/// the text around `{NAME}` in it (`date={daily}`: `date=` and nothing).
+fn key_segment(partition: &SourcePartition) -> Option<(usize, String, String)> {
+    let template = &partition.template;
+    // The object path: after a URL's scheme and bucket, or a local path without its first `/`.
+    let path = match template.split_once("://") {
+        Some((_, rest)) => rest.split_once('/').map_or("", |(_, p)| p),
+        None => template.trim_start_matches('/'),
+    };
+    let placeholder = format!("{{{}}}", partition.name);
+    let (depth, segment) = path
+        .split('/')
+        .enumerate()
+        .find(|(_, s)| s.contains(&placeholder))?;
+    let (before, after) = segment.split_once(&placeholder)?;
+    Some((depth, before.to_owned(), after.to_owned()))
 }
 
 /// A source's location for a message: a URL without its password or query's secrets.
@@ -376,7 +468,7 @@ async fn content_hash(
 /// The ending of the files a source reads: any, where its location (a file or a glob) says
 /// which; in a folder, only its format's (`.csv`, `.parquet`, `.json`), so a script or a README
 /// beside the data is not read as data.
-fn extension(spec: &SourceSpec) -> &'static str {
+pub(super) fn extension(spec: &SourceSpec) -> &'static str {
     let glob = spec.location.contains(['*', '?', '[']);
     let folder =
         !glob && ListingTableUrl::parse(&spec.location).is_ok_and(|url| url.is_collection());

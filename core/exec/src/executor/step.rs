@@ -16,6 +16,7 @@ use tracing::info;
 use super::cpu::{Ended, on_cpu};
 use super::engine::Executor;
 use super::output::{OutputOptions, Written};
+use super::partitioned::{Scope, Version, typed_params};
 use super::sources::{Record, register_source};
 use crate::error::{execution_error, local_paths, one_line};
 use crate::model::{
@@ -24,6 +25,7 @@ use crate::model::{
 };
 use crate::project::Computation;
 use crate::rust_asset::{AssetContext, AssetOutput, is_retryable};
+use crate::store::PartitionCommit;
 use crate::tables::{ensure_namespace, table_reference};
 use crate::{Error, Result};
 
@@ -37,18 +39,72 @@ impl Executor {
         def: &AssetDef,
         lineage: &Lineage,
         data_time: Option<chrono::DateTime<Utc>>,
+        partitions: Option<Vec<std::ops::Range<crate::partitions::Ordinal>>>,
+    ) -> Result<Materialization> {
+        if self.project.partitions_of(&def.key).is_some() {
+            let ranges = partitions.unwrap_or_default();
+            return self
+                .materialize_partitions(run_id, def, lineage, data_time, &ranges)
+                .await;
+        }
+        let mut inputs = Vec::with_capacity(def.deps.len());
+        let mut partitioned = std::collections::HashMap::new();
+        for dep in &def.deps {
+            let data_version = match self.project.partitions_of(dep) {
+                Some(_)
+                    if !matches!(self.project.computation(dep), Some(Computation::Source(_))) =>
+                {
+                    let (version, read) = self.all_partitions(dep).await?;
+                    partitioned.insert(dep.clone(), read);
+                    version
+                }
+                _ => self.check_input(dep, lineage).await?,
+            };
+            inputs.push(InputVersion {
+                asset: dep.clone(),
+                data_version,
+            });
+        }
+        let scope = (!partitioned.is_empty()).then(|| {
+            Arc::new(Scope {
+                params: datafusion::common::ParamValues::Map(Default::default()),
+                local_dates: None,
+                inputs: partitioned,
+                context: None,
+            })
+        });
+        let id = MaterializationId::generate();
+        let version = Version {
+            folder: self.folder_of(&def.key, &id),
+            location: self.location_of(&def.key, &id),
+            id,
+            inputs,
+            data_time,
+        };
+        self.make_version(run_id, def, lineage, version, scope, None)
+            .await
+    }
+
+    /// Computes `version` of `def` (of one partition, with `scope`) and records it: as the
+    /// asset's current version, or with `partition` as that partition's.
+    pub(super) async fn make_version(
+        &self,
+        run_id: &RunId,
+        def: &AssetDef,
+        lineage: &Lineage,
+        version: Version,
+        scope: Option<Arc<Scope>>,
+        partition: Option<&PartitionCommit<'_>>,
     ) -> Result<Materialization> {
         let started = Instant::now();
         let key = &def.key;
-        let mut inputs = Vec::with_capacity(def.deps.len());
-        for dep in &def.deps {
-            inputs.push(InputVersion {
-                asset: dep.clone(),
-                data_version: self.check_input(dep, lineage).await?,
-            });
-        }
-        let id = MaterializationId::generate();
-        let folder = self.folder_of(key, &id);
+        let Version {
+            id,
+            folder,
+            location,
+            inputs,
+            data_time,
+        } = version;
         // Until it is recorded, the folder goes with the step: if the step is stopped (a
         // cancel, a timeout, SIGTERM) the guard removes what was written.
         let mut unrecorded = Unrecorded {
@@ -64,7 +120,11 @@ impl Executor {
         let compute = {
             let executor = self.clone();
             let (def, lineage, folder) = (def.clone(), lineage.clone(), folder.clone());
-            async move { executor.compute(&def, &lineage, &folder).await }
+            async move {
+                executor
+                    .compute(&def, &lineage, &folder, scope.as_deref())
+                    .await
+            }
         };
         // Dropping this future (the step stopped) aborts the computation; the guard then waits
         // for it to have really ended before its folder is removed for good.
@@ -82,7 +142,6 @@ impl Executor {
                 });
             }
         };
-        let location = self.location_of(key, &id);
         let now = self.clock.now();
         let m = Materialization {
             id,
@@ -111,7 +170,15 @@ impl Executor {
         // waiting for its answer): only a definite refusal removes it now; without an answer,
         // the run looks once it has ended.
         unrecorded.phase = Stage::Recording;
-        if let Err(e) = self.store.record_run_output(&m).await {
+        let recorded = match partition {
+            None => self.store.record_run_output(&m).await,
+            Some(commit) => self
+                .store
+                .record_partition_output(&m, commit)
+                .await
+                .map(drop),
+        };
+        if let Err(e) = recorded {
             if matches!(e, crate::store::Error::Transition { .. }) {
                 unrecorded.phase = Stage::Settled;
                 self.remove_folder(&folder).await;
@@ -131,6 +198,7 @@ impl Executor {
         def: &AssetDef,
         lineage: &Lineage,
         folder: &ObjectPath,
+        scope: Option<&Scope>,
     ) -> Result<(
         Written,
         std::collections::BTreeMap<String, crate::model::MetadataValue>,
@@ -149,25 +217,34 @@ impl Executor {
             .sum();
         let ctx = self.session_for(input_bytes);
         for dep in &def.deps {
-            self.register_input(&ctx, dep, lineage).await?;
+            match scope.and_then(|s| s.inputs.get(dep)) {
+                Some(partitions) => self.register_partitions(&ctx, dep, partitions).await?,
+                None => self.register_input(&ctx, dep, lineage).await?,
+            }
         }
         let mut metadata = None;
-        if let Some((name, _)) = self.project.partitions_of(key) {
-            return Err(Error::Execution {
-                asset: key.to_string(),
-                message: format!(
-                    "partitioned by {name}: materializing partitions is not built yet, so it is \
-                     not run as a whole table either"
-                ),
-                retryable: false,
-            });
-        }
         let output = match self.project.computation(key) {
             Some(Computation::Sql { query }) => {
-                AssetOutput::DataFrame(ctx.sql(query).await.map_err(exec_error)?)
+                let df = ctx.sql(query).await.map_err(exec_error)?;
+                match scope.filter(|s| s.context.is_some()) {
+                    // Values, not text: the plan compares columns with typed literals, which
+                    // prune row groups by their statistics.
+                    Some(scope) => {
+                        let types = df
+                            .logical_plan()
+                            .get_parameter_types()
+                            .map_err(exec_error)?;
+                        let params = typed_params(scope, &types).map_err(exec_error)?;
+                        AssetOutput::DataFrame(df.with_param_values(params).map_err(exec_error)?)
+                    }
+                    None => AssetOutput::DataFrame(df),
+                }
             }
             Some(Computation::Rust(compute)) => {
-                let context = AssetContext::new(key.clone(), def.deps.clone(), ctx.clone());
+                let mut context = AssetContext::new(key.clone(), def.deps.clone(), ctx.clone());
+                if let Some(partition) = scope.and_then(|s| s.context.clone()) {
+                    context = context.with_partition(partition);
+                }
                 metadata = Some(context.clone());
                 compute(context).await.map_err(|e| Error::Execution {
                     asset: key.to_string(),
@@ -222,7 +299,11 @@ impl Executor {
 
     /// The data version of input `key` the step reads: its current version in `lineage`. A
     /// source is listed again first, and must not have moved since the run observed it.
-    async fn check_input(&self, key: &AssetKey, lineage: &Lineage) -> Result<DataVersion> {
+    pub(super) async fn check_input(
+        &self,
+        key: &AssetKey,
+        lineage: &Lineage,
+    ) -> Result<DataVersion> {
         if let Some(Computation::Source(spec)) = self.project.computation(key) {
             let version = lineage
                 .observation(key)

@@ -16,7 +16,7 @@ use crate::policy::{Execution, RetryPolicy, StepSettings, default_concurrency};
 use crate::sql::is_identifier;
 use crate::triggers::{RawAlerts, RawSchedule};
 
-use super::{CONFIG_FILE, Overrides, SourceFormat, SourceSpec};
+use super::{CONFIG_FILE, Overrides, SourceFormat, SourcePartition, SourceSpec};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -321,7 +321,39 @@ pub(super) fn source_def(
                 .map_err(|e| format!("source {key}: invalid freshness: {e}"))?,
         );
     }
-    Ok((def, SourceSpec { location, format }))
+    let (location, partition) = match placeholder(&location) {
+        Some(name) => {
+            def.partitions = Some(name.to_owned());
+            let partition = SourcePartition {
+                name: name.to_owned(),
+                template: location.clone(),
+            };
+            // Every partition's files: the folder above the one named by the key (DataFusion's
+            // listings take folders named `key=value` as Hive partitions and look inside).
+            let cut = location
+                .find(&format!("{{{name}}}"))
+                .and_then(|at| location[..at].rfind('/'))
+                .map_or(0, |slash| slash + 1);
+            (location[..cut].to_owned(), Some(partition))
+        }
+        None => (location, None),
+    };
+    Ok((
+        def,
+        SourceSpec {
+            location,
+            format,
+            partition,
+        },
+    ))
+}
+
+/// The partitions definition a source path names, as `{NAME}` (letters, digits, underscores).
+fn placeholder(path: &str) -> Option<&str> {
+    let start = path.find('{')?;
+    let len = path[start..].find('}')?;
+    let name = &path[start + 1..start + len];
+    is_identifier(name).then_some(name)
 }
 
 /// Sets each non-source asset's automation condition: its own, else its group's, else the

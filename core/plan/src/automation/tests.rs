@@ -141,6 +141,7 @@ impl World {
                 .filter(|d| d.request == Some(RequestKind::Always))
                 .map(|d| d.key.clone())
                 .collect(),
+            partitions: None,
         };
         let fact = self.run(&run, &request);
         self.log.push(format!("{time} run: {fact:?}"));

@@ -129,6 +129,45 @@ impl PartitionsDef {
             _ => None,
         }
     }
+
+    /// What this definition's ordinals count, for the definition named `name`: a partition
+    /// state is stored with it, and one numbered otherwise is not read as this one's. Moving
+    /// `start`, `end_offset` or `lag` keeps it; another cadence, time zone or static list does
+    /// not.
+    pub fn numbering(&self, name: &str) -> String {
+        match self {
+            Self::Time(w) => format!("{name}:{}@{}", w.written, w.timezone.name()),
+            Self::Static(list) => {
+                // FNV-1a over the keys in order: stable across builds and platforms.
+                let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+                for key in list.ordinals().filter_map(|o| list.key(o)) {
+                    for byte in key.bytes().chain([0]) {
+                        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+                    }
+                }
+                format!("{name}:static:{hash:016x}")
+            }
+            Self::Dynamic => format!("{name}:dynamic"),
+        }
+    }
+
+    /// The key of partition `ordinal`; a dynamic definition's come from `dynamic`.
+    pub fn key(&self, ordinal: Ordinal, dynamic: Option<&KeyList>) -> Option<String> {
+        match self {
+            Self::Time(w) => w.key(ordinal),
+            Self::Static(list) => list.key(ordinal).map(str::to_owned),
+            Self::Dynamic => dynamic?.key(ordinal).map(str::to_owned),
+        }
+    }
+
+    /// The ordinal of the partition with `key`; a dynamic definition's come from `dynamic`.
+    pub fn ordinal(&self, key: &str, dynamic: Option<&KeyList>) -> Option<Ordinal> {
+        match self {
+            Self::Time(w) => w.ordinal(key),
+            Self::Static(list) => list.ordinal(key),
+            Self::Dynamic => dynamic?.ordinal(key),
+        }
+    }
 }
 
 /// Keys in the order they were added, each with its ordinal; a removed key keeps its ordinal.
@@ -220,6 +259,8 @@ pub fn check_key(key: &str) -> Result<(), String> {
 #[derive(Debug, Clone)]
 pub struct TimeWindows {
     cadence: Cadence,
+    /// What the cadence was written as (`day`, a cron pattern).
+    written: String,
     timezone: Tz,
     /// The first window.
     start: Ordinal,
@@ -326,8 +367,16 @@ impl TimeWindows {
         if start_local.date() < ORIGIN {
             return Err(format!("start {start_text} is before {ORIGIN}"));
         }
+        let written = spec
+            .every
+            .as_deref()
+            .or(spec.cron.as_deref())
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
         let mut windows = Self {
             cadence,
+            written,
             timezone,
             start: 0,
             end_offset: spec.end_offset,

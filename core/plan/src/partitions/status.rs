@@ -195,11 +195,31 @@ enum Needed {
     NotYet,
 }
 
-/// The partitions of `input` that partition `d` (of `down`) needs.
+/// The partitions of an input partitioned by `up` that partition `d` of an asset partitioned by
+/// `down` reads through `mapping`, at `now`: `None` when some of them do not exist yet (the
+/// partition is blocked), an empty range when it reads none.
+pub fn mapped_partitions(
+    down: &Partitioning<'_>,
+    d: Ordinal,
+    up: &Partitioning<'_>,
+    mapping: &Mapping,
+    now: DateTime<Utc>,
+) -> Option<Range<Ordinal>> {
+    let up_valid = up.valid(now);
+    let span = up_valid.first().unwrap_or(0)..up_valid.last().map_or(0, |l| l + 1);
+    match needed(down, d, up, mapping, span) {
+        Needed::Range(range) => Some(range),
+        Needed::NotYet => None,
+    }
+}
+
+/// The partitions of an input partitioned by `up` (those that exist span `up_valid`) that
+/// partition `d` (of `down`) needs through `mapping`.
 fn needed(
     down: &Partitioning<'_>,
     d: Ordinal,
-    input: &Input<'_>,
+    up: &Partitioning<'_>,
+    mapping: &Mapping,
     up_valid: Range<Ordinal>,
 ) -> Needed {
     let clip = |lo: i64, hi: i64| {
@@ -216,7 +236,7 @@ fn needed(
             _ => Needed::NotYet,
         }
     };
-    match input.mapping {
+    match mapping {
         Mapping::Identity => clip(i64::from(d), i64::from(d)),
         Mapping::All => Needed::Range(up_valid),
         Mapping::Latest => match up_valid.end.checked_sub(1) {
@@ -225,7 +245,7 @@ fn needed(
         },
         Mapping::Previous(n) => clip(i64::from(d) - i64::from(*n), i64::from(d) - 1),
         Mapping::Window { from, to, upstream } => {
-            let (Some(down), Some(up)) = (down.time(), input.partitioning.time()) else {
+            let (Some(down), Some(up)) = (down.time(), up.time()) else {
                 return Needed::Range(up_valid);
             };
             let window = |o: i64| Ordinal::try_from(o).ok().and_then(|o| down.window(o));
@@ -444,7 +464,13 @@ pub fn partition_statuses(
                 // stale (if it has a version) and whether it could run now.
                 for range in valid.ranges() {
                     for d in range {
-                        let up = match needed(partitioning, d, input, up_span.clone()) {
+                        let up = match needed(
+                            partitioning,
+                            d,
+                            &input.partitioning,
+                            input.mapping,
+                            up_span.clone(),
+                        ) {
                             Needed::Range(up) => up,
                             Needed::NotYet => {
                                 blocked_by.insert(d);

@@ -20,6 +20,18 @@ pub struct PlanRequest {
     /// With `stale_only`: selected assets to materialize whatever their status (a cron tick or
     /// a freshness deadline came) beside what is behind.
     pub force: BTreeSet<AssetKey>,
+    /// The partitions of the selected partitioned assets to run (`--partition`, `--range`);
+    /// `None`: those missing or stale.
+    pub partitions: Option<PartitionRequest>,
+}
+
+/// Partitions named on a request, by key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionRequest {
+    /// One partition.
+    Key(String),
+    /// Partitions `from` to `to`, both included.
+    Range { from: String, to: String },
 }
 
 impl PlanRequest {
@@ -29,6 +41,7 @@ impl PlanRequest {
             selection: None,
             stale_only: true,
             force: BTreeSet::new(),
+            partitions: None,
         }
     }
 }
@@ -52,6 +65,9 @@ pub struct PlannedStep {
     pub key: AssetKey,
     /// Why it is in the plan.
     pub kind: StepKind,
+    /// For a partitioned asset, the partitions it runs, as ranges of ordinals in order (the
+    /// executor decides them when the run starts); `None` otherwise.
+    pub partitions: Option<Vec<std::ops::Range<u32>>>,
 }
 
 /// Why a considered asset is not in a plan.
@@ -125,6 +141,9 @@ pub enum PlanError {
         /// Its input without data.
         dependency: AssetKey,
     },
+    /// The partitions asked for cannot be run as asked (the message says why).
+    #[error("{0}")]
+    Partitions(String),
 }
 
 /// Plans a `materialize`.
@@ -152,7 +171,10 @@ pub fn plan(
         }
     }
     let is_source = |i: usize| graph.def(i).kind == AssetKind::Source;
-    let has_data = |i: usize| lineage.data_version(&graph.def(i).key).is_some();
+    // A partitioned input's partitions are judged when its reader runs, each on its own.
+    let has_data = |i: usize| {
+        graph.def(i).partitions.is_some() || lineage.data_version(&graph.def(i).key).is_some()
+    };
 
     // 0: not planned; otherwise the step kind.
     let mut kind: Vec<Option<StepKind>> = vec![None; n];
@@ -222,6 +244,7 @@ pub fn plan(
             Some(step_kind) => out.steps.push(PlannedStep {
                 key: key.clone(),
                 kind: step_kind,
+                partitions: None,
             }),
             None if selected[i] => out.not_run.push(NotRun {
                 key: key.clone(),
