@@ -39,17 +39,25 @@ const ASSETS: [(&str, &str); 3] = [
     ),
 ];
 
+#[path = "etl/partitioned.rs"]
+mod partitioned;
+
 struct Measured {
     wall: Duration,
     peak_rss_mb: f64,
     stdout: String,
+    stderr: String,
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args()
+    let mut args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
+    let by_day = args.first().is_some_and(|a| a == "partitioned");
+    if by_day {
+        args.remove(0);
+    }
     let orders: u64 = args
         .first()
         .map_or(Ok(10_000_000), |a| a.replace('_', "").parse())?;
@@ -67,6 +75,9 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let python = duckdb_python(&target)?;
+    if by_day {
+        return partitioned::run(&target, &data, &python, orders, runs);
+    }
     let size = |f: &str| std::fs::metadata(data.join(f)).map_or(0, |m| m.len());
     println!(
         "ETL benchmark: {orders} orders ({:.0} MB zstd Parquet), {} customers, {threads} threads, \
@@ -259,14 +270,17 @@ fn measure(command: &mut Command) -> anyhow::Result<Measured> {
         .stderr(Stdio::piped())
         .spawn()?;
     let status_file = PathBuf::from(format!("/proc/{}/status", child.id()));
-    let stdout = child.stdout.take();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut out) = stdout {
-            let _ = std::io::Read::read_to_string(&mut out, &mut text);
-        }
-        text
-    });
+    let read = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut out) = pipe {
+                let _ = out.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let reader = read(child.stdout.take().map(|p| Box::new(p) as _));
+    let errors = read(child.stderr.take().map(|p| Box::new(p) as _));
     let mut peak_kb = 0u64;
     let deadline = started + Duration::from_secs(3600);
     while child.try_wait()?.is_none() {
@@ -281,16 +295,14 @@ fn measure(command: &mut Command) -> anyhow::Result<Measured> {
         std::thread::sleep(Duration::from_millis(5));
     }
     let wall = started.elapsed();
-    let output = child.wait_with_output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "{command:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let status = child.wait()?;
+    let stderr = errors.join().unwrap_or_default();
+    anyhow::ensure!(status.success(), "{command:?} failed: {stderr}");
     Ok(Measured {
         wall,
         peak_rss_mb: peak_kb as f64 / 1024.0,
         stdout: reader.join().unwrap_or_default(),
+        stderr,
     })
 }
 

@@ -231,6 +231,52 @@ function originHTML(a) {
   return rows;
 }
 
+/** Segments the partition health bar has at most. */
+const BAR_WIDTH = 120;
+
+/** A range of partitions in words: `2024-03-01..2024-03-31` or one key. */
+const span = (r) => (r.first === r.last ? r.first : `${r.first}..${r.last}`);
+
+/** The partitions' table: each range with its count, status and why. */
+function rangesHTML(p) {
+  if (p.error) return errorHTML(p.error, 'Could not load the partitions:');
+  const rows = (p.ranges || []).map((r) => `<tr data-status="${esc(r.status)}"><td class="mono">${esc(span(r))}</td>` +
+    `<td class="num">${fmtInt(r.count)}</td><td>${statusBadge(r.status)}</td><td>${esc(r.why || '')}</td></tr>`);
+  const more = p.ranges_truncated ? '<p class="muted">More ranges than shown: open a segment of the bar.</p>' : '';
+  return table(['Partitions', 'Count', 'Status', 'Why'], rows, 'partition-ranges') + more;
+}
+
+/**
+ * A partitioned asset's partitions: its counts, the health bar (one segment per run of a status,
+ * or the worst status of an equal share of the partitions when there are more runs than the bar
+ * has room for) and, for the segment opened, its ranges with why they are stale.
+ */
+function partitionsHTML(p, opened) {
+  if (p.error) return errorHTML(p.error, 'Could not load the partitions:');
+  const total = (p.bar || []).reduce((n, s) => n + s.count, 0);
+  const Wd = 1000;
+  let x = 0;
+  const rects = (p.bar || []).map((s) => {
+    const w = total ? (s.count / total) * Wd : 0;
+    const rect = `<rect class="segment" tabindex="0" role="button" data-status="${esc(s.status)}" data-first="${esc(s.first)}" data-last="${esc(s.last)}"` +
+      ` x="${x.toFixed(2)}" y="0" width="${Math.max(w, 0.5).toFixed(2)}" height="18">` +
+      `<title>${esc(`${span(s)}: ${s.status} (${fmtInt(s.count)} partition${s.count === 1 ? '' : 's'})`)}</title></rect>`;
+    x += w;
+    return rect;
+  });
+  const counts = Object.entries(p.counts || {}).filter(([, n]) => n > 0)
+    .map(([status, n]) => `${statusBadge(status)} ${fmtInt(n)}`).join(' ');
+  const first = p.bar && p.bar.length ? p.bar[0].first : '';
+  const last = p.bar && p.bar.length ? p.bar[p.bar.length - 1].last : '';
+  const detail = opened
+    ? `<h3>${esc(span(opened))}</h3>${rangesHTML(opened.ranges)}`
+    : `<h3>All partitions</h3>${rangesHTML(p)}`;
+  return `<p class="partition-summary">By <span class="mono">${esc(p.by)}</span>: ${esc(p.summary)} · ${counts}</p>` +
+    `<svg class="partition-bar" viewBox="0 0 ${Wd} 18" preserveAspectRatio="none" role="img" aria-label="${esc(`Partition health of ${p.asset}`)}">${rects.join('')}</svg>` +
+    `<div class="partition-axis muted"><span>${esc(first)}</span><span>${esc(last)}</span></div>` +
+    `<div class="partition-detail">${detail}</div>`;
+}
+
 export function assetView(key) {
   view.innerHTML = `<section class="page asset-page"><p class="muted">Loading ${esc(key)}…</p></section>`;
   let alive = true;
@@ -244,6 +290,11 @@ export function assetView(key) {
   let chooseSeq = 0;
   let lastAsset = null;
   let lastHistory = [];
+  // A partitioned asset's partitions (bar and ranges), and the segment of the bar the user
+  // opened ({ first, last, ranges }), kept across refreshes.
+  let partitions = null;
+  let opened = null;
+  let lastAutomation = '';
 
   async function load() {
     const seq = ++loadSeq;
@@ -257,6 +308,9 @@ export function assetView(key) {
         getJSON(`${base}/history?limit=50`),
         assetAutomationHTML(key).catch((e) => errorHTML(e, 'Could not load its automation:')),
       ]);
+      partitions = a.partitions
+        ? await getJSON(`${base}/partitions?width=${BAR_WIDTH}`).catch((e) => ({ error: e }))
+        : null;
     } catch (e) {
       if (!alive || seq !== loadSeq) return;
       view.innerHTML = `<section class="page asset-page"><div class="crumbs"><a href="#/">Lineage</a> / ${esc(key)}</div>${errorHTML(e, 'Could not load this asset:')}</section>`;
@@ -289,6 +343,13 @@ export function assetView(key) {
     if (chosen) {
       const item = lastHistory.find((m) => m.id === chosen.id);
       if (item) chosen.collected_at = item.collected_at;
+    }
+    lastAutomation = automation;
+    if (opened) {
+      // Keep the opened segment's ranges current too.
+      const range = `${opened.first}..${opened.last}`;
+      opened.ranges = await getJSON(`${base}/partitions?width=1&range=${enc(range)}`).catch((e) => ({ error: e }));
+      if (!alive || seq !== loadSeq) return;
     }
     render(a, lastHistory, automation);
   }
@@ -424,6 +485,7 @@ export function assetView(key) {
           <h3>Data time</h3><p>${a.data_time ? `reflects source data as of ${timeHTML(a.data_time)}` : '<span class="muted">unknown</span>'}</p></section>
         <section class="card"><h2>Definition</h2>${definition}</section>
         <section class="card"><h2>Current version</h2>${currentHTML(a.current)}</section>
+        ${partitions ? `<section class="card wide partitions-card"><h2>Partitions</h2>${partitionsHTML(partitions, opened)}</section>` : ''}
         ${isSource ? '' : `<section class="card wide automation"><h2>Automation</h2>${automation}</section>`}
         ${sql ? `<section class="card wide">${sql}</section>` : ''}
         <section class="card wide"><h2>History</h2>${chart}${historyTable(history, isSource, a.current && a.current.id)}</section>
@@ -444,6 +506,30 @@ export function assetView(key) {
     }
     bindPreviewCard();
     markPreviewedRow();
+    for (const seg of view.querySelectorAll('.partition-bar .segment')) {
+      seg.addEventListener('click', () => openSegment(seg.dataset.first, seg.dataset.last));
+      seg.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter' || e.key === ' ') {
+          e.preventDefault();
+          openSegment(seg.dataset.first, seg.dataset.last);
+        }
+      });
+    }
+  }
+
+  /** Shows the ranges (with causes) of the partitions `first`..`last` under the bar. */
+  async function openSegment(first, last) {
+    const seq = ++loadSeq;
+    let ranges;
+    try {
+      const range = `${first}..${last}`;
+      ranges = await getJSON(`/api/assets/${enc(key)}/partitions?width=1&range=${enc(range)}`);
+    } catch (e) {
+      ranges = { error: e };
+    }
+    if (!alive || seq !== loadSeq || !lastAsset) return;
+    opened = { first, last, ranges };
+    render(lastAsset, lastHistory, lastAutomation);
   }
 
   const refresh = debounce(load, 200);

@@ -124,6 +124,26 @@ export function graphView() {
     return text.length <= max ? text : `${text.slice(0, Math.max(1, max - 1))}…`;
   }
 
+  /** A partitioned node's partitions as a thin bar along its foot: each status's share. */
+  function miniBar(counts, W, H) {
+    const order = ['fresh', 'blocked', 'missing', 'stale', 'failed'];
+    const total = order.reduce((n, s) => n + (counts[s] || 0), 0);
+    if (!total) return '';
+    const left = 8;
+    const width = W - 16;
+    let x = left;
+    const out = ['<g class="mini-bar">'];
+    for (const status of order) {
+      const n = counts[status] || 0;
+      if (!n) continue;
+      const w = Math.max((n / total) * width, 1);
+      out.push(`<rect data-status="${status}" x="${x.toFixed(1)}" y="${H - 5}" width="${w.toFixed(1)}" height="3"/>`);
+      x += (n / total) * width;
+    }
+    out.push('</g>');
+    return out.join('');
+  }
+
   /** Builds the whole SVG in one string: no per-node DOM calls and no layout reads. */
   function renderFull() {
     const { nodes, edges } = data;
@@ -169,6 +189,7 @@ export function graphView() {
         `<rect class="stripe" x="0" y="0" width="5" height="${H}" rx="2"/>`,
         `<text class="label" x="12" y="${labelY}">${esc(ellipsize(n.key, maxChars))}</text>`);
       if (showSub) out.push(`<text class="sub" x="12" y="${subY}">${esc(ellipsize(`${n.kind} · ${n.group}`, subChars))}</text>`);
+      if (n.partitions) out.push(miniBar(n.partitions, W, H));
       out.push(`<circle class="fbadge" cx="${W - 10}" cy="10" r="5"/></g>`);
     }
     out.push('</g>');

@@ -418,8 +418,14 @@ fn dynamic_keys_are_added_and_a_plain_materialize_runs_the_missing_partitions() 
     );
     let out = project.ok(&["materialize"]);
     assert!(out.stderr.contains("1 partition (hooli)"), "{}", out.stderr);
+    // Then nothing is due: nothing is planned.
     let out = project.ok(&["materialize"]);
-    assert!(out.stderr.contains("skipped"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("nothing to materialize: every selected asset is fresh"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -570,4 +576,61 @@ fn a_late_file_in_an_old_folder_stales_exactly_its_day_and_what_maps_to_it() {
     project.ok(&["gc", "--keep", "0"]);
     let rows = pyarrow_rows(&project.path().join(".freshet/data/two_days"), "day");
     assert_eq!(rows["n"], serde_json::json!(["2", "5", "5", "4"]));
+}
+
+#[test]
+fn a_failing_partition_fails_the_step_is_recorded_failed_and_runs_again_once_fixed() {
+    let project = TempProject::with_files(&[
+        ("freshet.toml", UTC_DAYS),
+        (
+            "sql/days.sql",
+            // Fails when it runs, for the second day only.
+            "-- @partitions: daily\nSELECT $partition_key AS day, CAST(s AS INT) AS v FROM \
+             (VALUES (CASE WHEN $partition_key = '2024-01-02' THEN 'x' ELSE '1' END)) t(s)",
+        ),
+    ]);
+    let out = project.run(&["materialize", "days", "--range", "2024-01-01..2024-01-03"]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("days: partition 2024-01-02: "),
+        "{}",
+        out.stderr
+    );
+    let failed = partitions(&project, "days", &["--status", "failed"]);
+    assert_eq!(
+        failed["ranges"],
+        serde_json::json!([{
+            "first": "2024-01-02", "last": "2024-01-02", "count": 1, "status": "failed"
+        }])
+    );
+    assert_eq!(
+        failed["summary"]
+            .as_str()
+            .map(|s| s.starts_with("failed: 1 of ")),
+        Some(true)
+    );
+    assert_eq!(
+        project.status()["days"]["status"],
+        "stale",
+        "a failed partition makes it stale"
+    );
+    // Every partition recorded reads whole; the failed one has no version.
+    let rows = pyarrow_rows(&project.path().join(".freshet/data/days"), "day");
+    assert!(
+        !rows["day"]
+            .as_array()
+            .expect("days")
+            .iter()
+            .any(|d| d == "2024-01-02")
+    );
+
+    project.write(
+        "sql/days.sql",
+        "-- @partitions: daily\nSELECT $partition_key AS day, 1 AS v",
+    );
+    project.ok(&["materialize", "days", "--range", "2024-01-01..2024-01-03"]);
+    assert_eq!(
+        ranges(&project, "days", "2024-01-01..2024-01-03"),
+        [range("2024-01-01", "2024-01-03", "fresh")]
+    );
 }

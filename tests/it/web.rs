@@ -281,3 +281,55 @@ fn beyond_loopback_every_route_needs_a_token_and_the_page_works_with_one() {
     );
     assert_eq!(project.status()["daily_revenue"]["status"], "fresh");
 }
+
+#[test]
+fn a_partitioned_asset_shows_its_health_bar_ranges_and_a_mini_bar() {
+    browser();
+    let project = TempProject::with_files(&[
+        (
+            "freshet.toml",
+            "[project]\nname = \"t\"\n[partitions.daily]\nevery = \"day\"\nstart = \"2024-01-01\"\n",
+        ),
+        (
+            "sql/raw.sql",
+            "SELECT to_timestamp_seconds(1704067200 + value * 21600) AS ts, value AS n FROM range(0, 40)",
+        ),
+        (
+            "sql/events.sql",
+            "-- @partitions: daily\nSELECT ts, n FROM raw WHERE ts >= $start AND ts < $end",
+        ),
+        (
+            "sql/totals.sql",
+            "-- @partitions: daily\nSELECT $partition_key AS day, sum(n) AS total FROM events",
+        ),
+    ]);
+    project.ok(&["materialize", "raw"]);
+    project.ok(&[
+        "materialize",
+        "events",
+        "totals",
+        "--range",
+        "2024-01-01..2024-01-10",
+    ]);
+    // Days 3 and 4 of events get new data: those days of totals are stale.
+    project.write(
+        "sql/events.sql",
+        "-- @partitions: daily\nSELECT ts, CASE WHEN $partition_key IN ('2024-01-03', '2024-01-04') \
+         THEN n + 1 ELSE n END AS n FROM raw WHERE ts >= $start AND ts < $end",
+    );
+    project.ok(&["materialize", "events", "--range", "2024-01-01..2024-01-10"]);
+    let (_server, url, _rx) = serve(&project, "127.0.0.1:0", &[("FRESHET_TOKEN", TOKEN)]);
+    let artifacts = repo_root().join("target/test-artifacts/web-partitions");
+    let _ = std::fs::remove_dir_all(&artifacts);
+    run_browser_tests(
+        "tests/e2e/partitions.test.mjs",
+        &[
+            ("FRESHET_URL", &url),
+            ("FRESHET_ASSET", "totals"),
+            ("FRESHET_STALE", "2024-01-03..2024-01-04"),
+            ("FRESHET_FRESH_FIRST", "2024-01-01"),
+            ("ARTIFACTS", artifacts.to_str().expect("utf-8")),
+        ],
+    );
+    assert_screenshots(&artifacts, &["partitions.png", "partitions-opened.png"]);
+}

@@ -439,6 +439,14 @@ impl Project {
             .map(|(n, d)| (n.as_str(), d))
     }
 
+    /// Whether `key`'s mapping to `input` is given by `@inputs`, not the default.
+    pub fn explicit_mapping(&self, key: &AssetKey, input: &AssetKey) -> bool {
+        self.0
+            .mappings
+            .get(key)
+            .is_some_and(|m| m.iter().any(|(i, _)| i == input))
+    }
+
     /// How `key`'s partitions map to those of its input `input`: as `@inputs` says, else the
     /// default between their definitions ([`Mapping::default_between`]).
     pub fn mapping(&self, key: &AssetKey, input: &AssetKey) -> Mapping {

@@ -536,7 +536,11 @@ impl<'a> Reporter<'a> {
     fn own_issues(&self, i: usize) -> impl Iterator<Item = Entry> + '_ {
         let status = self.statuses.at(i);
         let idx = |j: usize| u32::try_from(j).unwrap_or(u32::MAX);
-        let missing = (status.status == Status::Missing).then(|| (self.rank[i], idx(i), MISSING));
+        // A partitioned asset is judged partition by partition (its partitions say what is
+        // behind); it is no whole asset missing.
+        let whole = self.graph.def(i).partitions.is_none();
+        let missing =
+            (status.status == Status::Missing && whole).then(|| (self.rank[i], idx(i), MISSING));
         let causes = status
             .causes
             .iter()

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use chrono::{DateTime, Utc};
-use freshet_plan::model::{AssetKey, Materialization, Observation};
+use freshet_plan::model::{AssetKey, DataVersion, Materialization, Observation};
 use freshet_plan::partitions::{Ordinal, PartitionSet, PartitionState};
 
 use crate::lineage::{still_running, to_json, write_details};
@@ -124,6 +124,24 @@ impl Store {
         .await
         .map_err(store_error)?;
         save_state(&mut tx, asset, commit.definition, &state, m.created_at).await?;
+        // The asset as a whole: its head points at its newest partition version, with a data
+        // version that moves whenever some partition's data changes, for its unpartitioned
+        // readers and for plans.
+        let mut whole = m.clone();
+        whole.data_version = DataVersion::new(state.whole_version());
+        sqlx::query(
+            "INSERT INTO asset_heads (asset, partition_key, materialization_id, updated_at, record) \
+             VALUES ($1, '', $2, $3, $4) ON CONFLICT (asset, partition_key) DO UPDATE SET \
+             materialization_id = excluded.materialization_id, observation_id = NULL, \
+             updated_at = excluded.updated_at, record = excluded.record",
+        )
+        .bind(asset)
+        .bind(m.id.as_str())
+        .bind(micros(m.created_at))
+        .bind(to_json(&whole)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(store_error)?;
         tx.commit().await.map_err(store_error)?;
         Ok(seq)
     }

@@ -150,6 +150,10 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// For each partitioned asset in the plan, say how its partitions map to each input's
+        /// and which of its partitions are due now.
+        #[arg(long)]
+        explain: bool,
     },
     /// Show each asset's status (fresh, stale, missing), freshness and why; given one asset key,
     /// explain that asset in words.
@@ -314,7 +318,11 @@ async fn run_async(cli: Cli, catalogues: Catalogues) -> anyhow::Result<ExitCode>
             };
             partitions::list(&load()?, key, status.as_deref(), range.as_deref(), *json).await
         }
-        Command::Plan { selection, json } => plan::plan(&load()?, selection, *json).await,
+        Command::Plan {
+            selection,
+            json,
+            explain,
+        } => plan::plan(&load()?, selection, *json, *explain).await,
         Command::Status { selection, json } => status::status(&load()?, selection, *json).await,
         Command::Preview {
             key,

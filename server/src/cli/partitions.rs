@@ -1,19 +1,17 @@
 //! `freshet partitions KEY [--status S] [--range A..B] [--json]` and
 //! `freshet partitions add DEF KEY... [--from-file F]`.
 
-use std::ops::Range;
 use std::process::ExitCode;
 
 use anyhow::bail;
+use freshet_core::Project;
 use freshet_core::freshness::{Clock as _, SystemClock};
 use freshet_core::partitions::def::check_key;
-use freshet_core::partitions::{
-    Ordinal, PartitionCause, PartitionStatus, PartitionsDef, StaleRange,
-};
-use freshet_core::{PartitionView, Project};
+use freshet_core::partitions::{Ordinal, PartitionStatus, PartitionsDef};
 use serde::Serialize;
 
 use super::{open, open_read};
+use crate::json::{PartitionRangeJson, partition_ranges};
 use crate::output::{print_json, print_table};
 use crate::words;
 
@@ -71,7 +69,7 @@ pub(super) async fn list(
             a..b + 1
         }
     };
-    let rows = ranges(&view, wanted, within);
+    let (rows, _) = partition_ranges(&view, wanted, within, usize::MAX);
     if json {
         let counts = PartitionStatus::ALL
             .into_iter()
@@ -123,81 +121,7 @@ struct PartitionsJson<'a> {
     /// Partitions per status.
     counts: std::collections::BTreeMap<&'static str, u64>,
     /// Ranges in partition order.
-    ranges: Vec<RangeJson>,
-}
-
-/// Consecutive partitions with one status (and, when stale, one cause).
-#[derive(Debug, Serialize)]
-struct RangeJson {
-    /// The first partition's key and the last's.
-    first: String,
-    last: String,
-    count: u64,
-    status: &'static str,
-    /// Why they are stale.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    why: Option<String>,
-}
-
-/// `view`'s ranges within `within` (only those with status `wanted` if given), in partition
-/// order; stale ones split by cause.
-fn ranges(
-    view: &PartitionView<'_>,
-    wanted: Option<PartitionStatus>,
-    within: Range<Ordinal>,
-) -> Vec<RangeJson> {
-    let mut out: Vec<(Ordinal, RangeJson)> = Vec::new();
-    let key = |o: Ordinal| view.partitions.key(o).unwrap_or_else(|| format!("#{o}"));
-    let mut push = |range: Range<Ordinal>, status: PartitionStatus, why: Option<String>| {
-        out.push((
-            range.start,
-            RangeJson {
-                first: key(range.start),
-                last: key(range.end - 1),
-                count: view.statuses.get(status).len_in(range.clone()),
-                status: status.as_str(),
-                why,
-            },
-        ));
-    };
-    for status in PartitionStatus::ALL {
-        if wanted.is_some_and(|w| w != status) {
-            continue;
-        }
-        let set = view.statuses.get(status);
-        if status == PartitionStatus::Stale {
-            for cause in &view.statuses.causes {
-                let start = cause.range.start.max(within.start);
-                let end = cause.range.end.min(within.end);
-                for run in set.ranges_in(start..end.max(start)) {
-                    push(run, status, Some(why(view, cause)));
-                }
-            }
-            continue;
-        }
-        for run in set.ranges_in(within.clone()) {
-            push(run, status, None);
-        }
-    }
-    out.sort_by_key(|(start, _)| *start);
-    out.into_iter().map(|(_, r)| r).collect()
-}
-
-/// Why the partitions of `cause` are stale, in words.
-fn why(view: &PartitionView<'_>, cause: &StaleRange) -> String {
-    match &cause.cause {
-        PartitionCause::Code { recorded } => match view.code_versions.get(recorded) {
-            Some(code) => format!(
-                "made with code version {}, not the current one",
-                words::short(code)
-            ),
-            None => "made with another code version".to_owned(),
-        },
-        PartitionCause::Input { input, .. } => match view.inputs.get(*input) {
-            Some(input) => format!("{input} changed since they read it"),
-            None => "an input changed since they read it".to_owned(),
-        },
-    }
+    ranges: Vec<PartitionRangeJson>,
 }
 
 /// Adds keys to the dynamic partitions definition `name`: those given and those in `from_file`

@@ -15,6 +15,7 @@ pub(super) async fn plan(
     project: &Project,
     selection: &[String],
     json: bool,
+    explain: bool,
 ) -> anyhow::Result<ExitCode> {
     let graph = project.graph();
     let chosen = Chosen::parse(graph, selection)?;
@@ -49,8 +50,70 @@ pub(super) async fn plan(
         .collect();
     let everything = request.selection.is_none();
     output::print_plan(&plan, &reasons, &estimates, everything, &notes, json)?;
+    if explain && !json {
+        explain_partitions(project, &executor, snapshot.lineage(), &plan).await?;
+    }
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// For each partitioned asset in `plan`: the mapping to each input it reads (and whether it is
+/// the default), and the partitions due now (failed, stale, missing); a run decides again once
+/// the inputs before it in the run are done.
+async fn explain_partitions(
+    project: &Project,
+    executor: &freshet_core::Executor,
+    lineage: &freshet_core::Lineage,
+    plan: &Plan,
+) -> anyhow::Result<()> {
+    use freshet_core::partitions::PartitionStatus;
+    let mut lines = Vec::new();
+    for step in &plan.steps {
+        let Some(def) = project.graph().get(&step.key) else {
+            continue;
+        };
+        let Some(view) = executor.partition_view(&step.key, lineage).await? else {
+            continue;
+        };
+        let due: u64 = [
+            PartitionStatus::Failed,
+            PartitionStatus::Stale,
+            PartitionStatus::Missing,
+        ]
+        .into_iter()
+        .map(|s| view.statuses.count(s))
+        .sum();
+        lines.push(format!(
+            "  {} (by {}): {} due now ({}); more if its inputs in this run change",
+            step.key,
+            view.partitions.name,
+            crate::words::count(due),
+            view.statuses.summary()
+        ));
+        for input in &def.deps {
+            let mapping = project.mapping(&step.key, input);
+            let by = match project.partitions_of(input) {
+                Some((name, _)) => format!("partitioned by {name}"),
+                None => "not partitioned".to_owned(),
+            };
+            let given = if project.explicit_mapping(&step.key, input) {
+                "from @inputs"
+            } else {
+                "the default"
+            };
+            lines.push(format!(
+                "    reads {input} ({by}) by {mapping} ({given}): {}",
+                mapping.describe()
+            ));
+        }
+    }
+    if !lines.is_empty() {
+        outln!("partitions:");
+        for line in lines {
+            outln!("{line}");
+        }
+    }
+    Ok(())
 }
 
 /// A fresh asset left out may still be behind something upstream: the words that say so, by key.

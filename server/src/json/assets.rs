@@ -74,6 +74,10 @@ pub struct AssetSummaryJson {
     pub last_updated: Option<String>,
     /// The current data version.
     pub data_version: Option<String>,
+    /// For a partitioned asset, its partitions in brief (its `status` is its worst partition's
+    /// as fresh, stale or missing); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<super::PartitionsJson>,
 }
 
 impl AssetSummaryJson {
@@ -112,6 +116,7 @@ impl AssetSummaryJson {
                     .or_else(|| lineage.observation(&def.key).map(|o| micros(o.observed_at)))
             }),
             data_version: lineage.data_version(&def.key).map(ToString::to_string),
+            partitions: None,
         }
     }
 }
@@ -450,4 +455,7 @@ pub struct NodeJson<'a> {
     pub display_status: &'static str,
     /// The freshness state.
     pub freshness: &'static str,
+    /// For a partitioned asset, how many partitions have each status (the node's mini bar).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partitions: Option<std::collections::BTreeMap<&'static str, u64>>,
 }

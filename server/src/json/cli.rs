@@ -53,35 +53,7 @@ pub struct StatusJson {
     /// For a partitioned asset, its partitions in brief (its `status` is its worst partition's
     /// as fresh, stale or missing); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub partitions: Option<PartitionsJson>,
-}
-
-/// A partitioned asset's partitions in brief.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PartitionsJson {
-    /// The definition it is partitioned by.
-    pub by: String,
-    /// The worst partition's status: failed, stale, missing, blocked or fresh (`null` while it
-    /// has no partitions).
-    pub worst: Option<&'static str>,
-    /// Partitions per status.
-    pub counts: std::collections::BTreeMap<&'static str, u64>,
-    /// How many partitions exist.
-    pub total: u64,
-    /// `stale: 24 of 8,760`.
-    pub summary: String,
-}
-
-impl From<&freshet_core::PartitionSummary> for PartitionsJson {
-    fn from(s: &freshet_core::PartitionSummary) -> Self {
-        Self {
-            by: s.by.clone(),
-            worst: s.worst.map(|w| w.as_str()),
-            counts: s.counts.iter().map(|(k, n)| (k.as_str(), *n)).collect(),
-            total: s.total,
-            summary: s.summary.clone(),
-        }
-    }
+    pub partitions: Option<super::PartitionsJson>,
 }
 
 /// An asset's latest failed attempt, in `status --json`.

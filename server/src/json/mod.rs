@@ -23,12 +23,14 @@ mod assets;
 mod automation;
 mod cli;
 mod events;
+mod partitions;
 mod runs;
 
 pub use assets::*;
 pub use automation::*;
 pub use cli::*;
 pub use events::*;
+pub use partitions::*;
 pub use runs::*;
 
 /// How precise times are: the command line prints seconds, the API microseconds (so consecutive

@@ -45,6 +45,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/assets/{key}"),
     ("GET", "/api/assets/{key}/history"),
     ("GET", "/api/assets/{key}/preview"),
+    ("GET", "/api/assets/{key}/partitions"),
     ("GET", "/api/assets/{key}/automation"),
     ("GET", "/api/automation"),
     ("GET", "/api/lineage"),
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/assets/{key}", get(api::asset))
         .route("/api/assets/{key}/history", get(api::history))
         .route("/api/assets/{key}/preview", get(api::preview))
+        .route("/api/assets/{key}/partitions", get(api::partitions))
         .route("/api/assets/{key}/automation", get(api::asset_automation))
         .route("/api/automation", get(api::automation))
         .route("/api/lineage", get(api::lineage))

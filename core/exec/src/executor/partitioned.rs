@@ -21,6 +21,7 @@ use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingT
 use datafusion::error::DataFusionError;
 use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, SessionContext};
+use futures::StreamExt;
 use tracing::{info, warn};
 
 use super::engine::Executor;
@@ -201,10 +202,10 @@ impl Executor {
         }
     }
 
-    /// Computes and records partitions `ranges` of `def`, in order, each as a version of its
-    /// own. A partition whose input partitions are not all there is left as it is (blocked);
-    /// when every one is, the step fails saying so. The first partition that fails is recorded
-    /// as failed and fails the step; those before it stay recorded.
+    /// Computes and records partitions `ranges` of `def`, as many at once as cores, each as a
+    /// version of its own. A partition whose input partitions are not all there is left as it
+    /// is (blocked); when every one is, the step fails saying so. A partition that fails is
+    /// recorded as failed and the others go on; the step then fails naming the first.
     pub(super) async fn materialize_partitions(
         &self,
         run_id: &RunId,
@@ -240,149 +241,186 @@ impl Executor {
             });
         }
 
+        let started = std::time::Instant::now();
         let total: u64 = ranges.iter().map(|r| u64::from(r.end - r.start)).sum();
+        // What partition `ordinal` reads and where it goes; `Err` with why it waits.
+        let prepare =
+            |ordinal: Ordinal| -> Option<std::result::Result<Prepared, (String, String)>> {
+                let partition = partitions.key(ordinal)?;
+                let window = partitions.def.time().and_then(|w| w.window(ordinal));
+                let mut scope_inputs = HashMap::new();
+                let mut inputs = Vec::with_capacity(def.deps.len());
+                let mut cursor = 0u64;
+                for (up, heads) in ups.iter().zip(&heads) {
+                    let Some(up_partitions) = &up.partitions else {
+                        cursor = cursor.max(up.state.changed.max());
+                        if let Some(version) = whole_inputs.get(&up.key) {
+                            inputs.push(InputVersion {
+                                asset: up.key.clone(),
+                                data_version: version.clone(),
+                            });
+                        }
+                        continue;
+                    };
+                    let range =
+                        mapped_partitions(&down, ordinal, &up.partitioning(), &up.mapping, now);
+                    let Some(range) = range else {
+                        return Some(Err((
+                            partition,
+                            format!("{} has no partition for it yet", up.key),
+                        )));
+                    };
+                    let mut locations = Vec::new();
+                    let mut versions = Vec::new();
+                    for u in range.clone() {
+                        let Some(k) = up_partitions.key(u) else {
+                            continue;
+                        };
+                        let Some((location, version)) = heads.get(&k) else {
+                            let why = format!("{} has no version of partition {k}", up.key);
+                            return Some(Err((partition, why)));
+                        };
+                        locations.push(location.clone());
+                        versions.push(version.as_str().to_owned());
+                    }
+                    cursor = cursor.max(up.state.changed.max_in(range));
+                    inputs.push(InputVersion {
+                        asset: up.key.clone(),
+                        data_version: combined_version(&versions),
+                    });
+                    scope_inputs.insert(
+                        up.key.clone(),
+                        MappedInput {
+                            locations,
+                            schema_from: heads.values().next().map(|(l, _)| l.clone()),
+                            source: self.source_spec(&up.key),
+                        },
+                    );
+                }
+                inputs.sort_by(|a, b| a.asset.cmp(&b.asset));
+                let local_dates = partitions.def.time().zip(window).map(|(w, (start, end))| {
+                    let zone = w.timezone();
+                    (
+                        start.with_timezone(&zone).date_naive(),
+                        end.with_timezone(&zone).date_naive(),
+                    )
+                });
+                let scope = Scope {
+                    params: params(&partition, window),
+                    local_dates,
+                    inputs: scope_inputs,
+                    context: Some(PartitionContext {
+                        key: partition.clone(),
+                        window,
+                    }),
+                };
+                let id = MaterializationId::generate();
+                let folder = self
+                    .asset_folder(key)
+                    .join(format!("{}={partition}", partitions.name))
+                    .join(id.as_str());
+                let location = self.partition_location(key, partitions.name, &partition, &id);
+                Some(Ok(Prepared {
+                    ordinal,
+                    partition,
+                    cursor,
+                    scope,
+                    version: Version {
+                        id,
+                        folder,
+                        location,
+                        inputs,
+                        data_time,
+                    },
+                }))
+            };
+        // As many partitions at once as cores: one partition's query over one day's files
+        // often keeps one core busy only. Each is recorded on its own as it ends.
+        let numbering = &numbering;
+        let mut running = futures::stream::iter(ranges.iter().flat_map(Clone::clone))
+            .filter_map(|ordinal| std::future::ready(prepare(ordinal)))
+            .map(|prepared| async move {
+                let p = match prepared {
+                    Ok(p) => p,
+                    Err(waits) => return Done::Waits(waits),
+                };
+                let commit = PartitionCommit {
+                    key: &p.partition,
+                    ordinal: p.ordinal,
+                    definition: numbering,
+                    cursor: p.cursor,
+                };
+                let made = self
+                    .make_version(
+                        run_id,
+                        def,
+                        lineage,
+                        p.version,
+                        Some(Arc::new(p.scope)),
+                        Some(&commit),
+                    )
+                    .await;
+                Done::Made(p.ordinal, p.partition, made)
+            })
+            .buffer_unordered(self.partitions.max(1));
         let mut last: Option<Materialization> = None;
         let mut made = Made::default();
         let mut waiting: Option<String> = None;
-        for ordinal in ranges.iter().flat_map(Clone::clone) {
-            let Some(partition) = partitions.key(ordinal) else {
-                continue;
-            };
-            let window = partitions.def.time().and_then(|w| w.window(ordinal));
-            let mut scope_inputs = HashMap::new();
-            let mut inputs = Vec::with_capacity(def.deps.len());
-            let mut cursor = 0u64;
-            let mut blocked = None;
-            for (up, heads) in ups.iter().zip(&heads) {
-                let Some(up_partitions) = &up.partitions else {
-                    cursor = cursor.max(up.state.changed.max());
-                    if let Some(version) = whole_inputs.get(&up.key) {
-                        inputs.push(InputVersion {
-                            asset: up.key.clone(),
-                            data_version: version.clone(),
-                        });
-                    }
+        let mut failures = 0u64;
+        let mut first_failure: Option<(Ordinal, String, Error)> = None;
+        while let Some(done) = running.next().await {
+            let (ordinal, partition, result) = match done {
+                Done::Waits((partition, why)) => {
+                    info!(asset = %key, partition, %why, "partition waits for its inputs");
+                    waiting.get_or_insert(format!("partition {partition} waits: {why}"));
+                    made.waiting += 1;
                     continue;
-                };
-                let range = mapped_partitions(&down, ordinal, &up.partitioning(), &up.mapping, now);
-                let Some(range) = range else {
-                    blocked = Some(format!("{} has no partition for it yet", up.key));
-                    break;
-                };
-                let mut locations = Vec::new();
-                let mut versions = Vec::new();
-                for u in range.clone() {
-                    let Some(k) = up_partitions.key(u) else {
-                        continue;
-                    };
-                    match heads.get(&k) {
-                        Some((location, version)) => {
-                            locations.push(location.clone());
-                            versions.push(version.as_str().to_owned());
-                        }
-                        None => {
-                            blocked = Some(format!("{} has no version of partition {k}", up.key));
-                            break;
-                        }
-                    }
                 }
-                if blocked.is_some() {
-                    break;
-                }
-                cursor = cursor.max(up.state.changed.max_in(range));
-                inputs.push(InputVersion {
-                    asset: up.key.clone(),
-                    data_version: combined_version(&versions),
-                });
-                scope_inputs.insert(
-                    up.key.clone(),
-                    MappedInput {
-                        locations,
-                        schema_from: heads.values().next().map(|(l, _)| l.clone()),
-                        source: self.source_spec(&up.key),
-                    },
-                );
-            }
-            if let Some(why) = blocked {
-                info!(asset = %key, partition, %why, "partition waits for its inputs");
-                waiting.get_or_insert(format!("partition {partition} waits: {why}"));
-                made.waiting += 1;
-                continue;
-            }
-            inputs.sort_by(|a, b| a.asset.cmp(&b.asset));
-            let local_dates = partitions.def.time().zip(window).map(|(w, (start, end))| {
-                let zone = w.timezone();
-                (
-                    start.with_timezone(&zone).date_naive(),
-                    end.with_timezone(&zone).date_naive(),
-                )
-            });
-            let scope = Scope {
-                params: params(&partition, window),
-                local_dates,
-                inputs: scope_inputs,
-                context: Some(PartitionContext {
-                    key: partition.clone(),
-                    window,
-                }),
+                Done::Made(ordinal, partition, result) => (ordinal, partition, result),
             };
-            let id = MaterializationId::generate();
-            let folder = self
-                .asset_folder(key)
-                .join(format!("{}={partition}", partitions.name))
-                .join(id.as_str());
-            let location = self.partition_location(key, partitions.name, &partition, &id);
-            let version = Version {
-                id,
-                folder,
-                location,
-                inputs,
-                data_time,
-            };
-            let commit = PartitionCommit {
-                key: &partition,
-                ordinal,
-                definition: &numbering,
-                cursor,
-            };
-            match self
-                .make_version(
-                    run_id,
-                    def,
-                    lineage,
-                    version,
-                    Some(Arc::new(scope)),
-                    Some(&commit),
-                )
-                .await
-            {
+            match result {
                 Ok(m) => {
                     info!(asset = %key, partition, rows = m.row_count, "partition materialized");
-                    made.add(&partition, &m);
-                    last = Some(m);
+                    made.add(ordinal, &partition, &m);
+                    if last.as_ref().is_none_or(|l| l.created_at <= m.created_at) {
+                        last = Some(m);
+                    }
                 }
                 Err(e) => {
+                    // The others go on: one bad day does not hold up the rest.
                     if let Err(store) = self
                         .store
-                        .record_partition_failure(key, &numbering, ordinal..ordinal + 1, now)
+                        .record_partition_failure(key, numbering, ordinal..ordinal + 1, now)
                         .await
                     {
                         warn!(asset = %key, partition, error = %store, "cannot record the failure");
                     }
-                    return Err(match e {
-                        Error::Execution {
-                            asset,
-                            message,
-                            retryable,
-                        } => Error::Execution {
-                            asset,
-                            message: format!("partition {partition}: {message}"),
-                            retryable,
-                        },
-                        other => other,
-                    });
+                    failures += 1;
+                    if first_failure.as_ref().is_none_or(|(o, _, _)| ordinal < *o) {
+                        first_failure = Some((ordinal, partition, e));
+                    }
                 }
             }
+        }
+        drop(running);
+        if let Some((_, partition, e)) = first_failure {
+            let also = match (failures, made.count) {
+                (1, 0) => String::new(),
+                (1, n) => format!(" ({n} other partition{} materialized)", plural(n)),
+                (f, n) => format!(" ({} more failed, {n} materialized)", f - 1),
+            };
+            return Err(match e {
+                Error::Execution {
+                    asset,
+                    message,
+                    retryable,
+                } => Error::Execution {
+                    asset,
+                    message: format!("partition {partition}: {message}{also}"),
+                    retryable,
+                },
+                other => other,
+            });
         }
         let Some(mut m) = last else {
             return Err(Error::Execution {
@@ -398,7 +436,8 @@ impl Executor {
         // What the step made in all, for its report: each partition's own record is stored.
         m.row_count = made.rows;
         m.byte_size = made.bytes;
-        m.duration_us = made.duration_us;
+        // The step's wall time (partitions ran side by side).
+        m.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let metadata = &mut m.details.metadata;
         metadata.insert(
             PARTITIONS_MADE.to_owned(),
@@ -415,7 +454,8 @@ impl Executor {
     }
 
     /// What an unpartitioned asset reads of its partitioned input `dep`: every partition's
-    /// current version, in order, and one data version for them all.
+    /// current version, in order, and the data version of the whole (which its whole head
+    /// carries, so the reader is stale once a partition's data changes).
     pub(super) async fn all_partitions(
         &self,
         dep: &AssetKey,
@@ -436,16 +476,15 @@ impl Executor {
             });
         }
         current.sort_by_key(|(o, _)| *o);
-        let versions: Vec<String> = current
-            .iter()
-            .map(|(_, m)| m.data_version.as_str().to_owned())
-            .collect();
         let input = MappedInput {
             locations: current.iter().map(|(_, m)| m.location.clone()).collect(),
             schema_from: None,
             source: None,
         };
-        Ok((combined_version(&versions), input))
+        // The version its whole head carries (`PartitionState::whole_version`).
+        let states = self.store.partition_states().await?;
+        let state = stored_state(&states, dep, &partitions.numbering());
+        Ok((DataVersion::new(state.whole_version()), input))
     }
 
     /// Registers the versions `input` holds of the partitions a partition maps to, as table
@@ -664,34 +703,58 @@ pub(super) const PARTITIONS_WAITING: &str = "partitions_waiting";
 #[derive(Debug, Default)]
 struct Made {
     count: u64,
-    first: Option<String>,
-    last: Option<String>,
+    /// The first and the last partition made, by ordinal, with their keys.
+    first: Option<(Ordinal, String)>,
+    last: Option<(Ordinal, String)>,
     rows: u64,
     bytes: u64,
-    duration_us: u64,
     waiting: u64,
 }
 
 impl Made {
-    fn add(&mut self, partition: &str, m: &Materialization) {
+    fn add(&mut self, ordinal: Ordinal, partition: &str, m: &Materialization) {
         self.count += 1;
-        self.first.get_or_insert_with(|| partition.to_owned());
-        self.last = Some(partition.to_owned());
+        if self.first.as_ref().is_none_or(|(o, _)| ordinal < *o) {
+            self.first = Some((ordinal, partition.to_owned()));
+        }
+        if self.last.as_ref().is_none_or(|(o, _)| ordinal > *o) {
+            self.last = Some((ordinal, partition.to_owned()));
+        }
         self.rows += m.row_count;
         self.bytes += m.byte_size;
-        self.duration_us += m.duration_us;
     }
 
     /// `3 partitions (2024-03-01..2024-03-03)`.
     fn words(&self) -> String {
         match (&self.first, &self.last) {
-            (Some(first), Some(last)) if first != last => {
+            (Some((_, first)), Some((_, last))) if first != last => {
                 format!("{} partitions ({first}..{last})", self.count)
             }
-            (Some(first), _) => format!("1 partition ({first})"),
+            (Some((_, first)), _) => format!("1 partition ({first})"),
             _ => "no partition".to_owned(),
         }
     }
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// A partition ready to compute.
+struct Prepared {
+    ordinal: Ordinal,
+    partition: String,
+    cursor: u64,
+    scope: Scope,
+    version: Version,
+}
+
+/// How one partition of a step ended.
+enum Done {
+    /// It waits for its inputs: its key and why.
+    Waits((String, String)),
+    /// It was computed, or failed.
+    Made(Ordinal, String, Result<Materialization>),
 }
 
 /// One input as a partitioned asset's staleness and runs see it.

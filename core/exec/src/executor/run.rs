@@ -193,12 +193,9 @@ impl Executor {
         observer: &dyn RunObserver,
     ) -> Result<(Lineage, Vec<(Observation, bool)>, Vec<PlannedStep>)> {
         let graph = self.project.graph();
-        let plan_now = |lineage: &Lineage| {
-            planner::plan(graph, lineage, &Statuses::compute(graph, lineage), request)
-        };
         // Check the request before observing anything, so it changes nothing if bad.
         let mut lineage = self.store.load_lineage().await?;
-        let planned = plan_now(&lineage)?;
+        let planned = planner::plan(graph, &lineage, &self.statuses(&lineage).await?, request)?;
         let mut ranges = HashMap::new();
         if let Some(partitions) = &request.partitions {
             if request.selection.is_none() {
@@ -217,13 +214,43 @@ impl Executor {
         let observed = self
             .observe_into(&[], &mut lineage, observer, Record::Yes)
             .await?;
-        let mut steps = plan_now(&lineage)?.steps;
+        let mut steps =
+            planner::plan(graph, &lineage, &self.statuses(&lineage).await?, request)?.steps;
         for step in &mut steps {
             if let Some(range) = ranges.get(&step.key) {
                 step.partitions = Some(vec![range.clone()]);
             }
         }
         Ok((lineage, observed, steps))
+    }
+
+    /// Every asset's status against `lineage`, a partitioned asset's from its partitions: stale
+    /// while some are failed, stale or missing (and their inputs there), else fresh.
+    async fn statuses(&self, lineage: &Lineage) -> Result<Statuses> {
+        let graph = self.project.graph();
+        let mut statuses = Statuses::compute(graph, lineage);
+        for def in graph.iter() {
+            let Some(i) = graph.index_of(&def.key) else {
+                continue;
+            };
+            if def.partitions.is_none() || def.kind == crate::model::AssetKind::Source {
+                continue;
+            }
+            let due = !self.partitions_to_run(&def.key, lineage).await?.is_empty();
+            statuses.set(
+                i,
+                planner::AssetStatus {
+                    key: def.key.clone(),
+                    status: if due {
+                        crate::model::Status::Stale
+                    } else {
+                        crate::model::Status::Fresh
+                    },
+                    causes: Vec::new(),
+                },
+            );
+        }
+        Ok(statuses)
     }
 
     /// Records the plan, runs its steps and returns how each ended.

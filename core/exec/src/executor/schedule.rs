@@ -260,7 +260,9 @@ impl<'p> Walk<'_, 'p> {
         if let Some(&j) = broken {
             return Some(SkipReason::UpstreamFailed(self.slots[j].def.key.clone()));
         }
+        // A partitioned asset decides once its lease is taken, from its partitions.
         if slot.step.kind != planner::StepKind::Requested
+            && slot.def.partitions.is_none()
             && planner::status_of(slot.def, lineage).status == Status::Fresh
         {
             return Some(SkipReason::InputsUnchanged);

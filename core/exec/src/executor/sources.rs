@@ -396,9 +396,20 @@ fn key_segment(partition: &SourcePartition) -> Option<(usize, String, String)> {
         Some((_, rest)) => rest.split_once('/').map_or("", |(_, p)| p),
         None => template.trim_start_matches('/'),
     };
+    // Listings name objects by normalized paths: `a/../b` is `b`.
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            other => segments.push(other),
+        }
+    }
     let placeholder = format!("{{{}}}", partition.name);
-    let (depth, segment) = path
-        .split('/')
+    let (depth, segment) = segments
+        .into_iter()
         .enumerate()
         .find(|(_, s)| s.contains(&placeholder))?;
     let (before, after) = segment.split_once(&placeholder)?;
@@ -511,5 +522,36 @@ pub(super) async fn register_source(
             )
             .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(template: &str) -> Option<(usize, String, String)> {
+        key_segment(&SourcePartition {
+            name: "daily".into(),
+            template: template.into(),
+        })
+    }
+
+    #[test]
+    fn a_partitioned_source_finds_its_key_where_listings_name_it() {
+        let at = |depth, before: &str, after: &str| Some((depth, before.into(), after.into()));
+        assert_eq!(
+            segment("/data/events/date={daily}/*.csv"),
+            at(2, "date=", "")
+        );
+        // Listings normalize the path: `assets/../target` is `target`.
+        assert_eq!(
+            segment("/w/assets/../target/./o/date={daily}/*.csv"),
+            at(3, "date=", "")
+        );
+        assert_eq!(
+            segment("s3://bucket/raw/{daily}.parquet"),
+            at(1, "", ".parquet")
+        );
+        assert_eq!(segment("/data/events/*.csv"), None);
     }
 }

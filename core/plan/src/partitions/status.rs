@@ -55,6 +55,17 @@ impl PartitionState {
     pub fn fail(&mut self, range: Range<Ordinal>) {
         self.failed.insert_range(range);
     }
+
+    /// The asset's data version as a whole, for readers that are not partitioned: it moves
+    /// whenever some partition's data changes (a rebuild with the same rows moves nothing).
+    pub fn whole_version(&self) -> String {
+        // The newest change's commit number, mixed (SplitMix64's finalizer, a bijection) so
+        // that neighbouring numbers look as different as versions do.
+        let mut z = self.changed.max();
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        format!("{:016x}", z ^ (z >> 31))
+    }
 }
 
 /// An asset's partitioning, as the status needs it.
@@ -176,6 +187,49 @@ impl Mapping {
         Err(format!(
             "unknown mapping {text:?}: expected identity, all, latest, previous(N) or window(A..B)"
         ))
+    }
+}
+
+impl std::fmt::Display for Mapping {
+    /// As `@inputs` writes it: `identity`, `window(-1..0)`, `window(0..0, upstream)`, `all`,
+    /// `latest`, `previous(1)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Identity => f.write_str("identity"),
+            Self::Window { from, to, upstream } => {
+                write!(f, "window({from}..{to}")?;
+                if *upstream {
+                    f.write_str(", upstream")?;
+                }
+                f.write_str(")")
+            }
+            Self::All => f.write_str("all"),
+            Self::Latest => f.write_str("latest"),
+            Self::Previous(n) => write!(f, "previous({n})"),
+        }
+    }
+}
+
+impl Mapping {
+    /// What a partition reads of its input through this mapping, in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Identity => "the same partition".to_owned(),
+            Self::Window { from, to, upstream } => {
+                let unit = if *upstream { "the input's" } else { "its own" };
+                let around = match (from, to) {
+                    (0, 0) => "its window".to_owned(),
+                    (a, 0) if *a < 0 => format!("its window and the {} before", -a),
+                    (0, b) if *b > 0 => format!("its window and the {b} after"),
+                    (a, b) => format!("windows {a} to {b} around its own"),
+                };
+                format!("the input's windows that overlap {around} ({unit} windows)")
+            }
+            Self::All => "every partition".to_owned(),
+            Self::Latest => "the input's last partition".to_owned(),
+            Self::Previous(1) => "the partition before".to_owned(),
+            Self::Previous(n) => format!("the {n} partitions before"),
+        }
     }
 }
 

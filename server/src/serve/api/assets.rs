@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use freshet_core::partitions::PartitionStatus;
 use freshet_core::project::Computation;
 use freshet_core::{AssetDef, AssetKey, AssetKind, Gone, Materialization};
 use serde::Deserialize;
@@ -17,8 +18,9 @@ use super::{
 };
 use crate::json::{
     AssetDetailJson, AssetListJson, AssetSummaryJson, FailureJson, FilesGoneJson,
-    MaterializationJson, ObservationJson, OriginJson, PageJson, PreviewColumnJson, PreviewJson,
-    SchemaColumnJson, SourceJson, VersionJson,
+    MaterializationJson, ObservationJson, OriginJson, PageJson, PartitionsDetailJson,
+    PartitionsJson, PreviewColumnJson, PreviewJson, SchemaColumnJson, SourceJson, VersionJson,
+    partition_ranges, range_json,
 };
 use crate::serve::error::{ApiError, ApiQuery};
 use crate::serve::state::{AppState, Shared, Snapshot};
@@ -34,6 +36,10 @@ fn summary(
 ) -> AssetSummaryJson {
     let run_state = run_state(running, snapshot, &def.key);
     let mut summary = AssetSummaryJson::new(def, report, snapshot.lineage(), run_state);
+    if let Some(partitions) = snapshot.partitions(&def.key) {
+        summary.summary = format!("partitions by {}: {}", partitions.by, partitions.summary);
+        summary.partitions = Some(PartitionsJson::from(partitions));
+    }
     summary.load_error = snapshot
         .loaded
         .project
@@ -163,6 +169,86 @@ async fn schema(snapshot: &Snapshot, key: &AssetKey) -> Option<Vec<SchemaColumnJ
             None
         }
     }
+}
+
+/// `?status=stale&range=2024-03-01..2024-03-31&width=200`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PartitionsQuery {
+    status: Option<String>,
+    range: Option<String>,
+    width: Option<usize>,
+}
+
+/// Segments of a health bar at most.
+const MAX_BAR: usize = 2000;
+/// Ranges listed at most.
+const MAX_RANGES: usize = 1000;
+
+pub(crate) async fn partitions(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    ApiQuery(q): ApiQuery<PartitionsQuery>,
+) -> ApiResult<Response> {
+    let snapshot = state.0.snapshot().await?;
+    let (_, key) = parse_key(&snapshot.loaded.project, &key)?;
+    let view = snapshot
+        .loaded
+        .executor
+        .partition_view(&key, snapshot.lineage())
+        .await?
+        .ok_or_else(|| ApiError::bad_request(format!("{key} is not partitioned")))?;
+    let wanted = match q.status.as_deref() {
+        None => None,
+        Some(word) => Some(
+            PartitionStatus::ALL
+                .into_iter()
+                .find(|s| s.as_str() == word)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "status {word:?}: expected failed, stale, missing, blocked or fresh"
+                    ))
+                })?,
+        ),
+    };
+    let valid = &view.statuses.valid;
+    let mut within = valid.first().unwrap_or(0)..valid.last().map_or(0, |l| l + 1);
+    if let Some(text) = q.range.as_deref() {
+        let ordinal = |k: &str| {
+            view.partitions.ordinal(k.trim()).ok_or_else(|| {
+                ApiError::bad_request(format!("{k:?} is not a partition key of {key}"))
+            })
+        };
+        let (from, to) = text.split_once("..").ok_or_else(|| {
+            ApiError::bad_request(format!("range {text:?}: expected FIRST..LAST"))
+        })?;
+        let (a, b) = (ordinal(from)?, ordinal(to)?);
+        if a > b {
+            return Err(ApiError::bad_request(format!(
+                "range {text}: {from} comes after {to}"
+            )));
+        }
+        within = a..b + 1;
+    }
+    let width = q.width.unwrap_or(200);
+    if !(1..=MAX_BAR).contains(&width) {
+        return Err(ApiError::bad_request(format!(
+            "width must be between 1 and {MAX_BAR}, not {width}"
+        )));
+    }
+    let bar = view
+        .statuses
+        .health(within.clone(), width)
+        .into_iter()
+        .map(|s| range_json(&view, s.range, s.status, None))
+        .collect();
+    let (ranges, ranges_truncated) = partition_ranges(&view, wanted, within, MAX_RANGES);
+    json(&PartitionsDetailJson {
+        asset: key.as_str(),
+        brief: PartitionsJson::from(&view),
+        bar,
+        ranges,
+        ranges_truncated,
+    })
 }
 
 #[derive(Debug, Deserialize)]

@@ -74,6 +74,9 @@ fn laid_out<'a>(
             run_state,
             display_status: run_state.unwrap_or(status),
             freshness,
+            partitions: snapshot
+                .partitions(&def.key)
+                .map(|p| p.counts.iter().map(|(s, n)| (s.as_str(), *n)).collect()),
         });
         for u in graph.upstream_of_index(i) {
             if layout.at[u].is_some() {

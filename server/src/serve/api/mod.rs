@@ -23,7 +23,7 @@ mod automation;
 mod lineage;
 mod runs;
 
-pub(crate) use assets::{asset, assets, history, preview};
+pub(crate) use assets::{asset, assets, history, partitions, preview};
 pub(crate) use automation::{asset_automation, automation};
 pub(crate) use lineage::lineage;
 pub(crate) use runs::{cancel, events, request_observe, request_run, run, runs};
