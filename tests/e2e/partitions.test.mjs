@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { assertNoBrowserErrors as assertNoProblems, attr, launch, watchedPage } from './browser.mjs';
 
 const BASE = (process.env.FRESHET_URL || '').replace(/\/+$/, '');
 const ASSET = process.env.FRESHET_ASSET || '';
@@ -24,39 +24,15 @@ const TEST_TIMEOUT = 45000;
 let browser;
 let page;
 const problems = [];
-const attr = (value) => `"${String(value).replace(/["\\]/g, '\\$&')}"`;
-
-async function assertNoBrowserErrors() {
-  const violations = await page.evaluate(() => window.__cspViolations || []).catch(() => []);
-  const all = problems.splice(0).concat(violations.map((v) => `CSP violation: ${v}`));
-  assert.deepEqual(all, [], `the browser reported errors:\n${all.join('\n')}`);
-}
+const assertNoBrowserErrors = () => assertNoProblems(page, problems);
 
 before(async () => {
   for (const [name, value] of [['FRESHET_URL', BASE], ['FRESHET_ASSET', ASSET], ['FRESHET_STALE', STALE]]) {
     assert.ok(value, `${name} must be set`);
   }
   fs.mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-dev-shm-usage'],
-  });
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-  await context.addInitScript(() => {
-    window.__cspViolations = [];
-    document.addEventListener('securitypolicyviolation', (e) => {
-      window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`);
-    });
-  });
-  page = await context.newPage();
-  page.setDefaultTimeout(WAIT);
-  page.on('console', (msg) => {
-    if (msg.type() !== 'error') return;
-    const where = msg.location().url || '';
-    if (where.endsWith('/favicon.svg') || where.endsWith('/favicon.ico')) return;
-    problems.push(`console error: ${msg.text()}${where ? ` (${where})` : ''}`);
-  });
-  page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
+  browser = await launch();
+  page = await watchedPage(browser, problems, WAIT);
 });
 
 after(async () => {

@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { assertNoBrowserErrors as assertNoProblems, attr, launch, watchedPage } from './browser.mjs';
 
 const BASE = (process.env.FRESHET_URL || '').replace(/\/+$/, '');
 const TOKEN = process.env.FRESHET_TOKEN || '';
@@ -30,8 +30,6 @@ let page;
 let runId = null;
 const problems = [];
 
-/** A CSS attribute value in double quotes. */
-const attr = (value) => `"${String(value).replace(/["\\]/g, '\\$&')}"`;
 const nodeSelector = (key) => `g.node[data-key=${attr(key)}]`;
 const shot = (name) => page.screenshot({ path: path.join(ARTIFACTS, name), fullPage: true });
 
@@ -42,38 +40,15 @@ async function api(pathname) {
 }
 
 /** Fails with every console error, uncaught exception and CSP violation the page had so far. */
-async function assertNoBrowserErrors() {
-  const violations = await page.evaluate(() => window.__cspViolations || []).catch(() => []);
-  const all = problems.splice(0).concat(violations.map((v) => `CSP violation: ${v}`));
-  assert.deepEqual(all, [], `the browser reported errors:\n${all.join('\n')}`);
-}
+const assertNoBrowserErrors = () => assertNoProblems(page, problems);
 
 before(async () => {
   for (const [name, value] of [['FRESHET_URL', BASE], ['FRESHET_TOKEN', TOKEN], ['FRESHET_STALE_ASSET', STALE]]) {
     assert.ok(value, `${name} must be set`);
   }
   fs.mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-dev-shm-usage'],
-  });
-  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
-  // Init scripts are injected by the browser itself, so the page's CSP does not block this one.
-  await context.addInitScript(() => {
-    window.__cspViolations = [];
-    document.addEventListener('securitypolicyviolation', (e) => {
-      window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`);
-    });
-  });
-  page = await context.newPage();
-  page.setDefaultTimeout(WAIT);
-  page.on('console', (msg) => {
-    if (msg.type() !== 'error') return;
-    const where = msg.location().url || '';
-    if (where.endsWith('/favicon.svg') || where.endsWith('/favicon.ico')) return;
-    problems.push(`console error: ${msg.text()}${where ? ` (${where})` : ''}`);
-  });
-  page.on('pageerror', (err) => problems.push(`uncaught: ${err.message}`));
+  browser = await launch();
+  page = await watchedPage(browser, problems, WAIT);
 });
 
 after(async () => {

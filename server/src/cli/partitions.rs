@@ -33,16 +33,9 @@ pub(super) async fn list(
     }
     let wanted = match status {
         None => None,
-        Some(word) => Some(
-            PartitionStatus::ALL
-                .into_iter()
-                .find(|s| s.as_str() == word)
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "--status {word}: expected failed, stale, missing, blocked or fresh"
-                    )
-                })?,
-        ),
+        Some(word) => Some(PartitionStatus::parse(word).ok_or_else(|| {
+            anyhow::anyhow!("--status {word}: expected failed, stale, missing, blocked or fresh")
+        })?),
     };
     let (store, executor) = open_read(project).await?;
     let lineage = store.load_lineage().await?;

@@ -360,6 +360,18 @@ impl Executor {
                         Some(&commit),
                     )
                     .await;
+                // Recorded here, while this future is polled: the loop below must not wait on
+                // the store while others hold its turn.
+                if made.is_err() {
+                    let failed = p.ordinal..p.ordinal + 1;
+                    if let Err(e) = self
+                        .store
+                        .record_partition_failure(key, numbering, failed, now)
+                        .await
+                    {
+                        warn!(asset = %key, partition = p.partition, error = %e, "cannot record the failure");
+                    }
+                }
                 Done::Made(p.ordinal, p.partition, made)
             })
             .buffer_unordered(self.partitions.max(1));
@@ -388,13 +400,6 @@ impl Executor {
                 }
                 Err(e) => {
                     // The others go on: one bad day does not hold up the rest.
-                    if let Err(store) = self
-                        .store
-                        .record_partition_failure(key, numbering, ordinal..ordinal + 1, now)
-                        .await
-                    {
-                        warn!(asset = %key, partition, error = %store, "cannot record the failure");
-                    }
                     failures += 1;
                     if first_failure.as_ref().is_none_or(|(o, _, _)| ordinal < *o) {
                         first_failure = Some((ordinal, partition, e));

@@ -356,6 +356,11 @@ impl PartitionStatus {
         }
     }
 
+    /// The status named `word` (`stale`), as [`PartitionStatus::as_str`] writes it.
+    pub fn parse(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+
     /// Every status, worst first.
     pub const ALL: [Self; 5] = [
         Self::Failed,

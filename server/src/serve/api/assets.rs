@@ -199,16 +199,11 @@ pub(crate) async fn partitions(
         .ok_or_else(|| ApiError::bad_request(format!("{key} is not partitioned")))?;
     let wanted = match q.status.as_deref() {
         None => None,
-        Some(word) => Some(
-            PartitionStatus::ALL
-                .into_iter()
-                .find(|s| s.as_str() == word)
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "status {word:?}: expected failed, stale, missing, blocked or fresh"
-                    ))
-                })?,
-        ),
+        Some(word) => Some(PartitionStatus::parse(word).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "status {word:?}: expected failed, stale, missing, blocked or fresh"
+            ))
+        })?),
     };
     let valid = &view.statuses.valid;
     let mut within = valid.first().unwrap_or(0)..valid.last().map_or(0, |l| l + 1);
