@@ -257,6 +257,11 @@ fn a_partition_is_stale_for_its_own_code_or_its_own_inputs_with_early_cut_off() 
             range("2024-01-03", "2024-01-03", "fresh"),
         ]
     );
+    // `partitions:stale` selects the assets with a stale partition.
+    let out = project.ok(&["status", "--json", "partitions:stale"]);
+    let picked: Vec<Value> = serde_json::from_str(&out.stdout).expect("JSON");
+    let picked: Vec<&str> = picked.iter().filter_map(|a| a["key"].as_str()).collect();
+    assert_eq!(picked, ["totals"]);
     let stale = partitions(&project, "totals", &["--status", "stale"]);
     assert_eq!(
         stale["ranges"][0]["why"],

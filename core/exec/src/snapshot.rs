@@ -34,6 +34,8 @@ pub struct Snapshot {
     reports: OnceLock<Reports>,
     /// Partitioned assets' partitions in brief.
     partitions: BTreeMap<AssetKey, PartitionSummary>,
+    /// The statuses some partitions of each partitioned asset have, for `partitions:`.
+    partition_statuses: std::collections::HashMap<AssetKey, Vec<PartitionStatus>>,
 }
 
 /// A partitioned asset's partitions in brief: its status is its worst partition's.
@@ -150,6 +152,18 @@ impl Snapshot {
                 );
             }
         }
+        self.partition_statuses = partitions
+            .iter()
+            .map(|(key, summary)| {
+                let present = summary
+                    .counts
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(s, _)| *s)
+                    .collect();
+                (key.clone(), present)
+            })
+            .collect();
         self.partitions = partitions;
         self.reports = OnceLock::new();
         self
@@ -219,6 +233,7 @@ impl Snapshot {
             statuses,
             reports: OnceLock::new(),
             partitions: BTreeMap::new(),
+            partition_statuses: std::collections::HashMap::new(),
         }
     }
 
@@ -275,9 +290,11 @@ impl Snapshot {
         planner::report_one(self.graph(), &self.lineage, &self.statuses, key, self.at)
     }
 
-    /// Status and freshness for `status:` and `freshness:` in selections.
+    /// Status, freshness and partition statuses for `status:`, `freshness:` and `partitions:`
+    /// in selections.
     pub fn facts(&self) -> Facts<'_> {
         Facts::from_reports(self.graph(), &self.statuses, self.reports())
+            .with_partitions(&self.partition_statuses)
     }
 
     /// The assets `selection` picks, judged by this snapshot's facts when it needs them.

@@ -34,6 +34,8 @@
 //! upstream list to [`UPSTREAM_LIMIT`] (the `UPSTREAM_LIMIT` most upstream of a union are the most
 //! upstream of the parts' bounded lists, so the bound loses nothing it shows).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
 use crate::freshness::{DataTimes, Freshness, FreshnessEvaluator};
@@ -261,6 +263,8 @@ pub struct Facts<'a> {
     statuses: &'a Statuses,
     /// By graph index.
     freshness: Vec<FreshnessState>,
+    /// Partitioned assets: the statuses some of their partitions have.
+    partitions: Option<&'a HashMap<AssetKey, Vec<crate::partitions::PartitionStatus>>>,
 }
 
 impl<'a> Facts<'a> {
@@ -279,6 +283,7 @@ impl<'a> Facts<'a> {
             graph,
             statuses,
             freshness,
+            partitions: None,
         }
     }
 
@@ -299,11 +304,28 @@ impl<'a> Facts<'a> {
             graph,
             statuses,
             freshness,
+            partitions: None,
         }
+    }
+
+    /// These facts, with the statuses the partitions of partitioned assets have (for
+    /// `partitions:`; without, no asset has any).
+    pub fn with_partitions(
+        mut self,
+        partitions: &'a HashMap<AssetKey, Vec<crate::partitions::PartitionStatus>>,
+    ) -> Self {
+        self.partitions = Some(partitions);
+        self
     }
 }
 
 impl crate::selection::AssetFacts for Facts<'_> {
+    fn has_partitions(&self, key: &AssetKey, status: crate::partitions::PartitionStatus) -> bool {
+        self.partitions
+            .and_then(|p| p.get(key))
+            .is_some_and(|present| present.contains(&status))
+    }
+
     fn status(&self, key: &AssetKey) -> Status {
         self.statuses
             .get(self.graph, key)

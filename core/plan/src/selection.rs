@@ -47,8 +47,9 @@
 //!   | `owner:`     | owners include one that matches | an owner or a glob                          |
 //!   | `status:`    | planner status is               | `missing`, `stale` or `fresh`               |
 //!   | `freshness:` | freshness policy evaluates to   | `pass`, `warn`, `fail`, `unknown` or `none` |
+//!   | `partitions:`| partitions include one that is  | `failed`, `stale`, `missing`, `blocked` or `fresh` |
 //!
-//!   Attribute names and the fixed values of `kind:`, `status:` and `freshness:` are
+//!   Attribute names and the fixed values of `kind:`, `status:`, `freshness:` and `partitions:` are
 //!   case-insensitive. A value is a bare word (anything but whitespace, `(`, `)`, `+` and `"`,
 //!   e.g. `owner:ana@example.com`) or a double-quoted string without `"` inside
 //!   (`owner:"Data Team"`). An empty value is an error. `key:x` is the same as `x`, and

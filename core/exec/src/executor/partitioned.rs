@@ -105,6 +105,22 @@ impl AssetPartitions<'_> {
     }
 }
 
+impl PartitionView<'_> {
+    /// The partitions a run materializes when none are named, in ranges: those failed, stale
+    /// or missing, not those whose inputs are not there yet.
+    pub fn due(&self) -> Vec<Range<Ordinal>> {
+        let mut due = PartitionSet::new();
+        for status in [
+            PartitionStatus::Failed,
+            PartitionStatus::Stale,
+            PartitionStatus::Missing,
+        ] {
+            due |= self.statuses.get(status);
+        }
+        due.ranges().collect()
+    }
+}
+
 /// Every partition of an asset by status, with what the causes' input numbers name.
 #[derive(Debug)]
 pub struct PartitionView<'p> {
@@ -148,18 +164,8 @@ impl Executor {
         key: &AssetKey,
         lineage: &Lineage,
     ) -> Result<Vec<Range<Ordinal>>> {
-        let Some(view) = self.partition_view(key, lineage).await? else {
-            return Ok(Vec::new());
-        };
-        let mut due = PartitionSet::new();
-        for status in [
-            PartitionStatus::Failed,
-            PartitionStatus::Stale,
-            PartitionStatus::Missing,
-        ] {
-            due |= view.statuses.get(status);
-        }
-        Ok(due.ranges().collect())
+        let view = self.partition_view(key, lineage).await?;
+        Ok(view.map(|v| v.due()).unwrap_or_default())
     }
 
     /// The ordinals `request` names among `key`'s partitions: one partition, or a range of

@@ -229,6 +229,12 @@ impl Executor {
     async fn statuses(&self, lineage: &Lineage) -> Result<Statuses> {
         let graph = self.project.graph();
         let mut statuses = Statuses::compute(graph, lineage);
+        if graph.iter().all(|d| d.partitions.is_none()) {
+            return Ok(statuses);
+        }
+        // Every state read once for all the partitioned assets.
+        let states = self.store.partition_states().await?;
+        let now = self.clock.now();
         for def in graph.iter() {
             let Some(i) = graph.index_of(&def.key) else {
                 continue;
@@ -236,7 +242,10 @@ impl Executor {
             if def.partitions.is_none() || def.kind == crate::model::AssetKind::Source {
                 continue;
             }
-            let due = !self.partitions_to_run(&def.key, lineage).await?.is_empty();
+            let view =
+                super::partition_view(&self.project, &self.store, &def.key, lineage, &states, now)
+                    .await?;
+            let due = view.is_some_and(|v| !v.due().is_empty());
             statuses.set(
                 i,
                 planner::AssetStatus {

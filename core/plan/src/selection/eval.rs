@@ -3,6 +3,7 @@
 use super::expr::{Attr, Depth, Expr};
 use crate::graph::AssetGraph;
 use crate::model::{AssetDef, AssetKey, FreshnessState, Status};
+use crate::partitions::PartitionStatus;
 
 /// What evaluating `status:` and `freshness:` needs to know; `freshet_core::Snapshot` implements it.
 ///
@@ -13,6 +14,11 @@ pub trait AssetFacts {
     fn status(&self, key: &AssetKey) -> Status;
     /// The freshness state of `key`.
     fn freshness(&self, key: &AssetKey) -> FreshnessState;
+    /// Whether `key` is partitioned and has a partition with `status`.
+    fn has_partitions(&self, key: &AssetKey, status: PartitionStatus) -> bool {
+        let _ = (key, status);
+        false
+    }
 }
 
 /// The facts of a graph judged by definitions alone, as if nothing had been materialized yet:
@@ -102,6 +108,7 @@ impl Eval<'_> {
             Attr::Kind(kind) => self.filter(|d| d.kind == *kind),
             Attr::Status(status) => self.filter(|d| self.facts.status(&d.key) == *status),
             Attr::Freshness(state) => self.filter(|d| self.facts.freshness(&d.key) == *state),
+            Attr::Partitions(status) => self.filter(|d| self.facts.has_partitions(&d.key, *status)),
         }
     }
 

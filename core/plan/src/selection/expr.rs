@@ -2,6 +2,7 @@
 
 use crate::graph::AssetGraph;
 use crate::model::{AssetKey, AssetKind, FreshnessState, Status};
+use crate::partitions::PartitionStatus;
 
 // ---------------------------------------------------------------------------------------------
 // The expression tree.
@@ -45,13 +46,18 @@ pub(super) enum Attr {
     Kind(AssetKind),
     Status(Status),
     Freshness(FreshnessState),
+    /// Partitioned assets with at least one partition of this status.
+    Partitions(PartitionStatus),
 }
 
 impl Expr {
     pub(super) fn needs_facts(&self) -> bool {
         match self {
             Expr::All | Expr::Key { .. } => false,
-            Expr::Attr(attr) => matches!(attr, Attr::Status(_) | Attr::Freshness(_)),
+            Expr::Attr(attr) => matches!(
+                attr,
+                Attr::Status(_) | Attr::Freshness(_) | Attr::Partitions(_)
+            ),
             Expr::Not(inner) | Expr::Walk { inner, .. } => inner.needs_facts(),
             Expr::And(items) | Expr::Or(items) => items.iter().any(Expr::needs_facts),
         }

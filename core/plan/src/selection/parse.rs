@@ -4,6 +4,7 @@
 use super::error::SelectionError;
 use super::expr::{Attr, Depth, Expr, Glob, has_wildcard};
 use crate::model::{AssetKey, AssetKind, FreshnessState, Status};
+use crate::partitions::PartitionStatus;
 
 // ---------------------------------------------------------------------------------------------
 // Lexing.
@@ -459,7 +460,7 @@ impl Parser<'_> {
             return Err(self.error(
                 column,
                 format!(
-                    "unknown attribute {name}: (expected key, tag, group, kind, owner, status or freshness)"
+                    "unknown attribute {name}: (expected key, tag, group, kind, owner, status, freshness or partitions)"
                 ),
             ));
         }
@@ -494,6 +495,14 @@ impl Parser<'_> {
                     .find(|s| value.eq_ignore_ascii_case(s.as_str()))
                     .ok_or_else(|| unknown("status", "missing, stale or fresh"))?,
             ),
+            "partitions" => Attr::Partitions(
+                PartitionStatus::parse(&value.to_ascii_lowercase()).ok_or_else(|| {
+                    unknown(
+                        "partition status",
+                        "failed, stale, missing, blocked or fresh",
+                    )
+                })?,
+            ),
             _ => Attr::Freshness(
                 [
                     FreshnessState::Pass,
@@ -511,7 +520,7 @@ impl Parser<'_> {
     }
 }
 
-const ATTRIBUTES: [&str; 7] = [
+const ATTRIBUTES: [&str; 8] = [
     "key",
     "tag",
     "group",
@@ -519,6 +528,7 @@ const ATTRIBUTES: [&str; 7] = [
     "owner",
     "status",
     "freshness",
+    "partitions",
 ];
 
 const PLUS_MUST_TOUCH: &str =

@@ -7,6 +7,7 @@ use super::expr::{Attr, Depth, Expr, Glob};
 use super::parse::MAX_NESTING;
 use super::*;
 use crate::model::{AssetDef, AssetKind, FreshnessState, Origin, Status};
+use crate::partitions::PartitionStatus;
 
 // --- Parsing ------------------------------------------------------------------------------
 
@@ -31,6 +32,7 @@ fn sexp(expr: &Expr) -> String {
         Expr::Attr(Attr::Kind(k)) => format!("kind:{k}"),
         Expr::Attr(Attr::Status(s)) => format!("status:{}", s.as_str()),
         Expr::Attr(Attr::Freshness(s)) => format!("freshness:{}", s.as_str()),
+        Expr::Attr(Attr::Partitions(s)) => format!("partitions:{}", s.as_str()),
         Expr::Not(inner) => format!("(not {})", sexp(inner)),
         Expr::And(items) => list("and", items),
         Expr::Or(items) => list("or", items),
@@ -201,13 +203,19 @@ fn parse_errors() {
     check_error(
         "colour:red",
         1,
-        "unknown attribute colour: (expected key, tag, group, kind, owner, status or freshness)",
+        "unknown attribute colour: (expected key, tag, group, kind, owner, status, freshness or \
+         partitions)",
     );
     check_error(":red", 1, "missing attribute name before ':'");
     check_error(
         "status:old",
         8,
         "unknown status \"old\" (expected missing, stale or fresh)",
+    );
+    check_error(
+        "partitions:old",
+        12,
+        "unknown partition status \"old\" (expected failed, stale, missing, blocked or fresh)",
     );
     check_error(
         "a or kind:python",
@@ -480,6 +488,11 @@ impl AssetFacts for Facts {
             .get(key.as_str())
             .map_or(FreshnessState::None, |f| f.1)
     }
+    /// `stg_orders` is partitioned, with fresh and stale partitions.
+    fn has_partitions(&self, key: &AssetKey, status: PartitionStatus) -> bool {
+        key.as_str() == "stg_orders"
+            && matches!(status, PartitionStatus::Fresh | PartitionStatus::Stale)
+    }
 }
 
 fn facts() -> Facts {
@@ -603,6 +616,9 @@ fn selects_attributes() {
         "status:fresh",
         "marts/customer_ltv raw/customers raw/orders stg_customers",
     );
+    check_select("partitions:stale", "stg_orders");
+    check_select("partitions:FRESH", "stg_orders");
+    check_select("partitions:failed", "");
     check_select("freshness:pass", "raw/orders");
     check_select("freshness:warn", "raw/customers");
     check_select("freshness:fail", "marts/daily_revenue");
